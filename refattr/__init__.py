@@ -1,0 +1,41 @@
+"""refattr: a float64 reference implementation of neural-network feature attribution.
+
+Every number traces to an equation; other libraries' attributions are diffed against it.
+See README.md for the notation table and conventions.
+"""
+
+from .errors import (
+    NonFiniteError as NonFiniteError,
+    RefattrError as RefattrError,
+    RuleError as RuleError,
+    ShapeError as ShapeError,
+    TargetError as TargetError,
+    UnsupportedLayerError as UnsupportedLayerError,
+)
+from .layers import (
+    AvgPool2D as AvgPool2D,
+    Conv2D as Conv2D,
+    Dense as Dense,
+    Flatten as Flatten,
+    MaxPool2D as MaxPool2D,
+    ReLU as ReLU,
+    Sigmoid as Sigmoid,
+    Swish as Swish,
+    Tanh as Tanh,
+)
+from .methods import (
+    Attribution as Attribution,
+    deconvnet as deconvnet,
+    gradient as gradient,
+    guided_backprop as guided_backprop,
+    input_x_gradient as input_x_gradient,
+)
+from .network import Sequential as Sequential
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Sequential", "Dense", "Conv2D", "ReLU", "Tanh", "Sigmoid", "Swish", "Flatten", "AvgPool2D", "MaxPool2D",
+    "Attribution", "gradient", "input_x_gradient", "guided_backprop", "deconvnet",
+    "RefattrError", "ShapeError", "NonFiniteError", "TargetError", "RuleError", "UnsupportedLayerError",
+]

@@ -1,0 +1,276 @@
+"""Layer base classes: the contract every layer follows, and the two families that derive their
+rules from one definition each.
+
+A layer holds its parameters and nothing else. Every pass is a pure function of its arguments:
+
+- ``forward(x) -> (y, cache)``: the output and what the backward passes need;
+- ``vjp(g, cache) -> g_x``: the vector-Jacobian product with respect to the input;
+- ``backward_signal(g, cache, rule)``: the signal passed down by the gradient family (section 4 of
+  SPEC.md): the VJP for every layer except ReLU, which masks it for guided backprop and deconvnet;
+- ``deeplift_forward(...)`` / ``deeplift_backward(...)``: the DeepLIFT rule (section 6 of SPEC.md),
+  propagating the positive and negative parts of the difference from reference forward, and the
+  multipliers of both parts backward.
+
+Two families share their rules:
+
+- :class:`LinearLayer` (dense, convolution, average pooling, flatten) is defined by its bias-free
+  linear map ``L`` and the positive and negative parts ``L+`` and ``L-`` of its weights; the VJP and
+  the DeepLIFT Linear rule follow from those.
+- :class:`ElementwiseLayer` (ReLU, tanh, sigmoid, swish) is defined by ``f`` and a numerically stable
+  divided difference ``secant(a, h) = (f(a + h) - f(a)) / h`` whose limit at ``h = 0`` is ``f'(a)``;
+  the VJP, Rescale and RevealCancel follow from those.
+
+Shapes passed to ``output_shape`` are example shapes (no batch axis); ``None`` stands for a size
+(or, as the whole shape, a rank) that is not known until an input arrives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import RuleError, ShapeError
+
+__all__ = ["Layer", "LinearLayer", "ElementwiseLayer", "DeltaPair", "select_by_sign"]
+
+GRADIENT_RULES = ("gradient", "guided_backprop", "deconvnet")
+DEEPLIFT_RULES = ("rescale", "reveal_cancel")
+
+
+@dataclass(frozen=True)
+class DeltaPair:
+    """What DeepLIFT knows about the neurons that feed one layer.
+
+    Attributes
+    ----------
+    x, x_ref : ndarray, shape (N, ...)
+        Activations on the input and on the reference.
+    pos, neg : ndarray, shape (N, ...)
+        The positive and negative parts Δ+ and Δ- of the difference from reference, as split by
+        the layer that produced these neurons (Δ+ + Δ- equals x - x_ref up to rounding).
+    """
+
+    x: np.ndarray
+    x_ref: np.ndarray
+    pos: np.ndarray
+    neg: np.ndarray
+
+    @property
+    def delta(self) -> np.ndarray:
+        """Δ = x - x', computed from the two forward passes (so exact zeros stay exact)."""
+        return self.x - self.x_ref
+
+
+def select_by_sign(delta: np.ndarray, if_pos: np.ndarray, if_neg: np.ndarray) -> np.ndarray:
+    """``if_pos`` where delta > 0, ``if_neg`` where delta < 0, and their mean where delta == 0.
+
+    This is the seed's 0.5 rule: a neuron whose difference from reference is exactly zero feeds
+    the positive and the negative part of the next layer with half weight each. The comparison is
+    exact (no tolerance).
+    """
+    return np.where(delta > 0, if_pos, np.where(delta < 0, if_neg, 0.5 * (if_pos + if_neg)))
+
+
+class Layer:
+    """Base class of every refattr layer (see the module docstring for the contract)."""
+
+    #: True when the layer is piecewise linear in its input (exact integrated gradients applies).
+    piecewise_linear: ClassVar[bool] = True
+
+    def output_shape(self, input_shape: tuple | None) -> tuple | None:
+        """Example shape of the output for an example input shape; raises ShapeError."""
+        raise NotImplementedError
+
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        raise NotImplementedError
+
+    def vjp(self, g: np.ndarray, cache: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward_signal(self, g: np.ndarray, cache: Any, rule: str) -> np.ndarray:
+        """Signal passed to the input by the gradient family.
+
+        Every layer except ReLU passes the ordinary VJP under all three rules (SPEC section 4;
+        this matches Captum, whose guided backprop and deconvolution hook only ReLU modules).
+        """
+        if rule not in GRADIENT_RULES:
+            raise RuleError(f"rule: unknown gradient-family rule {rule!r}; expected one of {GRADIENT_RULES}")
+        return self.vjp(g, cache)
+
+    def deeplift_forward(self, inp: DeltaPair, y: np.ndarray, y_ref: np.ndarray, cache: Any,
+                         cache_ref: Any, *, rule: str, maxpool_rule: str | None):
+        """Split the output's difference from reference into parts.
+
+        Returns ``(pos, neg, dl_cache)``: the output's Δy+ and Δy-, and what
+        :meth:`deeplift_backward` needs.
+        """
+        raise NotImplementedError
+
+    def deeplift_backward(self, m_pos: np.ndarray, m_neg: np.ndarray, dl_cache: Any):
+        """Multipliers (m_{Δx+ Δt}, m_{Δx- Δt}) of the input's parts, from those of the output."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    @classmethod
+    def random(cls, rng: np.random.Generator, input_shape: tuple) -> "Layer":
+        """A random instance that accepts ``input_shape`` (used by the contract tests)."""
+        raise NotImplementedError
+
+
+class LinearLayer(Layer):
+    """A layer y = L(x) + b with L linear: dense, convolution, average pooling, flatten.
+
+    Subclasses define ``linear(x, part)`` and ``linear_vjp(g, part, input_shape)`` for
+    ``part`` in (None, "pos", "neg"): the bias-free map with the layer's weights W, with
+    W+ = max(W, 0), or with W- = min(W, 0), and its transpose.
+
+    The DeepLIFT Linear rule (Shrikumar et al. 2017, section 3.5.1; the seed's "Linear layers"):
+    the sign of w_i Δx_i, with Δx_i the total difference of input i, decides whether input i feeds
+    Δy+ or Δy-, so with Δx+ = max(Δx, 0) and Δx- = min(Δx, 0)::
+
+        Δy+ = L+(Δx+) + L-(Δx-)        Δy- = L-(Δx+) + L+(Δx-)
+
+    and backwards, with M+ and M- the multipliers of Δy+ and Δy-::
+
+        m(Δx_i > 0) = L+^T M+ + L-^T M-     m(Δx_i < 0) = L-^T M+ + L+^T M-
+
+    and the mean of the two where Δx_i == 0 exactly (the 0.5 rule). The input's positive and
+    negative parts receive the same multiplier. No per-example weight masking is needed.
+    """
+
+    def linear(self, x: np.ndarray, part: str | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def linear_vjp(self, g: np.ndarray, input_shape: tuple, part: str | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def add_bias(self, z: np.ndarray) -> np.ndarray:
+        return z
+
+    def forward(self, x):
+        # The cache is the input itself (no copy); its shape is what the VJP needs, and the
+        # parameter VJP of dense and convolution layers needs its values.
+        return self.add_bias(self.linear(x)), x
+
+    def vjp(self, g, cache):
+        return self.linear_vjp(g, cache.shape)
+
+    def jvp(self, dx: np.ndarray, cache: Any) -> np.ndarray:
+        """Directional derivative of the output along dx (forward mode): L(dx)."""
+        return self.linear(dx)
+
+    def deeplift_forward(self, inp, y, y_ref, cache, cache_ref, *, rule, maxpool_rule):
+        delta = inp.delta
+        d_pos = np.maximum(delta, 0.0)
+        d_neg = np.minimum(delta, 0.0)
+        # Stack the two inputs so that each signed map runs once.
+        lp = self.linear(np.concatenate([d_pos, d_neg]), "pos")
+        ln = self.linear(np.concatenate([d_pos, d_neg]), "neg")
+        n = delta.shape[0]
+        pos = lp[:n] + ln[n:]
+        neg = ln[:n] + lp[n:]
+        return pos, neg, (delta, cache.shape)
+
+    def deeplift_backward(self, m_pos, m_neg, dl_cache):
+        delta, input_shape = dl_cache
+        n = delta.shape[0]
+        stacked = np.concatenate([m_pos, m_neg])
+        stacked_shape = (2 * n,) + tuple(input_shape[1:])
+        gp = self.linear_vjp(stacked, stacked_shape, "pos")
+        gn = self.linear_vjp(stacked, stacked_shape, "neg")
+        if_pos = gp[:n] + gn[n:]   # L+^T M+ + L-^T M-
+        if_neg = gn[:n] + gp[n:]   # L-^T M+ + L+^T M-
+        m = select_by_sign(delta, if_pos, if_neg)
+        return m, m
+
+
+def _check_part(part):
+    if part not in (None, "pos", "neg"):
+        raise RuleError(f"part: expected None, 'pos' or 'neg', got {part!r}")
+
+
+class ElementwiseLayer(Layer):
+    """y = f(x) applied to every element.
+
+    Subclasses define ``function(x)`` and ``secant(a, h)``, the divided difference
+    (f(a + h) - f(a)) / h computed without cancellation, equal to f'(a) at h == 0. Everything else
+    derives from those two:
+
+    - VJP: g * secant(x, 0).
+    - Rescale (Shrikumar et al. 2017, section 3.5.2): m = Δy / Δx = secant(x', Δx); the output's
+      parts are Δy+ = max(Δy, 0), Δy- = min(Δy, 0); both input parts get
+      m * M(Δy), where M(Δy) is M+ if Δy > 0, M- if Δy < 0 and their mean if Δy == 0 (the 0.5
+      rule, which keeps the split computation equal to the unsplit one).
+    - RevealCancel (ibid., section 3.5.3; the seed's formulas)::
+
+          Δy+ = ½ (f(x' + Δx+) - f(x')) + ½ (f(x' + Δx- + Δx+) - f(x' + Δx-))
+          Δy- = ½ (f(x' + Δx-) - f(x')) + ½ (f(x' + Δx+ + Δx-) - f(x' + Δx+))
+
+      with m+ = Δy+ / Δx+ = ½ secant(x', Δx+) + ½ secant(x' + Δx-, Δx+), likewise m-, so the
+      limits Δx± -> 0 are exact derivatives. Δx+ feeds only Δy+ and Δx- only Δy- (no cross terms):
+      for a non-monotonic f, Δy+ may be negative; it is the contribution of Δx+, not a positive part.
+    """
+
+    piecewise_linear: ClassVar[bool] = False
+
+    def function(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def secant(self, a: np.ndarray, h: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def derivative(self, x: np.ndarray) -> np.ndarray:
+        """f'(x), as the limit of the divided difference."""
+        return self.secant(x, np.zeros_like(x))
+
+    def output_shape(self, input_shape):
+        return input_shape
+
+    def forward(self, x):
+        return self.function(x), x
+
+    def vjp(self, g, cache):
+        return g * self.derivative(cache)
+
+    def jvp(self, dx, cache):
+        return dx * self.derivative(cache)
+
+    def deeplift_forward(self, inp, y, y_ref, cache, cache_ref, *, rule, maxpool_rule):
+        if rule == "rescale":
+            m = self.secant(inp.x_ref, inp.delta)
+            dy = y - y_ref
+            return np.maximum(dy, 0.0), np.minimum(dy, 0.0), ("rescale", m, dy)
+        if rule == "reveal_cancel":
+            x_ref, d_pos, d_neg = inp.x_ref, inp.pos, inp.neg
+            m_pos = 0.5 * (self.secant(x_ref, d_pos) + self.secant(x_ref + d_neg, d_pos))
+            m_neg = 0.5 * (self.secant(x_ref, d_neg) + self.secant(x_ref + d_pos, d_neg))
+            return m_pos * d_pos, m_neg * d_neg, ("reveal_cancel", m_pos, m_neg)
+        raise RuleError(f"rule: unknown DeepLIFT rule {rule!r}; expected one of {DEEPLIFT_RULES}")
+
+    def deeplift_backward(self, m_pos, m_neg, dl_cache):
+        if dl_cache[0] == "rescale":
+            _, m, dy = dl_cache
+            out = m * select_by_sign(dy, m_pos, m_neg)
+            return out, out
+        _, mult_pos, mult_neg = dl_cache
+        return mult_pos * m_pos, mult_neg * m_neg
+
+    @classmethod
+    def random(cls, rng, input_shape):
+        return cls()
+
+
+def check_rank(layer: Layer, input_shape, rank: int, what: str):
+    """Raise ShapeError unless the example shape has the given rank (None passes)."""
+    if input_shape is not None and len(input_shape) != rank:
+        raise ShapeError(
+            f"{type(layer).__name__}: expected {what} (an example of rank {rank}), got example shape "
+            f"{tuple(input_shape)}; " + (
+                "insert Flatten() before a Dense layer that follows a convolution or pooling layer"
+                if rank == 1 else "the input must be NCHW images"
+            )
+        )

@@ -1,0 +1,89 @@
+"""Dense (fully connected) layer: y = x @ W.T + b."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..validation import as_float64
+from .base import LinearLayer, _check_part, check_rank
+
+__all__ = ["Dense"]
+
+
+class Dense(LinearLayer):
+    """Fully connected layer ``y = x @ weight.T + bias``.
+
+    Parameters
+    ----------
+    weight : array_like, shape (out_features, in_features)
+        The PyTorch / ONNX layout, so imported weights are copied, not transposed.
+    bias : array_like, shape (out_features,), or None
+        None means no bias.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refattr import Dense
+    >>> layer = Dense([[1.0, -2.0]], [0.5])
+    >>> layer.forward(np.array([[3.0, 1.0]]))[0]     # 1*3 - 2*1 + 0.5
+    array([[1.5]])
+    """
+
+    def __init__(self, weight, bias=None):
+        self.weight = as_float64(weight, "Dense weight", ndim=2)
+        if self.weight.shape[0] == 0 or self.weight.shape[1] == 0:
+            raise ShapeError(f"Dense weight: expected shape (out_features >= 1, in_features >= 1), got {self.weight.shape}")
+        self.bias = None
+        if bias is not None:
+            self.bias = as_float64(bias, "Dense bias", ndim=1)
+            if self.bias.shape != (self.weight.shape[0],):
+                raise ShapeError(
+                    f"Dense bias: expected shape ({self.weight.shape[0]},) to match weight "
+                    f"{self.weight.shape} (out_features, in_features), got {self.bias.shape}"
+                )
+        self._signed = {None: self.weight, "pos": np.maximum(self.weight, 0.0),
+                        "neg": np.minimum(self.weight, 0.0)}
+
+    @property
+    def in_features(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def out_features(self) -> int:
+        return self.weight.shape[0]
+
+    def output_shape(self, input_shape):
+        check_rank(self, input_shape, 1, "features")
+        if input_shape is not None and input_shape[0] is not None and input_shape[0] != self.in_features:
+            raise ShapeError(
+                f"Dense: expected {self.in_features} input features (weight shape {self.weight.shape}), "
+                f"got {input_shape[0]}"
+            )
+        return (self.out_features,)
+
+    # forward -------------------------------------------------------------------------------
+    def linear(self, x, part=None):
+        _check_part(part)
+        return x @ self._signed[part].T
+
+    def add_bias(self, z):
+        return z if self.bias is None else z + self.bias
+
+    # backward ------------------------------------------------------------------------------
+    def linear_vjp(self, g, input_shape, part=None):
+        _check_part(part)
+        return g @ self._signed[part]
+
+    def param_vjp(self, g, cache):
+        """Gradients of <g, y> with respect to weight and bias (for training)."""
+        return {"weight": g.T @ cache, "bias": None if self.bias is None else g.sum(axis=0)}
+
+    def __repr__(self):
+        return f"Dense({self.in_features} -> {self.out_features}{'' if self.bias is not None else ', bias=None'})"
+
+    @classmethod
+    def random(cls, rng, input_shape):
+        n_in = input_shape[0]
+        n_out = int(rng.integers(1, 6))
+        return cls(rng.normal(size=(n_out, n_in)) / np.sqrt(n_in), rng.normal(size=n_out) * 0.5)

@@ -1,0 +1,42 @@
+"""Flatten: (N, d1, d2, ...) -> (N, d1 * d2 * ...), row-major (as torch.nn.Flatten and ONNX)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import ShapeError
+from .base import LinearLayer, _check_part
+
+__all__ = ["Flatten"]
+
+
+class Flatten(LinearLayer):
+    """Reshape each example to a vector in row-major (C) order.
+
+    As a linear map its weights are all +1, so for DeepLIFT ``L+`` is the reshape and ``L-`` is zero.
+    """
+
+    def output_shape(self, input_shape):
+        if input_shape is None:
+            return (None,)
+        if len(input_shape) == 0:
+            raise ShapeError("Flatten: expected an example of rank >= 1, got a scalar per example")
+        if any(d is None for d in input_shape):
+            return (None,)
+        return (math.prod(input_shape),)
+
+    def linear(self, x, part=None):
+        _check_part(part)
+        flat = x.reshape(x.shape[0], -1)
+        return np.zeros_like(flat) if part == "neg" else flat
+
+    def linear_vjp(self, g, input_shape, part=None):
+        _check_part(part)
+        out = g.reshape(input_shape)
+        return np.zeros_like(out) if part == "neg" else out
+
+    @classmethod
+    def random(cls, rng, input_shape):
+        return cls()

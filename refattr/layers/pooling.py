@@ -1,0 +1,157 @@
+"""2-D average and max pooling, NCHW, floor mode (no ceil_mode)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import kernels
+from ..errors import RuleError, ShapeError
+from ._hyper import padding4, pair, window_output_size
+from .base import Layer, LinearLayer, _check_part, check_rank, select_by_sign
+
+__all__ = ["AvgPool2D", "MaxPool2D", "MAXPOOL_RULES"]
+
+#: DeepLIFT rules for max pooling (SPEC section 6); DeepLIFT itself defines none.
+MAXPOOL_RULES = ("delta_routing", "gradient")
+
+
+class _Pool2D:
+    """Shared hyperparameters and shape logic of the two pooling layers."""
+
+    def _init_window(self, kernel, stride, padding):
+        name = type(self).__name__
+        self.kernel = pair(kernel, f"{name} kernel")
+        self.stride = self.kernel if stride is None else pair(stride, f"{name} stride")
+        self.padding = padding4(padding, f"{name} padding")
+        top, bottom, left, right = self.padding
+        if max(top, bottom) > self.kernel[0] // 2 or max(left, right) > self.kernel[1] // 2:
+            raise ShapeError(
+                f"{name} padding: {self.padding} exceeds half the kernel {self.kernel}; expected each "
+                f"side <= kernel // 2 (as PyTorch) so that every window holds at least one input cell"
+            )
+
+    def output_shape(self, input_shape):
+        check_rank(self, input_shape, 3, "(C, H, W) images")
+        if input_shape is None:
+            return (None, None, None)
+        c, h, w = input_shape
+        top, bottom, left, right = self.padding
+        oh = window_output_size(h, top, bottom, self.kernel[0], self.stride[0])
+        ow = window_output_size(w, left, right, self.kernel[1], self.stride[1])
+        if (oh is not None and oh < 1) or (ow is not None and ow < 1):
+            raise ShapeError(
+                f"{type(self).__name__}: input of size {h}x{w} is smaller than the kernel {self.kernel} "
+                f"after padding {self.padding}"
+            )
+        return (c, oh, ow)
+
+    @classmethod
+    def random(cls, rng, input_shape):
+        _, h, w = input_shape
+        kh, kw = min(int(rng.integers(1, 4)), h), min(int(rng.integers(1, 4)), w)
+        stride = (int(rng.integers(1, kh + 1)), int(rng.integers(1, kw + 1)))
+        return cls((kh, kw), stride=stride)
+
+
+class AvgPool2D(_Pool2D, LinearLayer):
+    """Average pooling: the mean of each kernel window.
+
+    Parameters
+    ----------
+    kernel : int or (int, int)
+    stride : int or (int, int), optional
+        Defaults to ``kernel``.
+    padding : int, (int, int) or (top, bottom, left, right)
+        Zero padding, at most kernel // 2 on each side.
+    count_include_pad : bool
+        If True (PyTorch's default) every window is divided by kH * kW, padded cells counting as
+        zeros; if False (ONNX's default) by the number of input cells in the window.
+
+    All weights are positive, so for DeepLIFT ``L+`` is the pooling itself and ``L-`` is zero.
+    """
+
+    def __init__(self, kernel, stride=None, padding=0, count_include_pad=True):
+        self._init_window(kernel, stride, padding)
+        self.count_include_pad = bool(count_include_pad)
+
+    def linear(self, x, part=None):
+        _check_part(part)
+        out = kernels.avgpool2d_forward(np.ascontiguousarray(x), self.kernel, self.stride, self.padding,
+                                        self.count_include_pad)
+        return np.zeros_like(out) if part == "neg" else out
+
+    def linear_vjp(self, g, input_shape, part=None):
+        _check_part(part)
+        out = kernels.avgpool2d_vjp(np.ascontiguousarray(g), (int(input_shape[2]), int(input_shape[3])),
+                                    self.kernel, self.stride, self.padding, self.count_include_pad)
+        return np.zeros_like(out) if part == "neg" else out
+
+    def __repr__(self):
+        return (f"AvgPool2D(kernel={self.kernel}, stride={self.stride}, padding={self.padding}, "
+                f"count_include_pad={self.count_include_pad})")
+
+
+class MaxPool2D(_Pool2D, Layer):
+    """Max pooling: the largest value of each kernel window.
+
+    Padded cells are -inf and never win. A tie goes to the first maximum in row-major window
+    order (as PyTorch), and the VJP routes the whole signal to that one cell; the derivative is
+    not defined at ties, this is the documented convention.
+
+    DeepLIFT defines no rule for this non-linear multi-input layer; ``maxpool_rule`` chooses one:
+
+    - ``"delta_routing"`` (completeness-preserving): per window, with y = max over the window of
+      x and y' = max of x', route max(y, y') - y' to the input's winner and y - max(y, y') to the
+      reference's winner. Exactly one of the two is non-zero, so the window's contribution y - y'
+      goes to one cell c with multiplier (y - y') / Δx_c, which lies in [0, 1]. When Δx_c == 0
+      (then y == y') the multiplier is 1, the gradient.
+    - ``"gradient"`` (the original DeepLIFT code): multiplier 1 at the input's winner, as the
+      gradient; summation-to-delta is not guaranteed and any gap shows in ``completeness_gap``.
+    """
+
+    def __init__(self, kernel, stride=None, padding=0):
+        self._init_window(kernel, stride, padding)
+
+    def forward(self, x):
+        y, argmax = kernels.maxpool2d_forward(np.ascontiguousarray(x), self.kernel, self.stride, self.padding)
+        return y, (argmax, x.shape)
+
+    def vjp(self, g, cache):
+        argmax, shape = cache
+        return kernels.maxpool2d_vjp(np.ascontiguousarray(g), argmax, (int(shape[2]), int(shape[3])))
+
+    def jvp(self, dx, cache):
+        argmax, shape = cache
+        flat = dx.reshape(shape[0], shape[1], -1)
+        return np.take_along_axis(flat, argmax.reshape(shape[0], shape[1], -1), axis=2).reshape(argmax.shape)
+
+    def deeplift_forward(self, inp, y, y_ref, cache, cache_ref, *, rule, maxpool_rule):
+        argmax, shape = cache
+        argmax_ref = cache_ref[0]
+        dy = y - y_ref
+        if maxpool_rule == "delta_routing":
+            cells = np.where(y >= y_ref, argmax, argmax_ref)
+            delta = inp.delta.reshape(shape[0], shape[1], -1)
+            dx_at = np.take_along_axis(delta, cells.reshape(shape[0], shape[1], -1), axis=2).reshape(cells.shape)
+            m = np.ones_like(dy)
+            np.divide(dy, dx_at, out=m, where=dx_at != 0)
+        elif maxpool_rule == "gradient":
+            cells, m = argmax, np.ones_like(dy)
+        elif maxpool_rule is None:
+            raise RuleError(
+                "maxpool_rule: the network has a MaxPool2D layer, for which DeepLIFT defines no rule; "
+                f"pass maxpool_rule= one of {MAXPOOL_RULES} ('delta_routing' keeps summation-to-delta, "
+                "'gradient' reproduces the original DeepLIFT code)"
+            )
+        else:
+            raise RuleError(f"maxpool_rule: unknown rule {maxpool_rule!r}; expected one of {MAXPOOL_RULES}")
+        return np.maximum(dy, 0.0), np.minimum(dy, 0.0), (cells, m, dy, shape)
+
+    def deeplift_backward(self, m_pos, m_neg, dl_cache):
+        cells, m, dy, shape = dl_cache
+        out = kernels.maxpool2d_vjp(np.ascontiguousarray(m * select_by_sign(dy, m_pos, m_neg)), cells,
+                                    (int(shape[2]), int(shape[3])))
+        return out, out
+
+    def __repr__(self):
+        return f"MaxPool2D(kernel={self.kernel}, stride={self.stride}, padding={self.padding})"

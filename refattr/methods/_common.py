@@ -1,0 +1,35 @@
+"""Steps every method shares: validate the call, pick the target output, seed the backward pass."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedLayerError
+from ..network import Sequential
+from ..validation import as_target
+
+__all__ = ["prepare", "one_hot", "pick"]
+
+
+def prepare(net, x, target):
+    """Validate (net, x, target) and return the float64 batch and the (N,) int64 target."""
+    if not isinstance(net, Sequential):
+        raise UnsupportedLayerError(
+            f"net: expected a refattr.Sequential, got {type(net).__module__}.{type(net).__name__} "
+            f"(use refattr.interop to convert a PyTorch or ONNX model)"
+        )
+    x = net.check_input(x)
+    t = as_target(target, x.shape[0], net.n_outputs(x.shape[1:]))
+    return x, t
+
+
+def one_hot(target: np.ndarray, n_outputs: int) -> np.ndarray:
+    """The signal that selects output target[n] of example n: (N, n_outputs)."""
+    g = np.zeros((target.shape[0], n_outputs))
+    g[np.arange(target.shape[0]), target] = 1.0
+    return g
+
+
+def pick(output: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """t_n = output[n, target[n]]: the scalar being explained, shape (N,)."""
+    return output[np.arange(target.shape[0]), target]

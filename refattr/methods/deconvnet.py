@@ -1,0 +1,27 @@
+"""Deconvolutional network (DeconvNet) attribution."""
+
+from __future__ import annotations
+
+from .gradient import backpropagate
+from .result import Attribution
+
+__all__ = ["deconvnet"]
+
+
+def deconvnet(net, x, target=None) -> Attribution:
+    """Backward pass whose ReLUs ignore the forward input and pass only positive signals.
+
+    At a ReLU with incoming signal g, the signal passed down is g * 1(g > 0), whatever the forward
+    input; every other layer passes its ordinary VJP (SPEC section 4).
+
+    Warnings
+    --------
+    The seed writes the mask as 1(R^{l+1} > 1) on the forward output; that is an erratum (SPEC
+    section 9): Zeiler & Fergus rectify the reconstruction signal itself.
+
+    References
+    ----------
+    Zeiler & Fergus 2014, "Visualizing and Understanding Convolutional Networks", section 2.1
+    ("Rectification").
+    """
+    return backpropagate(net, x, target, "deconvnet", "deconvnet")

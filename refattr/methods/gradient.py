@@ -1,0 +1,56 @@
+"""Gradient (saliency) and the backward pass the whole gradient family shares."""
+
+from __future__ import annotations
+
+from ._common import one_hot, prepare
+from .result import Attribution
+
+__all__ = ["gradient", "backpropagate"]
+
+
+def backpropagate(net, x, target, rule: str, method: str) -> Attribution:
+    """Run the gradient-family backward pass ``rule`` from the target output to the input."""
+    x, t = prepare(net, x, target)
+    trace = net.trace(x)
+    values = net.backward(one_hot(t, trace.output.shape[1]), trace, rule=rule)
+    return Attribution(values=values, method=method, options={"target": t})
+
+
+def gradient(net, x, target=None) -> Attribution:
+    """Saliency: phi = ∂t/∂x, signed (no absolute value).
+
+    Parameters
+    ----------
+    net : Sequential
+    x : array_like, shape (N, *example_shape)
+        Converted to float64; NaN or Inf raise NonFiniteError.
+    target : int, int array of shape (N,), or None
+        Which output t_n = f(x_n)[target_n] to explain; None when the network has one output.
+
+    Returns
+    -------
+    Attribution
+        ``values`` ∂t/∂x of x's shape; ``completeness_gap`` and ``error_estimate`` are None.
+
+    Notes
+    -----
+    At a ReLU kink the derivative is taken as 0 (ReLU'(0) = 0); at a max-pool tie the first
+    winner in row-major order gets the whole gradient.
+
+    References
+    ----------
+    Simonyan, Vedaldi & Zisserman 2014, "Deep Inside Convolutional Networks", eq. (3) (without
+    the absolute value, which is a visualisation choice).
+
+    Examples
+    --------
+    The seed's saturation example f(x) = 1 - max(0, 1 - x): the gradient is 1 at x = 0.5 and 0
+    at x = 2.
+
+    >>> from refattr import Dense, ReLU, Sequential, gradient
+    >>> f = Sequential([Dense([[-1.0]], [1.0]), ReLU(), Dense([[-1.0]], [1.0])])
+    >>> gradient(f, [[0.5], [2.0]]).values
+    array([[1.],
+           [0.]])
+    """
+    return backpropagate(net, x, target, "gradient", "gradient")

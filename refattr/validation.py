@@ -1,0 +1,113 @@
+"""Argument checks shared by layers and methods.
+
+Each function either returns a clean float64 (or int64) array or raises a
+:class:`~refattr.errors.RefattrError` naming the argument, what was seen and what was expected.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .errors import NonFiniteError, ShapeError, TargetError
+
+__all__ = ["as_float64", "as_target", "broadcast_baseline", "as_baselines"]
+
+
+def as_float64(value, name: str, *, ndim: int | None = None, min_ndim: int | None = None) -> np.ndarray:
+    """Return ``value`` as a C-contiguous float64 array, checking rank and finiteness.
+
+    Inputs of other floating or integer dtypes are converted exactly (float32 -> float64 is exact);
+    the computation itself always runs in float64. Complex, object and string arrays are refused.
+    """
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # pragma: no cover - numpy raises many types here
+        raise ShapeError(f"{name}: could not convert {type(value).__name__} to an array ({exc})") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+                                   or arr.dtype == np.bool_):
+        raise ShapeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if ndim is not None and arr.ndim != ndim:
+        raise ShapeError(f"{name}: expected a {ndim}-D array, got shape {arr.shape} ({arr.ndim}-D)")
+    if min_ndim is not None and arr.ndim < min_ndim:
+        raise ShapeError(f"{name}: expected at least {min_ndim} dimensions, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise NonFiniteError(
+            f"{name}: holds {int(np.sum(~np.isfinite(arr)))} non-finite value(s) (first at index "
+            f"{tuple(int(i) for i in bad)}: {arr[tuple(bad)]}); expected finite float64 values"
+        )
+    return arr
+
+
+def as_target(target, n_examples: int, n_outputs: int) -> np.ndarray:
+    """Normalise ``target`` to an int64 array of shape (N,) with entries in [0, n_outputs).
+
+    ``target`` may be None (only when the network has one output), a Python or NumPy integer (the
+    same output for every example), or an integer array of shape (N,). Floats, even integral ones,
+    and booleans are refused: an attribution target is an index, not a number.
+    """
+    if target is None:
+        if n_outputs != 1:
+            raise TargetError(
+                f"target: None is only allowed for a network with one output; this network has "
+                f"{n_outputs} outputs, pass an int or an integer array of shape ({n_examples},)"
+            )
+        return np.zeros(n_examples, dtype=np.int64)
+    if isinstance(target, (bool, np.bool_)):
+        raise TargetError(f"target: expected an int or an integer array, got a bool ({target!r})")
+    if isinstance(target, numbers.Integral):
+        t = np.full(n_examples, int(target), dtype=np.int64)
+    else:
+        arr = np.asarray(target)
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise TargetError(
+                f"target: expected an int or an integer array of shape ({n_examples},), got dtype "
+                f"{arr.dtype} with value {target!r}"
+            )
+        if arr.ndim == 0:
+            t = np.full(n_examples, int(arr), dtype=np.int64)
+        elif arr.shape != (n_examples,):
+            raise TargetError(f"target: expected shape ({n_examples},) (one index per example), got {arr.shape}")
+        else:
+            t = arr.astype(np.int64)
+    out_of_range = (t < 0) | (t >= n_outputs)
+    if np.any(out_of_range):
+        raise TargetError(
+            f"target: index {int(t[out_of_range][0])} is out of range for a network with "
+            f"{n_outputs} output(s); expected 0 <= target < {n_outputs}"
+        )
+    return t
+
+
+def broadcast_baseline(baseline, x: np.ndarray, name: str = "baseline") -> np.ndarray:
+    """Return the baseline x' broadcast to x's shape (N, *example_shape), as float64.
+
+    Accepted: a scalar, an array of one example's shape, or an array of x's shape.
+    """
+    arr = as_float64(baseline, name)
+    example_shape = x.shape[1:]
+    if arr.ndim == 0:
+        return np.full(x.shape, float(arr))
+    if arr.shape == example_shape:
+        return np.ascontiguousarray(np.broadcast_to(arr, x.shape))
+    if arr.shape == x.shape:
+        return arr
+    raise ShapeError(
+        f"{name}: shape {arr.shape} fits neither one example {example_shape} nor the batch {x.shape}; "
+        f"expected a scalar, an array of shape {example_shape}, or one of shape {x.shape}"
+    )
+
+
+def as_baselines(baselines, x: np.ndarray) -> np.ndarray:
+    """Return a distribution of K baselines as an array of shape (K, *example_shape)."""
+    arr = as_float64(baselines, "baselines")
+    example_shape = x.shape[1:]
+    if arr.ndim != len(example_shape) + 1 or arr.shape[1:] != example_shape or arr.shape[0] == 0:
+        raise ShapeError(
+            f"baselines: expected shape (K, {', '.join(map(str, example_shape))}) with K >= 1 "
+            f"(K baselines of one example's shape), got {arr.shape}"
+        )
+    return arr
