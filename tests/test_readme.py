@@ -1,0 +1,31 @@
+"""The README's quick start prints what its comments say."""
+
+import pathlib
+import re
+
+import numpy as np
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_blocks():
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_quick_start_prints_what_it_claims():
+    blocks = python_blocks()
+    assert blocks, "README has no python block"
+    checked = 0
+    for block in blocks:
+        namespace = {}
+        for line in block.splitlines():
+            match = re.match(r"print\((.*)\)\s*#\s*(\S.*?)(\s{2,}\(.*)?$", line)
+            if match:
+                value = eval(match.group(1), namespace)
+                actual = re.sub(r"\s+", "", str(np.asarray(value)))
+                expected = re.sub(r"\s+", "", match.group(2))
+                assert actual == expected, f"README line {line!r} prints {actual}"
+                checked += 1
+            else:
+                exec(line, namespace)
+    assert checked >= 4
