@@ -1,0 +1,39 @@
+"""Hot-loop kernels of :mod:`refattr`: 2-D convolution and pooling, float64, NCHW.
+
+The functions exported here are the numba-compiled kernels of
+:mod:`refattr.kernels.jitted` (options in :mod:`refattr.kernels._jit`: no
+``fastmath``, on-disk cache, ``prange`` over the batch axis only, so results
+are bitwise deterministic). :mod:`refattr.kernels.numpy_twins` holds plain
+NumPy twins with the same names and signatures; they exist for the tests (the
+two implementations must agree to rounding) and for ``NUMBA_DISABLE_JIT=1``
+runs, where the jitted kernels fall back to slow pure-Python loops.
+
+``KERNEL_NAMES`` lists every kernel; ``numpy_twins`` and ``jitted`` define each
+of them.
+"""
+
+from __future__ import annotations
+
+from .jitted import (
+    avgpool2d_forward,
+    avgpool2d_vjp,
+    conv2d_forward,
+    conv2d_input_vjp,
+    conv2d_weight_vjp,
+    maxpool2d_forward,
+    maxpool2d_vjp,
+)
+
+#: Names of all kernels, defined with identical signatures in
+#: :mod:`refattr.kernels.jitted` and :mod:`refattr.kernels.numpy_twins`.
+KERNEL_NAMES: tuple[str, ...] = (
+    "conv2d_forward",
+    "conv2d_input_vjp",
+    "conv2d_weight_vjp",
+    "avgpool2d_forward",
+    "avgpool2d_vjp",
+    "maxpool2d_forward",
+    "maxpool2d_vjp",
+)
+
+__all__ = [*KERNEL_NAMES, "KERNEL_NAMES"]
