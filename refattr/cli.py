@@ -20,12 +20,24 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, progress=not args.quiet)
+    print(f"figures and tables written to {args.out}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="refattr", description="float64 reference feature attributions")
     parser.add_argument("--version", action="version", version=f"refattr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = sub.add_parser("info", help="list the layers and attribution methods this version provides")
     info.set_defaults(func=_cmd_info)
+    demo = sub.add_parser("demo", help="every method on the bundled digits CNN: table, audit and figures")
+    demo.add_argument("--out", default="refattr-demo", help="output folder (default: ./refattr-demo)")
+    demo.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 

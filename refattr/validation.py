@@ -28,7 +28,8 @@ def as_float64(value, name: str, *, ndim: int | None = None, min_ndim: int | Non
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
                                    or arr.dtype == np.bool_):
         raise ShapeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    # np.asarray keeps a 0-d array 0-d (np.ascontiguousarray would make it shape (1,)).
+    arr = np.asarray(arr, dtype=np.float64, order="C")
     if ndim is not None and arr.ndim != ndim:
         raise ShapeError(f"{name}: expected a {ndim}-D array, got shape {arr.shape} ({arr.ndim}-D)")
     if min_ndim is not None and arr.ndim < min_ndim:

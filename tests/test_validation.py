@@ -104,3 +104,19 @@ def test_layer_hyperparameters():
         AvgPool2D(3, padding=(2, 0))
     with pytest.raises(ShapeError, match="expected a real numeric array"):
         Dense(np.array([["a"]]))
+
+
+def test_baseline_forms_broadcast_to_the_batch():
+    from refattr.validation import as_baselines, broadcast_baseline
+
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(broadcast_baseline(0.5, x), np.full((2, 3), 0.5))
+    np.testing.assert_array_equal(broadcast_baseline(np.float32(2.0), x), np.full((2, 3), 2.0))
+    np.testing.assert_array_equal(broadcast_baseline([1.0, 2.0, 3.0], x), [[1.0, 2.0, 3.0]] * 2)
+    np.testing.assert_array_equal(broadcast_baseline(x + 1, x), x + 1)
+    with pytest.raises(ShapeError, match=r"baseline: shape \(2,\) fits neither one example \(3,\)"):
+        broadcast_baseline([1.0, 2.0], x)
+    with pytest.raises(NonFiniteError, match="baseline: holds 1 non-finite"):
+        broadcast_baseline([1.0, np.inf, 0.0], x)
+    with pytest.raises(ShapeError, match=r"baselines: expected shape \(K, 3\)"):
+        as_baselines(np.ones((2, 4)), x)

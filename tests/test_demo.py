@@ -1,0 +1,169 @@
+"""refattr.demo: run_demo writes its files and returns the table; exact methods are complete."""
+
+import io
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import refattr
+from refattr import Dense, ReLU, Sequential, Tanh
+from refattr import demo
+from refattr.demo import format_table, path_breakpoints, run_demo
+
+GRADIENT_FAMILY = ("gradient", "input_x_gradient", "guided_backprop", "deconvnet")
+# Reference-based methods that are exact on a ReLU + average-pooling network.
+EXACT_METHODS = ("integrated_gradients (exact)", "deeplift (rescale)", "deeplift (reveal_cancel)")
+
+
+@pytest.fixture(scope="module")
+def summary(tmp_path_factory):
+    pytest.importorskip("matplotlib")
+    out = tmp_path_factory.mktemp("demo")
+    stream = io.StringIO()
+    # Module-scoped fixtures run outside conftest's per-test errstate: set it here as well.
+    with np.errstate(divide="raise", over="raise", invalid="raise", under="ignore"):
+        result = run_demo(out, progress=False, audit=False, stream=stream)
+    result["printed"] = stream.getvalue()
+    return result
+
+
+def test_writes_its_files(summary):
+    from pathlib import Path
+
+    out = Path(summary["out_dir"])
+    assert (out / "table.md").read_text().startswith("| method |")
+    assert len(summary["figures"]) == 4           # 3 attribution figures + the integrand
+    for name in summary["figures"]:
+        path = Path(name)
+        assert path.parent == out and path.stat().st_size > 1000
+    assert (out / "ig_integrand.png") in {Path(f) for f in summary["figures"]}
+
+
+def test_returns_and_prints_the_table(summary):
+    methods = [row["method"] for row in summary["table"]]
+    for name in GRADIENT_FAMILY:
+        assert name in methods
+    for row in summary["table"]:
+        assert set(row) == {"method", "max_abs_gap", "max_abs_gap_recomputed", "max_error_estimate", "time_ms"}
+        assert row["time_ms"] >= 0.0
+        assert row["method"] in summary["printed"]
+    gradient_rows = [row for row in summary["table"] if row["method"] in GRADIENT_FAMILY]
+    assert all(row["max_abs_gap"] is None and row["max_error_estimate"] is None for row in gradient_rows)
+    assert summary["targets"] == list(range(10))
+    assert summary["model"]["test_accuracy"] >= 0.9
+    assert summary["skipped"]["audit"] == "audit=False"
+
+
+@pytest.mark.parametrize("method", EXACT_METHODS)
+def test_exact_reference_methods_are_complete(summary, method):
+    rows = {row["method"]: row for row in summary["table"]}
+    if method not in rows:
+        pytest.skip(f"{method} is not available in this installation: {summary['skipped']}")
+    row = rows[method]
+    # |t(x) - t(x')| is at most ~50 here and the sums run over 64 pixels: exact up to rounding
+    # means gaps of order 1e-13; 1e-10 leaves room while catching any missing term.
+    assert row["max_abs_gap"] <= 1e-10
+    assert row["max_abs_gap_recomputed"] <= 1e-10
+    assert row["max_error_estimate"] is None or row["max_error_estimate"] <= 1e-10
+
+
+def test_reported_and_recomputed_gaps_agree(summary):
+    for row in summary["table"]:
+        if row["max_abs_gap"] is not None:
+            assert abs(row["max_abs_gap"] - row["max_abs_gap_recomputed"]) <= 1e-9 * max(1.0, row["max_abs_gap"])
+
+
+def test_integrand_integrates_exactly_between_breakpoints(summary):
+    check = summary["integrand"]
+    assert check["n_breakpoints"] > 0
+    assert np.all(np.diff(check["breakpoints"]) > 0)
+    assert check["gap"] <= 1e-12 * max(1.0, abs(check["delta_t"]))
+    # the piecewise-constant integrand's mean over a fine grid approximates the same integral
+    values, alphas = check["values"], check["alphas"]
+    trapezoid = np.sum(0.5 * (values[1:] + values[:-1]) * np.diff(alphas))
+    np.testing.assert_allclose(trapezoid, check["delta_t"], rtol=1e-2)
+
+
+def test_path_breakpoints_on_a_hand_network():
+    # f(x) = relu(x1 - 0.25) + relu(0.5 - x1) on the path from 0 to 1 (x2 ignored): the kinks
+    # are at x1 = 0.25 and 0.5; a third unit relu(x1 + 1) never crosses zero.
+    net = Sequential([Dense([[1.0, 0.0], [-1.0, 0.0], [1.0, 0.0]], [-0.25, 0.5, 1.0]), ReLU(),
+                      Dense([[1.0, 1.0, 1.0]])])
+    points, complete = path_breakpoints(net, np.array([[1.0, 3.0]]), np.zeros((1, 2)))
+    np.testing.assert_array_equal(points, [0.25, 0.5])
+    assert complete
+    # With a second non-linear layer the first layer's crossings are not all the breakpoints.
+    deeper = Sequential([Dense([[1.0]], [-0.25]), ReLU(), Dense([[1.0]]), Tanh(), Dense([[1.0]])])
+    points, complete = path_breakpoints(deeper, np.array([[1.0]]), np.zeros((1, 1)))
+    np.testing.assert_array_equal(points, [0.25])
+    assert not complete
+    # A network whose first non-linear layer is not a ReLU: nothing known.
+    tanh_net = Sequential([Dense([[1.0]]), Tanh(), Dense([[1.0]])])
+    points, complete = path_breakpoints(tanh_net, np.array([[1.0]]), np.zeros((1, 1)))
+    assert points.size == 0 and not complete
+
+
+def test_format_table():
+    rows = [{"method": "gradient", "max_abs_gap": None, "max_error_estimate": None, "time_ms": 3.0},
+            {"method": "integrated_gradients (exact)", "max_abs_gap": 1.5e-15, "max_error_estimate": 0.0,
+             "time_ms": 12.25}]
+    lines = format_table(rows).splitlines()
+    assert lines[0].split() == ["method", "max", "|gap|", "max", "error", "est", "time", "(ms)"]
+    assert lines[2].split() == ["integrated_gradients", "(exact)", "1.50e-15", "0.00e+00", "12.2"]
+    assert len({len(line) for line in lines}) == 1      # aligned
+
+
+def test_progress_announces_slow_steps(monkeypatch, capsys):
+    import time
+
+    monkeypatch.setattr(demo, "PROGRESS_AFTER_S", 0.01)
+    with demo._Progress(True).step("slow step"):
+        time.sleep(0.2)
+    with demo._Progress(False).step("silent step"):
+        time.sleep(0.05)
+    err = capsys.readouterr().err
+    assert "refattr demo: slow step ..." in err
+    assert "refattr demo: slow step done in" in err
+    assert "silent step" not in err
+
+
+def test_audit_is_included_when_available(monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+
+    class Report:
+        def to_markdown(self):
+            return "| axiom | holds |\n| --- | --- |\n| completeness | yes |"
+
+    fake = types.ModuleType("refattr.axioms")
+    fake.audit = lambda: Report()
+    monkeypatch.setitem(sys.modules, "refattr.axioms", fake)
+    monkeypatch.setattr(refattr, "axioms", fake, raising=False)
+    stream = io.StringIO()
+    result = run_demo(tmp_path, progress=False, n_figure_images=0, stream=stream)
+    assert result["audit"].startswith("| axiom |")
+    assert (tmp_path / "audit.md").read_text().startswith("| axiom |")
+    assert "completeness | yes" in stream.getvalue()
+    assert "audit" not in result["skipped"]
+
+
+def test_exact_integrated_gradients_is_the_sum_over_path_pieces():
+    # Independent of the IG implementation: on this network the gradient is constant between the
+    # first ReLU layer's zero crossings (path_breakpoints, complete), so
+    # phi = (x - x') * sum_j width_j * grad(midpoint_j) exactly.
+    ig = pytest.importorskip("refattr.methods.integrated_gradients")
+    from refattr.models import load_digits_cnn
+
+    net, images, labels = load_digits_cnn()
+    x, target = images[:3], labels[:3]
+    expected = np.zeros_like(x)
+    for n in range(x.shape[0]):
+        points, complete = path_breakpoints(net, x[n:n + 1], np.zeros_like(x[n:n + 1]))
+        assert complete
+        edges = np.concatenate([[0.0], points, [1.0]])
+        mids = 0.5 * (edges[:-1] + edges[1:])
+        grads = refattr.gradient(net, mids[:, None, None, None] * x[n], target=int(target[n])).values
+        expected[n] = x[n] * np.tensordot(np.diff(edges), grads, axes=1)
+    result = ig.integrated_gradients(net, x, baseline=0.0, target=target, rule="exact")
+    np.testing.assert_allclose(result.values, expected, rtol=1e-12, atol=1e-12 * np.max(np.abs(expected)))
