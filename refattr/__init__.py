@@ -26,6 +26,8 @@ from .layers import (
 from .methods import (
     Attribution as Attribution,
     deconvnet as deconvnet,
+    deeplift as deeplift,
+    deeplift_layers as deeplift_layers,
     gradient as gradient,
     guided_backprop as guided_backprop,
     input_x_gradient as input_x_gradient,
@@ -36,6 +38,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Sequential", "Dense", "Conv2D", "ReLU", "Tanh", "Sigmoid", "Swish", "Flatten", "AvgPool2D", "MaxPool2D",
-    "Attribution", "gradient", "input_x_gradient", "guided_backprop", "deconvnet",
+    "Attribution", "gradient", "input_x_gradient", "guided_backprop", "deconvnet", "deeplift", "deeplift_layers",
     "RefattrError", "ShapeError", "NonFiniteError", "TargetError", "RuleError", "UnsupportedLayerError",
 ]

@@ -10,12 +10,81 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from scipy.special import expit
 
 from ..errors import NonFiniteError, RuleError
 from .base import GRADIENT_RULES, ElementwiseLayer
 
-__all__ = ["ReLU", "Tanh", "Sigmoid", "Swish", "tanh_secant", "sigmoid_secant"]
+__all__ = ["ReLU", "Tanh", "Sigmoid", "Swish", "tanh_secant", "sigmoid_secant", "swish_secant"]
+
+
+# Divided differences -------------------------------------------------------------------------
+#
+# Inputs a and h are exact floats, but b = a + h and beta * a are rounded. Where a secant is
+# exp(-2 m) times O(1) factors with m up to ~700, an absolute error of half an ulp in m (1e-14 at
+# m = 350) becomes a relative error of the same size in the result, which would spend most of the
+# 1e-13 budget. So every rounded sum and product is split into its float and its exact rounding
+# error (TwoSum, TwoProduct), the exponent is kept an exact float, and the rounding error enters
+# as a first-order factor (1 + delta), which is exact to O(delta^2) ~ 1e-26.
+
+def _two_sum(a, b):
+    """s = fl(a + b) and its rounding error e: s + e == a + b exactly (Knuth's TwoSum).
+
+    If a + b overflows, e is returned as 0 (s is then +-inf and no correction applies).
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        s = a + b
+        bb = s - a
+        e = (a - (s - bb)) + (b - bb)
+    return s, np.where(np.isfinite(s), e, 0.0)
+
+
+_VELTKAMP = 134217729.0  # 2**27 + 1 splits a float64 into two 26-bit halves
+
+
+def _two_product(a, b):
+    """p = fl(a * b) and its rounding error e: p + e == a * b exactly (Dekker's TwoProduct).
+
+    Exact for |a|, |b| < 1e150 and |a b| > 1e-250; elsewhere e is returned as 0, where the
+    correction is far below any result that uses it (exp(p) has already saturated, or p ~ 0).
+    """
+    p = a * b
+    ok = (np.abs(a) < 1e150) & (np.abs(b) < 1e150) & (np.abs(p) > 1e-250)
+    a = np.where(ok, a, 0.0)
+    b = np.where(ok, b, 0.0)
+    ca, cb = _VELTKAMP * a, _VELTKAMP * b
+    a_hi = ca - (ca - a)
+    b_hi = cb - (cb - b)
+    a_lo, b_lo = a - a_hi, b - b_hi
+    e = (((a_hi * b_hi - a * b) + a_hi * b_lo) + a_lo * b_hi) + a_lo * b_lo
+    return p, np.where(ok, e, 0.0)
+
+
+def _sigmoid(x):
+    """σ(x) for any finite x, keeping subnormal results (scipy's expit flushes x < -709 to 0)."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _tanh_secant_parts(a, h, a_lo=0.0, h_lo=0.0):
+    """(tanh(A + H) - tanh(A)) / H = exp(exponent) * factor, with A = a + a_lo, H = h + h_lo.
+
+    ``a_lo`` and ``h_lo`` are corrections below an ulp of a and h (0 for exact inputs).
+    ``exponent`` is an exact float (0, or -2 min(|a|, |b|) when a and b = a + h have the same
+    sign), so exp(exponent) carries only exp's own rounding; the rounding error of b and the
+    corrections enter ``factor`` to first order. See :func:`tanh_secant` for the formula.
+    """
+    b, b_lo = _two_sum(a, h)
+    b_lo = b_lo + a_lo + h_lo
+    abs_a, abs_b, abs_h = np.abs(a), np.abs(b), np.abs(h)
+    same_sign = np.sign(a) * np.sign(b) > 0
+    # Exact |B| - |b| (or |A| - |a|) for the endpoint that sets the exponent.
+    m_lo = np.where(abs_a <= abs_b, np.sign(a) * a_lo, np.sign(b) * b_lo)
+    exponent = np.where(same_sign, -2.0 * np.minimum(abs_a, abs_b), 0.0)
+    correction = np.where(same_sign, 1.0 - 2.0 * m_lo, 1.0)
+    safe_h = np.where(abs_h > 0, abs_h, 1.0)
+    ratio = np.where(abs_h > 0, -np.expm1(-2.0 * abs_h) / safe_h, 2.0)
+    factor = 2.0 * correction * ratio / ((1.0 + np.exp(-2.0 * abs_a)) * (1.0 + np.exp(-2.0 * abs_b)))
+    return exponent, factor
 
 
 def tanh_secant(a: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -27,30 +96,70 @@ def tanh_secant(a: np.ndarray, h: np.ndarray) -> np.ndarray:
 
     where E = exp(|h| - |a| - |b|) is 1 when a and b have opposite signs and exp(-2 min(|a|, |b|))
     otherwise. Every factor is computed without cancellation (expm1 for the middle one) and
-    without overflow for any finite a, h.
+    without overflow for any finite a, h. The rounding of b = a + h is corrected to first order
+    (TwoSum), so the result is the secant of the exact a + h, to a few ulps relative wherever it
+    is a normal float (tested against mpmath for |a|, |a + h| up to 700 and |h| down to 1e-15).
     """
     a = np.asarray(a, dtype=np.float64)
     h = np.asarray(h, dtype=np.float64)
-    b = a + h
-    abs_a, abs_b, abs_h = np.abs(a), np.abs(b), np.abs(h)
     with np.errstate(under="ignore", over="ignore"):
-        safe_h = np.where(abs_h > 0, abs_h, 1.0)
-        ratio = np.where(abs_h > 0, -np.expm1(-2.0 * abs_h) / safe_h, 2.0)
-        opposite = np.sign(a) * np.sign(b) <= 0
-        scale = np.exp(np.where(opposite, 0.0, -2.0 * np.minimum(abs_a, abs_b)))
-        return 2.0 * scale * ratio / ((1.0 + np.exp(-2.0 * abs_a)) * (1.0 + np.exp(-2.0 * abs_b)))
+        exponent, factor = _tanh_secant_parts(a, h)
+        return np.exp(exponent) * factor
 
 
 def sigmoid_secant(a: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """(σ(a + h) - σ(a)) / h; from σ(x) = (1 + tanh(x / 2)) / 2 it is tanh_secant(a/2, h/2) / 4."""
-    return 0.25 * tanh_secant(np.asarray(a) * 0.5, np.asarray(h) * 0.5)
+    """(σ(a + h) - σ(a)) / h; from σ(x) = (1 + tanh(x / 2)) / 2 it is tanh_secant(a/2, h/2) / 4.
+
+    Halving is exact (above the subnormal range), so the accuracy is :func:`tanh_secant`'s.
+    """
+    return 0.25 * tanh_secant(np.asarray(a, dtype=np.float64) * 0.5, np.asarray(h, dtype=np.float64) * 0.5)
+
+
+def swish_secant(a: np.ndarray, h: np.ndarray, beta: float = 1.0) -> np.ndarray:
+    """(s(a + h) - s(a)) / h for s(x) = x σ(βx), with limit s'(a) at h == 0.
+
+    With lo = min(a, b), hi = max(a, b), b = a + h, and the identity
+    s(hi) - s(lo) = (hi - lo) σ(β lo) + hi (σ(β hi) - σ(β lo))::
+
+        secant = σ(β lo) + β hi · sigmoid_secant(β a, β h)
+
+    Anchoring the product at hi (the endpoint nearer +inf) means both terms are >= 0 whenever
+    hi >= 0, so there is no cancellation there. When both ends are negative the two terms have
+    opposite signs and cancel near the curve s(a) = s(a + h) (e.g. around the minimum at
+    x = -1.278 / β, where the secant is 0); that is the problem's own ill-conditioning (its
+    relative condition number is large there), not the formula's. The products β a, β h and the
+    sum a + h are carried with their exact rounding errors, and the second term's exponent is
+    shifted by an exact 64 when it would underflow, so a result in the normal range keeps full
+    relative precision even when sigmoid_secant(β a, β h) alone would be subnormal.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    h = np.asarray(h, dtype=np.float64)
+    beta = float(beta)
+    with np.errstate(under="ignore", over="ignore"):
+        b, b_lo = _two_sum(a, h)
+        beta_a, beta_a_lo = _two_product(a, beta)
+        beta_h, beta_h_lo = _two_product(h, beta)
+        beta_b, beta_b_lo = _two_product(b, beta)
+        beta_b_lo = beta_b_lo + beta * b_lo
+        a_is_lo = a <= b
+        lo = np.where(a_is_lo, beta_a, beta_b)
+        lo_lo = np.where(a_is_lo, beta_a_lo, beta_b_lo)
+        hi = np.where(a_is_lo, b, a)
+        first = _sigmoid(lo) * (1.0 + _sigmoid(-lo) * lo_lo)
+        # sigmoid_secant(βa, βh) = tanh_secant(βa / 2, βh / 2) / 4 = exp(exponent) * factor / 4.
+        exponent, factor = _tanh_secant_parts(0.5 * beta_a, 0.5 * beta_h, 0.5 * beta_a_lo, 0.5 * beta_h_lo)
+        shift = np.where(exponent < -600.0, 64.0, 0.0)   # exponent + 64 is exact for |exponent| >= 600
+        second = (0.25 * beta * hi * np.exp(-shift)) * np.exp(exponent + shift) * factor
+        return first + second
 
 
 class ReLU(ElementwiseLayer):
     """max(x, 0), with ReLU'(0) = 0 (as PyTorch and JAX).
 
     The divided difference is exact: 1 when both ends are positive, 0 when both are <= 0, and
-    (max(a + h, 0) - max(a, 0)) / h across the kink.
+    (max(a + h, 0) - max(a, 0)) / h across the kink. For DeepLIFT's Rescale rule the multiplier
+    is taken straight from the two forward passes, Δy / Δx (see
+    :meth:`deeplift_rescale_multiplier`), which is exact for a piecewise-linear f.
 
     The gradient family differs only here (SPEC section 4; Springenberg et al. 2015, eq. for
     guided backpropagation; Zeiler & Fergus 2014): with z the forward input and g the signal at
@@ -64,15 +173,25 @@ class ReLU(ElementwiseLayer):
         return np.maximum(x, 0.0)
 
     def secant(self, a, h):
-        a = np.asarray(a, dtype=np.float64)
-        h = np.asarray(h, dtype=np.float64)
+        a, h = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(h, dtype=np.float64))
         b = a + h
-        out = (a > 0).astype(np.float64)
-        crossing = ((a > 0) != (b > 0)) & (h != 0)
-        if np.any(crossing):
-            safe_h = np.where(crossing, h, 1.0)
-            out = np.where(crossing, (np.maximum(b, 0.0) - np.maximum(a, 0.0)) / safe_h, out)
+        a_pos, b_pos = a > 0, b > 0
+        out = np.array(a_pos & b_pos, dtype=np.float64, order="C")   # 1 on both sides > 0, else 0
+        # Across the kink (a crossing implies h != 0), (relu(b) - relu(a)) / h, on those elements
+        # only: they are usually few, and gathering them is cheaper than arithmetic on all.
+        crossing = np.flatnonzero(a_pos != b_pos)
+        if crossing.size:
+            a_c, b_c, h_c = a.ravel()[crossing], b.ravel()[crossing], h.ravel()[crossing]
+            out.ravel()[crossing] = (np.maximum(b_c, 0.0) - np.maximum(a_c, 0.0)) / h_c
         return out
+
+    def deeplift_rescale_multiplier(self, x_ref, delta, dy):
+        """Δy / Δx from the forward passes, exact for relu: where both ends are > 0, y - y' and
+        x - x' are the same float operation on the same operands, so the ratio is exactly 1;
+        where both are <= 0 it is 0; across the kink it is the divided difference of the two
+        forward values; where Δx == 0 it is the limit relu'(x') = 1(x' > 0)."""
+        zero = delta == 0
+        return dy / (delta + zero) + (zero & (x_ref > 0))
 
     def backward_signal(self, g, cache, rule):
         if rule == "gradient":
@@ -82,6 +201,47 @@ class ReLU(ElementwiseLayer):
         if rule == "guided_backprop":
             return g * ((cache > 0) & (g > 0))
         raise RuleError(f"rule: unknown gradient-family rule {rule!r}; expected one of {GRADIENT_RULES}")
+
+    # straight-line paths (exact integrated gradients) ----------------------------------------
+    def forward_along(self, x, dx):
+        """On the path z + s dz, a unit is active just after s = 0 iff z > 0, or z == 0 and dz > 0.
+
+        Exact comparisons, no tolerance. A unit with z == 0 and dz == 0 stays at 0 along the
+        whole stretch and counts as inactive, as ReLU'(0) = 0 does at every point of it. The
+        cache is the boolean activation pattern (``backward_signal`` masks with ``cache > 0``).
+        """
+        active = x > 0
+        at_kink = np.flatnonzero(x == 0)                  # few: units snapped onto their kink
+        if at_kink.size:
+            active.flat[at_kink] = dx.reshape(-1)[at_kink] > 0
+        return np.maximum(x, 0.0), np.where(active, dx, 0.0), active
+
+    def next_kink(self, x, dx, cache):
+        """A unit with z and dz of opposite signs (both non-zero) reaches 0 at s = -z / dz.
+
+        ``events`` is the boolean mask of the units whose crossing lies at exactly the nearest
+        distance of their example (several when they coincide bit for bit). Where z / dz
+        underflows to 0 (|z| < 5e-324 |dz|) the kink is taken to lie at the smallest positive
+        distance, 5e-324, so that it is still reached (and snapped) before the path moves on.
+        """
+        n = x.shape[0]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            ratio = x / dx                                # negative exactly where z heads for 0
+        zeros = np.flatnonzero(ratio == 0)               # z == 0 (no kink), or an underflow
+        if zeros.size:
+            z, dz = x.reshape(-1)[zeros], dx.reshape(-1)[zeros]
+            under = zeros[((z > 0) & (dz < 0)) | ((z < 0) & (dz > 0))]
+            ratio.flat[under] = -np.finfo(np.float64).smallest_subnormal
+        ratio = np.where(ratio < 0, ratio, -np.inf)      # -inf: no kink ahead (nan: z == dz == 0)
+        nearest = ratio.reshape(n, -1).max(axis=1)
+        ahead = nearest > -np.inf
+        events = (ratio == nearest.reshape((n,) + (1,) * (x.ndim - 1))) & ahead.reshape((n,) + (1,) * (x.ndim - 1))
+        return -nearest, events
+
+    def snap_to_kink(self, x, events, rows):
+        """Set the inputs of the units that reached their kink to exactly 0."""
+        x[events & rows.reshape((-1,) + (1,) * (x.ndim - 1))] = 0.0
+        return x
 
 
 class Tanh(ElementwiseLayer):
@@ -95,10 +255,12 @@ class Tanh(ElementwiseLayer):
 
 
 class Sigmoid(ElementwiseLayer):
-    """σ(x) = 1 / (1 + exp(-x)), evaluated without overflow for any finite x (scipy's expit)."""
+    """σ(x) = 1 / (1 + exp(-x)), evaluated without overflow for any finite x, and keeping the
+    subnormal values below x = -709 that scipy's expit flushes to zero."""
 
     def function(self, x):
-        return expit(x)
+        with np.errstate(under="ignore"):
+            return _sigmoid(x)
 
     def secant(self, a, h):
         return sigmoid_secant(a, h)
@@ -107,9 +269,8 @@ class Sigmoid(ElementwiseLayer):
 class Swish(ElementwiseLayer):
     """x * σ(beta * x) (SiLU when beta == 1, the default; Ramachandran et al. 2017).
 
-    Non-monotonic: it falls to its minimum near x = -1.278 (for beta = 1) before rising. The divided
-    difference uses f(b) - f(a) = h σ(βb) + a (σ(βb) - σ(βa)), so
-    secant(a, h) = σ(β(a + h)) + a β sigmoid_secant(βa, βh).
+    Non-monotonic: it falls to its minimum near x = -1.278 (for beta = 1) before rising. Its divided
+    difference is :func:`swish_secant`.
     """
 
     def __init__(self, beta: float = 1.0):
@@ -118,13 +279,11 @@ class Swish(ElementwiseLayer):
         self.beta = float(beta)
 
     def function(self, x):
-        return x * expit(self.beta * x)
+        with np.errstate(under="ignore"):
+            return x * _sigmoid(self.beta * x)
 
     def secant(self, a, h):
-        a = np.asarray(a, dtype=np.float64)
-        h = np.asarray(h, dtype=np.float64)
-        beta = self.beta
-        return expit(beta * (a + h)) + a * beta * sigmoid_secant(beta * a, beta * h)
+        return swish_secant(a, h, self.beta)
 
     def __repr__(self):
         return f"Swish(beta={self.beta})"

@@ -69,8 +69,16 @@ def select_by_sign(delta: np.ndarray, if_pos: np.ndarray, if_neg: np.ndarray) ->
     This is the seed's 0.5 rule: a neuron whose difference from reference is exactly zero feeds
     the positive and the negative part of the next layer with half weight each. The comparison is
     exact (no tolerance).
+
+    Computed as 1(Δ > 0) if_pos + 1(Δ < 0) if_neg + 1(Δ == 0) (if_pos + if_neg) / 2: exactly one
+    indicator is 1 and the other terms are exact zeros, so this equals the three-way selection
+    bit for bit (up to the sign of a zero), and avoids masked writes, which are several times
+    slower on random masks.
     """
-    return np.where(delta > 0, if_pos, np.where(delta < 0, if_neg, 0.5 * (if_pos + if_neg)))
+    mean = if_pos + if_neg
+    mean *= 0.5
+    mean *= delta == 0
+    return (delta > 0) * if_pos + (delta < 0) * if_neg + mean
 
 
 class Layer:
@@ -99,18 +107,64 @@ class Layer:
             raise RuleError(f"rule: unknown gradient-family rule {rule!r}; expected one of {GRADIENT_RULES}")
         return self.vjp(g, cache)
 
+    # straight-line paths (exact integrated gradients, SPEC section 5) -------------------------
+    def forward_along(self, x: np.ndarray, dx: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+        """Forward pass and directional derivative on the path x + s dx just after s = 0.
+
+        Returns ``(y, dy, cache)``: the output at s = 0, its derivative along the path for s in
+        (0, ε) (the right limit), and a cache for which ``backward_signal(g, cache, "gradient")``
+        is the VJP on that stretch of the path. For a smooth layer this is the ordinary forward
+        pass and JVP; ReLU and MaxPool2D decide the activation pattern from (value, slope)
+        lexicographically, so an input exactly at a kink takes the side the path moves into.
+        """
+        y, cache = self.forward(x)
+        return y, self.jvp(dx, cache), cache
+
+    def next_kink(self, x: np.ndarray, dx: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
+        """Distance along dx to the next kink of this layer on the path x + s dx, s > 0.
+
+        ``cache`` comes from :meth:`forward_along` at (x, dx). Returns ``(distance, events)``:
+        ``distance`` of shape (N,) (inf where the layer has no kink ahead; linear and smooth layers
+        have none) and ``events``, layer-specific data naming the elements whose kink lies at
+        exactly that distance, to be passed to :meth:`snap_to_kink`.
+        """
+        return np.full(x.shape[0], np.inf), None
+
+    def snap_to_kink(self, x: np.ndarray, events: Any, rows: np.ndarray) -> np.ndarray:
+        """Put the elements named by ``events`` (from :meth:`next_kink`) exactly on their kink.
+
+        ``x`` has moved by the kink distance, so these elements are at their kink up to rounding;
+        this sets them there exactly (an ReLU input to 0, a max-pool challenger to its window's
+        maximum) for the examples where ``rows`` is True, so that :meth:`forward_along` sees the
+        kink and picks the side the path moves into. Returns x (modified in place).
+        """
+        return x
+
     def deeplift_forward(self, inp: DeltaPair, y: np.ndarray, y_ref: np.ndarray, cache: Any,
-                         cache_ref: Any, *, rule: str, maxpool_rule: str | None):
+                         cache_ref: Any, *, rule: str, maxpool_rule: str | None, parts: bool = True):
         """Split the output's difference from reference into parts.
 
         Returns ``(pos, neg, dl_cache)``: the output's Δy+ and Δy-, and what
-        :meth:`deeplift_backward` needs.
+        :meth:`deeplift_backward` needs. With ``parts=False`` (nobody downstream reads Δy+ and
+        Δy-, see :meth:`deeplift_reads_parts`) a layer may skip computing them and return None
+        for both; ``dl_cache`` and the multipliers are the same either way.
         """
         raise NotImplementedError
 
     def deeplift_backward(self, m_pos: np.ndarray, m_neg: np.ndarray, dl_cache: Any):
-        """Multipliers (m_{Δx+ Δt}, m_{Δx- Δt}) of the input's parts, from those of the output."""
+        """Multipliers (m_{Δx+ Δt}, m_{Δx- Δt}) of the input's parts, from those of the output.
+
+        Callers pass the same array object twice when the two multipliers are equal (always so
+        under Rescale); a layer may then skip the sign bookkeeping, which is an exact identity
+        in that case, and should return one array object twice when its results are equal.
+        """
         raise NotImplementedError
+
+    def deeplift_reads_parts(self, rule: str) -> bool:
+        """Whether :meth:`deeplift_forward` reads ``inp.pos`` / ``inp.neg`` under ``rule``
+        (otherwise only ``inp.x``, ``inp.x_ref`` and ``inp.delta``). True unless a layer says
+        otherwise, so that a new layer is never handed parts that were not computed."""
+        return True
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -163,20 +217,30 @@ class LinearLayer(Layer):
         """Directional derivative of the output along dx (forward mode): L(dx)."""
         return self.linear(dx)
 
-    def deeplift_forward(self, inp, y, y_ref, cache, cache_ref, *, rule, maxpool_rule):
+    def deeplift_reads_parts(self, rule):
+        return False   # the sign of the total Δx_i decides, not the input's own split
+
+    def deeplift_forward(self, inp, y, y_ref, cache, cache_ref, *, rule, maxpool_rule, parts=True):
         delta = inp.delta
-        d_pos = np.maximum(delta, 0.0)
-        d_neg = np.minimum(delta, 0.0)
-        # Stack the two inputs so that each signed map runs once.
-        lp = self.linear(np.concatenate([d_pos, d_neg]), "pos")
-        ln = self.linear(np.concatenate([d_pos, d_neg]), "neg")
+        if not parts:
+            return None, None, (delta, cache.shape)
+        # Stack Δx+ = max(Δx, 0) over Δx- = min(Δx, 0) so that each signed map runs once.
         n = delta.shape[0]
+        stacked = np.empty((2 * n,) + delta.shape[1:])
+        np.maximum(delta, 0.0, out=stacked[:n])
+        np.minimum(delta, 0.0, out=stacked[n:])
+        lp = self.linear(stacked, "pos")
+        ln = self.linear(stacked, "neg")
         pos = lp[:n] + ln[n:]
         neg = ln[:n] + lp[n:]
         return pos, neg, (delta, cache.shape)
 
     def deeplift_backward(self, m_pos, m_neg, dl_cache):
         delta, input_shape = dl_cache
+        if m_pos is m_neg:
+            # M+ == M- = M: both sign cases (and their mean) give L+^T M + L-^T M = L^T M.
+            m = self.linear_vjp(m_pos, input_shape)
+            return m, m
         n = delta.shape[0]
         stacked = np.concatenate([m_pos, m_neg])
         stacked_shape = (2 * n,) + tuple(input_shape[1:])
@@ -201,10 +265,13 @@ class ElementwiseLayer(Layer):
     derives from those two:
 
     - VJP: g * secant(x, 0).
-    - Rescale (Shrikumar et al. 2017, section 3.5.2): m = Δy / Δx = secant(x', Δx); the output's
-      parts are Δy+ = max(Δy, 0), Δy- = min(Δy, 0); both input parts get
-      m * M(Δy), where M(Δy) is M+ if Δy > 0, M- if Δy < 0 and their mean if Δy == 0 (the 0.5
-      rule, which keeps the split computation equal to the unsplit one).
+    - Rescale (Shrikumar et al. 2017, section 3.5.2): m = Δy / Δx = secant(x', Δx) (see
+      :meth:`deeplift_rescale_multiplier`); the output's parts are Δy+ = max(Δy, 0),
+      Δy- = min(Δy, 0) (the seed's split); both input parts get m * M(Δy), where M(Δy) is M+ if
+      Δy > 0, M- if Δy < 0 and their mean if Δy == 0 (the 0.5 rule, which keeps the split
+      computation equal to the unsplit one). The paper instead sets Δy± = m Δx±; the resulting
+      multipliers are the same whenever M+ == M-, which holds at every layer when all
+      element-wise layers use Rescale.
     - RevealCancel (ibid., section 3.5.3; the seed's formulas)::
 
           Δy+ = ½ (f(x' + Δx+) - f(x')) + ½ (f(x' + Δx- + Δx+) - f(x' + Δx-))
@@ -239,10 +306,20 @@ class ElementwiseLayer(Layer):
     def jvp(self, dx, cache):
         return dx * self.derivative(cache)
 
-    def deeplift_forward(self, inp, y, y_ref, cache, cache_ref, *, rule, maxpool_rule):
+    def deeplift_reads_parts(self, rule):
+        return rule == "reveal_cancel"
+
+    def deeplift_rescale_multiplier(self, x_ref: np.ndarray, delta: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        """Rescale's m = Δy / Δx: the stable divided difference secant(x', Δx), with limit f'(x')
+        at Δx == 0. A piecewise-linear f may instead divide the forward differences (ReLU)."""
+        return self.secant(x_ref, delta)
+
+    def deeplift_forward(self, inp, y, y_ref, cache, cache_ref, *, rule, maxpool_rule, parts=True):
         if rule == "rescale":
-            m = self.secant(inp.x_ref, inp.delta)
             dy = y - y_ref
+            m = self.deeplift_rescale_multiplier(inp.x_ref, inp.delta, dy)
+            if not parts:
+                return None, None, ("rescale", m, dy)
             return np.maximum(dy, 0.0), np.minimum(dy, 0.0), ("rescale", m, dy)
         if rule == "reveal_cancel":
             x_ref, d_pos, d_neg = inp.x_ref, inp.pos, inp.neg
@@ -254,7 +331,7 @@ class ElementwiseLayer(Layer):
     def deeplift_backward(self, m_pos, m_neg, dl_cache):
         if dl_cache[0] == "rescale":
             _, m, dy = dl_cache
-            out = m * select_by_sign(dy, m_pos, m_neg)
+            out = m * (m_pos if m_pos is m_neg else select_by_sign(dy, m_pos, m_neg))
             return out, out
         _, mult_pos, mult_neg = dl_cache
         return mult_pos * m_pos, mult_neg * m_neg

@@ -125,7 +125,88 @@ class MaxPool2D(_Pool2D, Layer):
         flat = dx.reshape(shape[0], shape[1], -1)
         return np.take_along_axis(flat, argmax.reshape(shape[0], shape[1], -1), axis=2).reshape(argmax.shape)
 
-    def deeplift_forward(self, inp, y, y_ref, cache, cache_ref, *, rule, maxpool_rule):
+    # straight-line paths (exact integrated gradients) ----------------------------------------
+    def _window_cells(self, h: int, w: int) -> np.ndarray:
+        """Flat index ih * W + iw of every tap of every window, shape (OH, OW, kH * kW).
+
+        Taps run in row-major window order; a tap in the padding is -1.
+        """
+        (kh, kw), (sh, sw), (top, bottom, left, right) = self.kernel, self.stride, self.padding
+        oh = (h + top + bottom - kh) // sh + 1
+        ow = (w + left + right - kw) // sw + 1
+        rows = (np.arange(oh) * sh - top)[:, None, None, None] + np.arange(kh)[None, None, :, None]
+        cols = (np.arange(ow) * sw - left)[None, :, None, None] + np.arange(kw)[None, None, None, :]
+        inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+        return np.where(inside, rows * w + cols, -1).reshape(oh, ow, kh * kw)
+
+    def _windows(self, x: np.ndarray, fill: float) -> tuple[np.ndarray, np.ndarray]:
+        """Every window's taps, (N, C, OH, OW, kH * kW), with ``fill`` in the padding."""
+        n, c, h, w = x.shape
+        cells = self._window_cells(h, w)
+        taps = x.reshape(n, c, h * w)[:, :, np.maximum(cells, 0)]
+        taps[..., cells < 0] = fill
+        return taps, cells
+
+    def forward_along(self, x, dx):
+        """Each window's winner just after s = 0 on the path x + s dx.
+
+        The winner is the lexicographic maximum of (value, slope): the largest value, and among
+        cells tied at that value exactly the one rising fastest; a tie in both goes to the first
+        in row-major window order (the forward pass's convention). The cache has the format of
+        :meth:`forward`'s, so ``vjp`` and ``jvp`` route through the winners of the stretch ahead.
+        """
+        values, cells = self._windows(x, -np.inf)
+        slopes, _ = self._windows(dx, 0.0)
+        top = values == values.max(axis=-1, keepdims=True)
+        best_slope = np.where(top, slopes, -np.inf).max(axis=-1, keepdims=True)
+        tap = np.argmax(top & (slopes == best_slope), axis=-1)[..., None]
+        argmax = np.take_along_axis(np.broadcast_to(cells, values.shape), tap, axis=-1)[..., 0]
+        y = np.take_along_axis(values, tap, axis=-1)[..., 0]
+        dy = np.take_along_axis(slopes, tap, axis=-1)[..., 0]
+        return y, dy, (argmax.astype(np.int64), x.shape)
+
+    def next_kink(self, x, dx, cache):
+        """A window's winner w changes where a cell j with a steeper line overtakes it.
+
+        With values v and slopes dv, that is at s = (v_w - v_j) / (dv_j - dv_w) for every real
+        cell with dv_j > dv_w (v_w >= v_j holds, and v_w > v_j when dv_j > dv_w, since w is the
+        lexicographic winner). ``events`` is a boolean mask (N, C, OH, OW, kH * kW) of the
+        overtaking taps at exactly the nearest distance of their example.
+        """
+        n = x.shape[0]
+        values, cells = self._windows(x, -np.inf)
+        slopes, _ = self._windows(dx, 0.0)
+        v_win = self.jvp(x, cache)[..., None]
+        dv_win = self.jvp(dx, cache)[..., None]
+        overtaking = (slopes > dv_win) & (cells >= 0)
+        distance = np.full(values.shape, np.inf)
+        with np.errstate(over="ignore", under="ignore"):
+            np.divide(v_win - np.where(overtaking, values, v_win), slopes - dv_win, out=distance,
+                      where=overtaking)
+        nearest = distance.reshape(n, -1).min(axis=1)
+        events = (distance == nearest.reshape(n, 1, 1, 1, 1)) & (distance < np.inf)
+        return nearest, events
+
+    def snap_to_kink(self, x, events, rows):
+        """Raise each overtaking cell to its window's current maximum (never lower a value).
+
+        Raising only makes repeated snaps at one point terminate even where windows overlap.
+        """
+        n_idx, c_idx, oh_idx, ow_idx, tap_idx = np.nonzero(events & rows.reshape(-1, 1, 1, 1, 1))
+        if n_idx.size == 0:
+            return x
+        w = x.shape[3]
+        cells = self._window_cells(x.shape[2], w)[oh_idx, ow_idx]                 # (E, K)
+        taps = x[n_idx[:, None], c_idx[:, None], np.maximum(cells, 0) // w, np.maximum(cells, 0) % w]
+        window_max = np.where(cells >= 0, taps, -np.inf).max(axis=1)
+        j = cells[np.arange(cells.shape[0]), tap_idx]
+        np.maximum.at(x, (n_idx, c_idx, j // w, j % w), window_max)
+        return x
+
+    def deeplift_reads_parts(self, rule):
+        return False
+
+    def deeplift_forward(self, inp, y, y_ref, cache, cache_ref, *, rule, maxpool_rule, parts=True):
         argmax, shape = cache
         argmax_ref = cache_ref[0]
         dy = y - y_ref
@@ -145,12 +226,14 @@ class MaxPool2D(_Pool2D, Layer):
             )
         else:
             raise RuleError(f"maxpool_rule: unknown rule {maxpool_rule!r}; expected one of {MAXPOOL_RULES}")
+        if not parts:
+            return None, None, (cells, m, dy, shape)
         return np.maximum(dy, 0.0), np.minimum(dy, 0.0), (cells, m, dy, shape)
 
     def deeplift_backward(self, m_pos, m_neg, dl_cache):
         cells, m, dy, shape = dl_cache
-        out = kernels.maxpool2d_vjp(np.ascontiguousarray(m * select_by_sign(dy, m_pos, m_neg)), cells,
-                                    (int(shape[2]), int(shape[3])))
+        g = m * (m_pos if m_pos is m_neg else select_by_sign(dy, m_pos, m_neg))
+        out = kernels.maxpool2d_vjp(np.ascontiguousarray(g), cells, (int(shape[2]), int(shape[3])))
         return out, out
 
     def __repr__(self):

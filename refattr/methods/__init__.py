@@ -1,6 +1,7 @@
 """Attribution methods, one file each, and their registry."""
 
 from .deconvnet import deconvnet as deconvnet
+from .deeplift import LayerContributions as LayerContributions, deeplift as deeplift, deeplift_layers as deeplift_layers
 from .gradient import gradient as gradient
 from .guided_backprop import guided_backprop as guided_backprop
 from .input_x_gradient import input_x_gradient as input_x_gradient
@@ -12,6 +13,10 @@ METHODS = {
     "input_x_gradient": input_x_gradient,
     "guided_backprop": guided_backprop,
     "deconvnet": deconvnet,
+    "deeplift": deeplift,
 }
 
-__all__ = ["METHODS", "Attribution", "gradient", "input_x_gradient", "guided_backprop", "deconvnet"]
+#: The methods that take no baseline (the gradient family).
+GRADIENT_FAMILY = ("gradient", "input_x_gradient", "guided_backprop", "deconvnet")
+
+__all__ = ["METHODS", "GRADIENT_FAMILY", "Attribution", "deeplift", "deeplift_layers", "LayerContributions", "gradient", "input_x_gradient", "guided_backprop", "deconvnet"]

@@ -46,3 +46,26 @@ def test_saturating_activations_have_no_overflow_and_the_right_limits():
     assert Sigmoid().derivative(np.array(0.0)) == 0.25
     assert Tanh().derivative(np.array(0.0)) == 1.0
     assert Swish().derivative(np.array(0.0)) == 0.5
+
+
+def test_activation_values_against_mpmath():
+    # Forward values to a few ulps over the whole normal range, including sigmoid(-700) = e^-700
+    # (about 1e-304), which 1/(1 + exp(700)) would overflow on and tanh-based formulas lose.
+    import mpmath
+
+    mpmath.mp.dps = 40
+    grid = np.array([-700.0, -300.0, -30.0, -1.5, -1e-8, 0.0, 1e-8, 0.7, 30.0, 700.0])
+    cases = {
+        Tanh(): lambda v: mpmath.tanh(v),
+        Sigmoid(): lambda v: 1 / (1 + mpmath.exp(-v)),
+        Swish(): lambda v: v / (1 + mpmath.exp(-v)),
+        Swish(beta=1.702): lambda v: v / (1 + mpmath.exp(-mpmath.mpf(1.702) * v)),
+    }
+    for layer, exact in cases.items():
+        expected = np.array([float(exact(mpmath.mpf(float(v)))) for v in grid])
+        # Eight ulps; where beta != 1 the product beta * x is rounded before the exponential, so
+        # the bound is multiplied by the condition number of that step, about |beta x|.
+        beta = getattr(layer, "beta", 1.0)
+        condition = np.maximum(1.0, np.abs(beta * grid)) if beta != 1.0 else 1.0
+        error = np.abs(layer.function(grid) - expected)
+        assert np.all(error <= 8 * np.finfo(float).eps * condition * np.abs(expected)), (layer, error)

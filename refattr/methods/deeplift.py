@@ -1,0 +1,320 @@
+"""DeepLIFT (Shrikumar, Greenside & Kundaje 2017) with the Rescale and RevealCancel rules.
+
+The per-layer rules live next to each layer's forward pass and VJP
+(:meth:`~refattr.layers.base.Layer.deeplift_forward` / ``deeplift_backward``); this module is the
+driver: it runs the network on the input and on the reference, propagates the positive and
+negative parts of the difference from reference forward through every layer, then the
+multipliers of both parts backward from the target, and reads off the contributions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import RefattrError, RuleError, UnsupportedLayerError
+from ..layers.base import DEEPLIFT_RULES, DeltaPair, Layer, select_by_sign
+from ..layers.pooling import MAXPOOL_RULES, MaxPool2D
+from ..validation import as_baselines, as_float64, broadcast_baseline
+from ._common import one_hot, pick, prepare
+from .result import Attribution
+
+__all__ = ["deeplift", "deeplift_layers", "LayerContributions"]
+
+
+@dataclass(frozen=True, eq=False)
+class LayerContributions:
+    """What DeepLIFT assigns to the neurons of one layer (see :func:`deeplift_layers`).
+
+    Attributes
+    ----------
+    index : int
+        Position in the trace: 0 is the network input, i >= 1 the output of ``net.layers[i - 1]``.
+    name : str
+        "input", or the repr of the layer whose output these neurons are.
+    delta_pos, delta_neg : ndarray, shape (N, *neuron_shape)
+        Δ+ and Δ-, the two parts of the difference from reference, as split by the layer that
+        produced the neurons (for the input, max(Δx, 0) and min(Δx, 0)).
+    m_pos, m_neg : ndarray, shape (N, *neuron_shape)
+        The multipliers m_{Δ+ Δt} and m_{Δ- Δt}.
+    contributions : ndarray, shape (N, *neuron_shape)
+        C_{Δ Δt} = m_pos Δ+ + m_neg Δ- for every neuron.
+    completeness_gap : ndarray, shape (N,)
+        sum of ``contributions`` over the neurons, minus Δt = t(x) - t(x'). Summation-to-delta
+        says it is zero at every layer; it is rounding-level for every layer rule in refattr
+        except ``maxpool_rule="gradient"``, which does not conserve it.
+    """
+
+    index: int
+    name: str
+    delta_pos: np.ndarray
+    delta_neg: np.ndarray
+    m_pos: np.ndarray
+    m_neg: np.ndarray
+    contributions: np.ndarray
+    completeness_gap: np.ndarray
+
+
+# Validation -------------------------------------------------------------------------------------
+
+def _check_rule_names(rule, maxpool_rule):
+    if not isinstance(rule, str) or rule not in DEEPLIFT_RULES:
+        raise RuleError(f"rule: unknown DeepLIFT rule {rule!r}; expected one of {DEEPLIFT_RULES}")
+    if maxpool_rule is not None and (not isinstance(maxpool_rule, str) or maxpool_rule not in MAXPOOL_RULES):
+        raise RuleError(
+            f"maxpool_rule: unknown max-pooling rule {maxpool_rule!r}; expected None or one of {MAXPOOL_RULES}"
+        )
+
+
+def _check_layers(net, maxpool_rule):
+    """Every layer has a DeepLIFT rule, and max pooling has the one the caller chose."""
+    for i, layer in enumerate(net.layers):
+        if type(layer).deeplift_forward is Layer.deeplift_forward or \
+                type(layer).deeplift_backward is Layer.deeplift_backward:
+            raise UnsupportedLayerError(
+                f"net: layers[{i}] {type(layer).__name__} has no DeepLIFT rule; DeepLIFT is defined for "
+                f"linear layers (Dense, Conv2D, AvgPool2D, Flatten), element-wise activations and, with "
+                f"maxpool_rule=, MaxPool2D"
+            )
+        if isinstance(layer, MaxPool2D) and maxpool_rule is None:
+            raise RuleError(
+                f"maxpool_rule: the network has a MaxPool2D layer (layers[{i}]), for which DeepLIFT "
+                f"defines no rule, and maxpool_rule is None; pass maxpool_rule= one of {MAXPOOL_RULES} "
+                f"('delta_routing' keeps summation-to-delta, 'gradient' reproduces the original "
+                f"DeepLIFT code and may leave a completeness gap)"
+            )
+
+
+def _references(x, baseline, baselines):
+    """(x repeated K times, the matching references, K): K = 1 for a single baseline."""
+    if baselines is None:
+        if np.ndim(baseline) == 0:
+            # A scalar is checked by as_float64 (dtype, finiteness) and filled in directly.
+            value = as_float64(baseline, "baseline").reshape(-1)[0]
+            return x, np.full(x.shape, value), 1
+        return x, broadcast_baseline(baseline, x), 1
+    if not (np.ndim(baseline) == 0 and isinstance(baseline, (int, float, np.number))
+            and float(baseline) == 0.0):
+        raise RefattrError(
+            f"baseline: got {_describe(baseline)} together with baselines=; pass one or the other "
+            f"(baseline must stay at its default 0.0 when baselines is given)"
+        )
+    refs = as_baselines(baselines, x)
+    k, n = refs.shape[0], x.shape[0]
+    x_rep = np.concatenate([x] * k) if k > 1 else x
+    ref_rep = np.repeat(refs, n, axis=0)   # row k * n + i is baseline k for example i
+    return x_rep, ref_rep, k
+
+
+def _describe(value):
+    arr = np.asarray(value)
+    return repr(value) if arr.ndim == 0 else f"an array of shape {arr.shape}"
+
+
+def _validate(net, x, baseline, target, rule, baselines, maxpool_rule):
+    # Cheap checks only, all before the first forward pass.
+    _check_rule_names(rule, maxpool_rule)
+    x, t = prepare(net, x, target)      # net is a Sequential, x fits it, target is in range
+    _check_layers(net, maxpool_rule)
+    x_rep, ref_rep, k = _references(x, baseline, baselines)
+    return x, t, x_rep, ref_rep, k
+
+
+# The propagation --------------------------------------------------------------------------------
+
+def _propagate(net, x, x_ref, t, rule, maxpool_rule, keep_layers):
+    """Run DeepLIFT on one batch of (input, reference) pairs, all validated.
+
+    Returns (values, multipliers, delta_t, layers) where ``layers`` is None unless
+    ``keep_layers``, else the list of :class:`LayerContributions` for every trace position.
+    """
+    # Two forward passes of the same shape: row i of both goes through the same arithmetic, so
+    # a neuron whose inputs agree exactly has Δ exactly 0 (the 0.5 rule sees true zeros).
+    trace = net.trace(x)
+    trace_ref = net.trace(x_ref)
+    delta = x - x_ref
+    pos, neg = np.maximum(delta, 0.0), np.minimum(delta, 0.0)
+    parts = [(pos, neg)]
+    dl_caches = []
+    net_layers = net.layers
+    for i, layer in enumerate(net_layers):
+        inp = DeltaPair(trace.activations[i], trace_ref.activations[i], pos, neg)
+        # A layer's output parts are computed only when the next layer reads them (RevealCancel
+        # at an element-wise layer) or when they are reported; under Rescale no layer reads them.
+        wanted = keep_layers or (i + 1 < len(net_layers) and net_layers[i + 1].deeplift_reads_parts(rule))
+        pos, neg, dl_cache = layer.deeplift_forward(
+            inp, trace.activations[i + 1], trace_ref.activations[i + 1], trace.caches[i],
+            trace_ref.caches[i], rule=rule, maxpool_rule=maxpool_rule, parts=wanted,
+        )
+        dl_caches.append(dl_cache)
+        if keep_layers:
+            parts.append((pos, neg))
+    # m_{Δt+ Δt} = m_{Δt- Δt} = 1 for the target output, 0 for the others. The same array is
+    # passed for both parts: layers recognise m_pos is m_neg and skip the sign bookkeeping,
+    # which is then an exact identity (both parts would get the same multiplier).
+    seed = one_hot(t, trace.output.shape[1])
+    m_pos = m_neg = seed
+    multipliers = [(m_pos, m_neg)]
+    for layer, dl_cache in zip(reversed(net_layers), reversed(dl_caches)):
+        m_pos, m_neg = layer.deeplift_backward(m_pos, m_neg, dl_cache)
+        if keep_layers:
+            multipliers.append((m_pos, m_neg))
+    in_pos, in_neg = parts[0]
+    values = m_pos * in_pos + m_neg * in_neg
+    mult = m_pos if m_pos is m_neg else select_by_sign(delta, m_pos, m_neg)
+    delta_t = pick(trace.output, t) - pick(trace_ref.output, t)
+    records = None
+    if keep_layers:
+        multipliers.reverse()
+        records = []
+        for i, ((d_pos, d_neg), (mp, mn)) in enumerate(zip(parts, multipliers)):
+            c = mp * d_pos + mn * d_neg
+            gap = c.reshape(c.shape[0], -1).sum(axis=1) - delta_t
+            records.append(LayerContributions(
+                index=i, name="input" if i == 0 else repr(net_layers[i - 1]), delta_pos=d_pos,
+                delta_neg=d_neg, m_pos=mp, m_neg=mn, contributions=c, completeness_gap=gap,
+            ))
+    return values, mult, delta_t, records
+
+
+# Public functions -------------------------------------------------------------------------------
+
+def deeplift(net, x, baseline=0.0, target=None, rule="rescale", baselines=None,
+             maxpool_rule=None) -> Attribution:
+    r"""DeepLIFT contributions C_{Δx_i Δt} of every input feature to Δt = t(x) - t(x').
+
+    With Δx = x - x', split into Δx+ = max(Δx, 0) and Δx- = min(Δx, 0), each neuron carries
+    two multipliers, one per part, propagated backward from m_{Δt+ Δt} = m_{Δt- Δt} = 1 by the
+    chain rule for multipliers, m_{Δx Δt} = Σ_j Σ_{*∈{+,-}} m_{Δx Δy_j*} m_{Δy_j* Δt}; then::
+
+        values = C_{Δx Δt} = m+ Δx+ + m- Δx-        Σ_i C_{Δx_i Δt} = Δt  (summation-to-delta)
+
+    Layer rules (SPEC section 6):
+
+    - **Linear** (Dense, Conv2D, AvgPool2D, Flatten): the sign of w_i Δx_i, with Δx_i the
+      total difference, decides whether input i feeds Δy+ or Δy- (both of its parts go the
+      same way); an input with Δx_i == 0 exactly feeds both with 0.5 w_i. With W+ = max(W, 0),
+      W- = min(W, 0): Δy+ = W+ max(Δx, 0) + W- min(Δx, 0), Δy- = W- max(Δx, 0) + W+ min(Δx, 0).
+    - **Rescale** (``rule="rescale"``; element-wise y = f(x)): m = Δy / Δx, computed as a stable
+      divided difference of f that tends to f'(x') as Δx -> 0 (no threshold).
+    - **RevealCancel** (``rule="reveal_cancel"``): Δy+ = ½[f(x' + Δx+) - f(x')] +
+      ½[f(x' + Δx- + Δx+) - f(x' + Δx-)], and Δy- likewise with + and - swapped (a two-player
+      Shapley split); m+ = Δy+ / Δx+, m- = Δy- / Δx-, as averages of divided differences.
+      Δx+ feeds only Δy+ and Δx- only Δy- (no cross terms); for a non-monotonic f (swish) Δy+
+      may be negative: it is the contribution of Δx+, not a positive part.
+    - **MaxPool2D**: DeepLIFT defines no rule; ``maxpool_rule`` must name one
+      (:class:`~refattr.layers.MaxPool2D` documents ``"delta_routing"`` and ``"gradient"``).
+
+    Parameters
+    ----------
+    net : Sequential
+    x : array_like, shape (N, *example_shape)
+        Converted to float64; NaN or Inf raise NonFiniteError.
+    baseline : float or array_like, shape example_shape or (N, *example_shape)
+        The reference x'. Default 0.0. Leave at 0.0 when ``baselines`` is given.
+    target : int, int array of shape (N,), or None
+        Which output t_n = f(x_n)[target_n] to explain; None when the network has one output.
+    rule : {"rescale", "reveal_cancel"}
+        The rule at element-wise layers.
+    baselines : array_like, shape (K, *example_shape), optional
+        A distribution of references: the result is the mean of the K attributions
+        (the DeepSHAP construction, Lundberg & Lee 2017), and completeness holds against
+        mean_k t(x) - t(x'_k).
+    maxpool_rule : {None, "delta_routing", "gradient"}
+        Required when the network has a MaxPool2D layer; checked before anything is computed.
+
+    Returns
+    -------
+    Attribution
+        ``values``: C_{Δx Δt}, x's shape. ``multipliers``: m_{Δx Δt}, x's shape: m+ where
+        Δx > 0, m- where Δx < 0, and their mean where Δx == 0 (the input's own 0.5 rule; there
+        the value is 0 whatever the multiplier). With ``baselines`` it is the mean over the K
+        references of those multipliers, so ``values`` is mean_k m_k (x - x'_k), not
+        ``multipliers * (x - mean(baselines))``. ``completeness_gap``: sum(values) - Δt per
+        example (rounding-level, except with ``maxpool_rule="gradient"``). ``error_estimate``:
+        zeros (the result is exact up to rounding: no integral is approximated).
+        ``options``: rule, maxpool_rule, target, n_baselines, delta_t.
+
+    Raises
+    ------
+    RuleError
+        Unknown ``rule`` or ``maxpool_rule``; a MaxPool2D layer with ``maxpool_rule=None``.
+    ShapeError, NonFiniteError, TargetError, UnsupportedLayerError
+        As every method (SPEC section 2); nothing is computed on bad input.
+
+    Warnings
+    --------
+    refattr differs from peers by design (SPEC section 8):
+
+    - Captum's ``DeepLift`` (0.9.0) falls back to the gradient f'(x) at a nonlinearity where
+      |Δx| < 1e-10, and has no rule for SiLU/swish: modules outside its list of supported
+      nonlinearities are not hooked, so the plain gradient passes through them. refattr uses
+      the divided difference at every Δx (its limit at Δx -> 0 is f'(x')), and swish gets
+      Rescale and RevealCancel like any element-wise f.
+    - The original DeepLIFT code adds a 1e-7 pseudocount to near-zero Δx+ / Δx- in RevealCancel
+      and falls back to the gradient below |Δx| < 1e-7 in Rescale; refattr has no threshold.
+    - Near-zero differences therefore give slightly different multipliers from both peers; the
+      contributions differ by at most about 1e-7 |f'| per neuron (the pseudocount), and by
+      O(f'' Δx²) where a peer switches to the gradient.
+
+    References
+    ----------
+    Shrikumar, Greenside & Kundaje 2017, "Learning Important Features Through Propagating
+    Activation Differences", ICML, sections 3.2 (multipliers, chain rule), 3.3 (the reference),
+    3.4 (positive and negative parts), 3.5.1-3.5.3 (Linear, Rescale, RevealCancel rules).
+    Lundberg & Lee 2017, "A Unified Approach to Interpreting Model Predictions" (DeepSHAP).
+
+    Examples
+    --------
+    The paper's thresholding example (Shrikumar et al. 2017, figure 2): y = relu(x - 10) with
+    reference 0. At x = 15, Δy = 5 and the multiplier is 5 / 15.
+
+    >>> from refattr import Dense, ReLU, Sequential
+    >>> from refattr.methods.deeplift import deeplift
+    >>> net = Sequential([Dense([[1.0]], [-10.0]), ReLU()])
+    >>> result = deeplift(net, [[15.0], [9.0]])
+    >>> result.values                      # relu(15 - 10) - relu(0 - 10), relu(9 - 10) - 0
+    array([[5.],
+           [0.]])
+    >>> float(result.multipliers[0, 0]) == 5 / 15
+    True
+    """
+    x, t, x_rep, ref_rep, k = _validate(net, x, baseline, target, rule, baselines, maxpool_rule)
+    t_rep = np.tile(t, k)
+    values, mult, delta_t, _ = _propagate(net, x_rep, ref_rep, t_rep, rule, maxpool_rule, False)
+    if k > 1:
+        n = x.shape[0]
+        values = values.reshape((k, n) + x.shape[1:]).mean(axis=0)
+        mult = mult.reshape((k, n) + x.shape[1:]).mean(axis=0)
+        delta_t = delta_t.reshape(k, n).mean(axis=0)
+    gap = values.reshape(values.shape[0], -1).sum(axis=1) - delta_t
+    return Attribution(
+        values=values, completeness_gap=gap, error_estimate=np.zeros(x.shape[0]), method="deeplift",
+        options={"rule": rule, "maxpool_rule": maxpool_rule, "target": t,
+                 "n_baselines": None if baselines is None else k, "delta_t": delta_t},
+        multipliers=mult,
+    )
+
+
+def deeplift_layers(net, x, baseline=0.0, target=None, rule="rescale",
+                    maxpool_rule=None) -> list[LayerContributions]:
+    """DeepLIFT's parts, multipliers and contributions for the neurons of every layer.
+
+    Same arguments and rules as :func:`deeplift` (one reference per example; tile ``x`` to use
+    several). Returns ``len(net.layers) + 1`` :class:`LayerContributions`, for the network
+    input (index 0, whose ``contributions`` are ``deeplift(...).values``) and the output of
+    every layer (the last is the network output, whose contributions are Δ of the target
+    output and 0 elsewhere). Summation-to-delta holds at every one: each ``completeness_gap``
+    is rounding-level (except with ``maxpool_rule="gradient"``).
+
+    Examples
+    --------
+    >>> from refattr import Dense, ReLU, Sequential
+    >>> from refattr.methods.deeplift import deeplift_layers
+    >>> net = Sequential([Dense([[1.0, -1.0]]), ReLU(), Dense([[2.0]])])
+    >>> [float(layer.contributions.sum()) for layer in deeplift_layers(net, [[3.0, 1.0]])]
+    [4.0, 4.0, 4.0, 4.0]
+    """
+    x, t, x_rep, ref_rep, _ = _validate(net, x, baseline, target, rule, None, maxpool_rule)
+    return _propagate(net, x_rep, ref_rep, t, rule, maxpool_rule, True)[3]
