@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="refattr-demo", help="output folder (default: ./refattr-demo)")
     demo.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     demo.set_defaults(func=_cmd_demo)
+    from .axioms.cli import add_audit_command
+    from .interop.cli import add_compare_commands
+
+    add_audit_command(sub)
+    add_compare_commands(sub)
     return parser
 
 

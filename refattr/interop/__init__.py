@@ -1,0 +1,29 @@
+"""Importers (PyTorch, ONNX) and the comparison of other libraries against the reference.
+
+Nothing here imports torch, onnx, onnxruntime or captum at module level: each is imported inside
+the function that needs it, and a missing one raises an ImportError that says what to install
+(``pip install torch==2.13.0 captum==0.9.0 onnx onnxruntime``). ``import refattr`` never imports
+this package.
+
+- :func:`from_torch`, :func:`to_torch` (``torch_model.py``): ``nn.Sequential`` <-> :class:`refattr.Sequential`.
+- :func:`from_onnx` (``onnx_model.py``): a sequential ONNX graph -> :class:`refattr.Sequential`.
+- :func:`compare_captum`, :func:`compare_attributions`, :class:`Report` (``compare.py``): diffs with
+  every difference classified as rounding, a documented convention, the peer's approximation
+  error, or unexplained.
+- ``captum_conventions.py``: Captum's conventions reproduced with refattr's own gradients and
+  layers, so that a diff can tell "different convention" from "numerical error". refattr's
+  reference results never imitate them.
+"""
+
+from .compare import (
+    Cause as Cause,
+    MethodComparison as MethodComparison,
+    Report as Report,
+    compare_attributions as compare_attributions,
+    compare_captum as compare_captum,
+)
+from .onnx_model import from_onnx as from_onnx, onnx_forward as onnx_forward
+from .torch_model import from_torch as from_torch, to_torch as to_torch, torch_forward as torch_forward
+
+__all__ = ["from_torch", "to_torch", "torch_forward", "from_onnx", "onnx_forward", "compare_captum",
+           "compare_attributions", "Report", "MethodComparison", "Cause"]

@@ -1,0 +1,714 @@
+"""Diff another library's attributions against refattr's reference, and explain every difference.
+
+Each compared method gets a verdict:
+
+- ``agree`` (a): equal to the reference up to rounding (``rtol``, relative to the largest
+  attribution of the example);
+- ``convention`` (b): the peer computes something else by a documented convention, shown by
+  reproducing that convention exactly (``captum_conventions.py``) and finding the peer equal to
+  the reproduction up to rounding; the largest explained part is a convention;
+- ``approximation`` (c): as (b), but the largest part is the peer's approximation error
+  (e.g. a 50-step Riemann sum against the exact or adaptive integral), measured against the
+  reference;
+- ``unexplained`` (d): the peer matches neither the reference nor any reproduced convention.
+  Flagged loudly; :attr:`Report.ok` is False and the CLI exits non-zero;
+- ``peer_error``: the peer refused (documented limitations, e.g. Captum's DeepLift with a
+  reused module, count as explained; any other exception is unexplained);
+- ``skipped``: refattr's reference for the method is not available in this version.
+
+Every verdict lists its causes with their sizes, so "the peer is 2% off" always comes with why.
+refattr's reference results are never changed to imitate a peer.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import importlib.util
+import json
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .. import __version__
+from ..errors import RuleError
+from ..layers import MaxPool2D, ReLU, Sigmoid, Swish, Tanh
+from ..methods import deconvnet, gradient, guided_backprop, input_x_gradient
+from ..methods._common import pick, prepare
+from ..network import Sequential
+from ..validation import as_baselines, broadcast_baseline
+from . import captum_conventions as cc
+
+__all__ = ["Cause", "MethodComparison", "Report", "compare_captum", "compare_attributions", "relative_difference",
+           "CAPTUM_METHODS", "VERDICTS"]
+
+#: Captum methods compared by :func:`compare_captum`, in report order.
+CAPTUM_METHODS = ("Saliency", "InputXGradient", "GuidedBackprop", "Deconvolution", "IntegratedGradients",
+                  "DeepLift", "DeepLiftShap")
+
+VERDICTS = ("agree", "convention", "approximation", "unexplained", "peer_error", "skipped")
+
+#: Verdict tolerance for float64 peers: a few hundred float64 operations differ by well under
+#: 1e-12 relative (refattr.testing.tolerances.EXACT_RTOL); any real difference is far larger.
+FLOAT64_RTOL = 1e-12
+#: For float32 attributions: float32 rounding is 6e-8 per operation; accumulated over a network
+#: and a sum of gradients, 1e-5 relative still separates rounding from any real difference.
+FLOAT32_RTOL = 1e-5
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One part of a difference: ``kind`` is "rounding", "convention", "approximation" or
+    "unexplained"; ``size`` the relative difference it accounts for."""
+
+    kind: str
+    description: str
+    size: float
+
+
+@dataclass
+class MethodComparison:
+    """The comparison of one method (one setting) between a peer and refattr.
+
+    ``max_abs_diff`` is max |peer - reference| over the batch; ``max_rel_diff`` the largest over
+    examples of max_i |peer_i - ref_i| / max_i |ref_i|. The completeness gaps are
+    max_n |sum(phi_n) - (t(x_n) - t(x'_n))| for the peer's and the reference's attributions
+    (None for methods without a reference input).
+    """
+
+    method: str
+    peer: str
+    reference: str
+    verdict: str
+    max_abs_diff: float | None = None
+    max_rel_diff: float | None = None
+    peer_completeness_gap: float | None = None
+    reference_completeness_gap: float | None = None
+    causes: list[Cause] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def explained(self) -> bool:
+        return self.verdict != "unexplained"
+
+
+@dataclass
+class Report:
+    """The result of a comparison: one :class:`MethodComparison` per method and setting."""
+
+    peer: str
+    reference: str
+    n_examples: int
+    rtol: float
+    forward_max_rel_diff: float | None
+    forward_rtol: float | None = None
+    entries: list[MethodComparison] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def unexplained(self) -> list[MethodComparison]:
+        return [e for e in self.entries if not e.explained]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is unexplained (forward pass included)."""
+        return self.forward_ok and not self.unexplained
+
+    @property
+    def forward_ok(self) -> bool:
+        """True when the imported network computes the source model's function (to rounding)."""
+        tol = self.rtol if self.forward_rtol is None else max(self.rtol, self.forward_rtol)
+        return self.forward_max_rel_diff is None or self.forward_max_rel_diff <= tol
+
+    def __getitem__(self, method: str) -> MethodComparison:
+        for e in self.entries:
+            if e.method == method:
+                return e
+        raise KeyError(f"method: no entry {method!r}; entries are {[e.method for e in self.entries]}")
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["ok"] = self.ok
+        out["forward_ok"] = self.forward_ok
+        out["unexplained"] = [e.method for e in self.unexplained]
+        return out
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, default=_json_default)
+
+    def table(self) -> str:
+        fwd = "-" if self.forward_max_rel_diff is None else f"{self.forward_max_rel_diff:.1e}"
+        if self.forward_rtol is not None and self.forward_rtol > self.rtol:
+            fwd += f" (float32 model: tolerance {self.forward_rtol:.0e})"
+        lines = [f"{self.peer} vs {self.reference}: {self.n_examples} example(s), verdict tolerance rtol "
+                 f"{self.rtol:.0e}, forward outputs max rel diff {fwd}"]
+        lines += [f"note: {n}" for n in self.notes]
+        header = f"{'method':<46} {'verdict':<13} {'max|diff|':>9} {'rel diff':>9} {'gap peer':>9} {'gap ref':>9}"
+        lines += [header, "-" * len(header)]
+        for e in self.entries:
+            lines.append(f"{e.method:<46} {e.verdict.upper() if not e.explained else e.verdict:<13} "
+                         f"{_fmt(e.max_abs_diff):>9} {_fmt(e.max_rel_diff):>9} {_fmt(e.peer_completeness_gap):>9} "
+                         f"{_fmt(e.reference_completeness_gap):>9}")
+            for c in sorted(e.causes, key=lambda c: -c.size):
+                lines.append(f"    {c.kind:<13} {c.size:8.1e}  {c.description}")
+            lines += [f"    note: {n}" for n in e.notes]
+        if not self.forward_ok:
+            lines.append(f"!! UNEXPLAINED: forward outputs differ by {self.forward_max_rel_diff:.1e} relative: the "
+                         f"imported model does not compute the peer's function")
+        bad = self.unexplained
+        lines.append("!! UNEXPLAINED: " + ", ".join(e.method for e in bad) if bad else
+                     "every difference is explained")
+        return "\n".join(lines)
+
+    __str__ = table
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.1e}"
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def relative_difference(actual, expected) -> float:
+    """max over examples n of max_i |actual_ni - expected_ni| / max_i |expected_ni|.
+
+    Normwise per example, so that a near-zero attribution does not inflate the ratio; where an
+    example's expected attributions are all zero the denominator is max |actual| (0 if both are).
+    """
+    a = np.asarray(actual, dtype=np.float64).reshape(np.shape(actual)[0], -1)
+    e = np.asarray(expected, dtype=np.float64).reshape(np.shape(expected)[0], -1)
+    diff = np.max(np.abs(a - e), axis=1)
+    scale = np.max(np.abs(e), axis=1)
+    scale = np.where(scale > 0, scale, np.max(np.abs(a), axis=1))
+    return float(np.max(np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)))
+
+
+# refattr's reference methods -----------------------------------------------------------------
+def reference_method(name: str):
+    """refattr's ``name`` (e.g. "integrated_gradients"), or None while its module is not present."""
+    if importlib.util.find_spec(f"refattr.methods.{name}") is None:
+        return None
+    return getattr(importlib.import_module(f"refattr.methods.{name}"), name)
+
+
+def _gap(net, x, baseline_values, target, values, baselines=None) -> float:
+    """max_n |sum(phi_n) - (t(x_n) - t(x'_n))| (mean over K baselines when ``baselines``)."""
+    tx = pick(net(x), target)
+    if baselines is None:
+        tb = pick(net(baseline_values), target)
+    else:
+        tb = np.mean([pick(net(np.broadcast_to(b, x.shape)), target) for b in baselines], axis=0)
+    sums = np.asarray(values).reshape(x.shape[0], -1).sum(axis=1)
+    return float(np.max(np.abs(sums - (tx - tb))))
+
+
+def _classify(entry: MethodComparison, peer, reference, reproduction, components, rtol, what_reproduced):
+    """Fill in the verdict and causes of ``entry`` (see the module docstring)."""
+    entry.max_abs_diff = float(np.max(np.abs(np.asarray(peer) - np.asarray(reference))))
+    entry.max_rel_diff = relative_difference(peer, reference)
+    if entry.max_rel_diff <= rtol:
+        entry.verdict = "agree"
+        entry.causes.append(Cause("rounding", "equal to the reference up to float64 rounding", entry.max_rel_diff))
+        entry.causes += [c for c in components if c.kind != "rounding" and c.size > rtol]
+        return
+    if reproduction is None:
+        entry.verdict = "unexplained"
+        entry.causes.append(Cause("unexplained", "differs from the reference and no convention of the peer "
+                                                 "is known to explain it", entry.max_rel_diff))
+        return
+    d_rep = relative_difference(peer, reproduction)
+    entry.causes.append(Cause("rounding" if d_rep <= rtol else "unexplained",
+                              f"peer vs {what_reproduced} reproduced with refattr's float64 gradients", d_rep))
+    entry.causes += components
+    real = [c for c in components if c.kind in ("convention", "approximation") and c.size > rtol]
+    broken = [c for c in components if c.kind == "unexplained" and c.size > rtol]
+    if d_rep > rtol or broken or not real:
+        entry.verdict = "unexplained"
+        return
+    entry.verdict = max(real, key=lambda c: c.size).kind
+
+
+def _nonlinear_inputs(net, x, xr):
+    """Δz at the input of every element-wise and max-pool layer, as (layer index, layer, Δz)."""
+    trace, trace_ref = net.trace(x), net.trace(xr)
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, (ReLU, Tanh, Sigmoid, Swish, MaxPool2D)):
+            yield i, layer, trace.activations[i] - trace_ref.activations[i]
+
+
+def _adjacent_hooked(net, swish_hooked=False) -> list[str]:
+    """Names of consecutive layer pairs that both carry a Captum DeepLift hook."""
+    def hooked(layer):
+        return isinstance(layer, (ReLU, Tanh, Sigmoid, MaxPool2D)) or (swish_hooked and isinstance(layer, Swish))
+
+    layers = net.layers
+    return [f"{type(a).__name__} -> {type(b).__name__} (layers {i}, {i + 1})"
+            for i, (a, b) in enumerate(zip(layers[:-1], layers[1:])) if hooked(a) and hooked(b)]
+
+
+def _deeplift_chain(net, x, baseline, target, baselines=None):
+    """Captum's DeepLift convention, then one convention removed at a time, ending at pure Rescale.
+
+    Returns (reproduction, components, final variant). Each component is the relative size of
+    one step of the chain.
+    """
+    def run(**options):
+        if baselines is None:
+            return cc.captum_deeplift(net, x, baseline, target, **options)
+        return cc.captum_deeplift_shap(net, x, baselines, target, **options)
+
+    eps = cc.CAPTUM_DEEPLIFT_EPS
+    steps = [{}]
+
+    def more(**options):
+        steps.append({**steps[-1], **options})
+        return run(**steps[-1])
+
+    v0 = run()
+    components = []
+    has_pool = any(isinstance(layer, MaxPool2D) for layer in net.layers)
+    if any(isinstance(layer, Swish) for layer in net.layers):
+        v = more(swish_as_gradient=False)
+        components.append(Cause("convention", "Captum has no DeepLift rule for nn.SiLU: it passes the gradient f'(x) "
+                                              "at the input instead of the multiplier Δy/Δx (no warning; "
+                                              "summation-to-delta breaks)", relative_difference(v0, v)))
+        v0 = v
+    else:
+        steps[-1]["swish_as_gradient"] = False
+    pairs = _adjacent_hooked(net, swish_hooked=True)
+    if pairs:
+        v = more(stale_grad_output=False)
+        components.append(Cause("convention", "known Captum bug (issue #1104): on adjacent hooked modules ("
+                                + "; ".join(pairs) + ") the upstream rule uses the output gradient recorded "
+                                  "before the downstream rule rewrote it, so the downstream rule is lost on the "
+                                  "upstream Rescale branch",
+                                relative_difference(v0, v)))
+        v0 = v
+    if has_pool:
+        v = more(first_row_fallback=False)
+        components.append(Cause("convention", "known Captum bug (issue #1276): the max-pool fallback (|Δx| < 1e-10) "
+                                              "uses grad_input[0], the gradient of example 0, for every example",
+                                relative_difference(v0, v)))
+        v0 = v
+    refs = [broadcast_baseline(baseline, x)] if baselines is None else [np.broadcast_to(b, x.shape) for b in baselines]
+    n_small = sum(int(np.sum((np.abs(dz) < eps) & (dz != 0))) for xr in refs for _, _, dz in _nonlinear_inputs(net, x, xr))
+    v = more(eps=0)
+    components.append(Cause("convention", f"Captum falls back to the gradient at the input where |Δz| < {eps:g} "
+                                          f"({n_small} neuron(s) with 0 < |Δz| < {eps:g} here)",
+                            relative_difference(v0, v)))
+    v0 = v
+    if has_pool:
+        v = more(assign_unpool=False)
+        components.append(Cause("convention", "Captum un-pools max-pool contributions with max_unpool2d (assignment: "
+                                              "overlapping windows that share a winner keep one value)",
+                                relative_difference(v0, v)))
+        v0 = v
+    v = more(naive_division=False)
+    components.append(Cause("approximation", "Captum's multiplier (y - y')/(x - x') is a naive divided difference "
+                                             "(cancellation when |Δx| is small); refattr's is stable",
+                            relative_difference(v0, v)))
+    return run(), components, v
+
+
+# Captum ----------------------------------------------------------------------------------------
+def _load_captum():
+    try:
+        import captum
+        from captum import attr
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("compare_captum needs Captum: pip install torch==2.13.0 captum==0.9.0") from exc
+    return captum, attr
+
+
+def _as_models(model):
+    """(refattr Sequential, float64 torch module) for a torch module, a Sequential or an ONNX model."""
+    from .torch_model import from_torch, require_torch, to_torch
+
+    torch = require_torch()
+    if isinstance(model, Sequential):
+        return model, to_torch(model)
+    if isinstance(model, torch.nn.Module):
+        net = from_torch(model)
+        return net, copy.deepcopy(model).double().eval()
+    from .onnx_model import from_onnx
+
+    net = from_onnx(model)
+    return net, to_torch(net)
+
+
+def _normalise_methods(methods):
+    if methods is None:
+        return list(CAPTUM_METHODS)
+    by_lower = {m.lower(): m for m in CAPTUM_METHODS}
+    out = []
+    for m in ([methods] if isinstance(methods, str) else methods):
+        if str(m).lower() not in by_lower:
+            raise RuleError(f"methods: unknown Captum method {m!r}; expected some of {CAPTUM_METHODS}")
+        out.append(by_lower[str(m).lower()])
+    return out
+
+
+def compare_captum(model, inputs, baselines=0.0, targets=None, methods=None, *, n_steps: int = 50,
+                   ig_methods=cc.CAPTUM_IG_METHODS, shap_baselines=None, rtol: float = FLOAT64_RTOL) -> Report:
+    """Run Captum's attribution methods and refattr's reference on the same model and classify every difference.
+
+    Parameters
+    ----------
+    model : torch.nn.Sequential, refattr.Sequential, or an ONNX model (path, bytes or ModelProto)
+        A torch module is imported with :func:`~refattr.interop.from_torch` and run by Captum as a
+        float64 copy; a refattr or ONNX model is given to Captum through
+        :func:`~refattr.interop.to_torch`.
+    inputs : array_like, shape (N, *example_shape)
+    baselines : scalar or array_like
+        The baseline x' of IntegratedGradients and DeepLift: a scalar, one example's shape, or
+        the inputs' shape (default 0).
+    targets : int, int array (N,), or None
+    methods : iterable of str, optional
+        Some of :data:`CAPTUM_METHODS` (default: all).
+    n_steps : int
+        Captum's ``n_steps`` for IntegratedGradients.
+    ig_methods : iterable of str
+        Captum's IG ``method`` values to compare (default: all five).
+    shap_baselines : array_like (K, *example_shape), K >= 2, optional
+        DeepLiftShap's baseline distribution. Default: the per-example baselines broadcast to the
+        inputs' shape (K = N; repeated once more if N == 1, as Captum needs K >= 2).
+    rtol : float
+        Relative difference below which two results count as equal up to rounding.
+
+    Returns
+    -------
+    Report
+        One entry per method (per IG method). References: ``gradient``, ``input_x_gradient``,
+        ``guided_backprop``, ``deconvnet``; ``integrated_gradients(rule="auto")`` (exact on
+        piecewise-linear networks, adaptive quadrature otherwise) with the same-rule fixed
+        quadrature as the intermediate step; ``deeplift(rule="rescale")`` with
+        ``maxpool_rule="delta_routing"`` where the network has max pooling (Captum's routing).
+        Methods whose refattr module is not present yet are reported as ``skipped``.
+
+    Warnings
+    --------
+    Captum's conventions reproduced here (see ``captum_conventions.py``): float32 Riemann nodes
+    and step weights; ``riemann_trapezoid`` weights summing to (n - 1)/n; DeepLift's gradient
+    fallback below |Δx| = 1e-10; SiLU treated as a plain gradient; max-pool un-pooling by
+    assignment; and two DeepLift bugs of Captum 0.9.0 (issue #1104: adjacent hooked modules such
+    as ReLU -> MaxPool2d use a stale output gradient; issue #1276: the max-pool fallback uses
+    example 0's gradient for every example). None of them is applied to refattr's own results.
+    A Captum ``UserWarning`` is recorded in the entry's notes, not raised.
+
+    Examples
+    --------
+    ::
+
+        report = compare_captum(torch_model, x, baselines=x_ref, targets=labels)
+        print(report.table())          # one line per method, causes with their sizes
+        assert report.ok, report.unexplained
+    """
+    captum, cattr = _load_captum()
+    from .torch_model import require_torch
+
+    torch = require_torch()
+    net, peer_model = _as_models(model)
+    x, t = prepare(net, inputs, targets)
+    xr = broadcast_baseline(baselines, x)
+    n_out = net(x).shape[1]
+    torch_target = None if targets is None and n_out == 1 else torch.from_numpy(t)
+    tx = torch.from_numpy(x.copy())
+    tb = torch.from_numpy(xr.copy())
+    if shap_baselines is None:
+        shap = xr if x.shape[0] > 1 else np.concatenate([xr, xr])
+    else:
+        shap = as_baselines(shap_baselines, x)
+    from .torch_model import torch_forward
+
+    forward_diff, forward_rtol = relative_difference(torch_forward(peer_model, x), net(x)), FLOAT64_RTOL
+    if _is_onnx(model):
+        # the peer runs a float64 torch copy of the imported network; the import itself is checked
+        # against the ONNX runtime
+        onnx_diff, forward_rtol = _source_forward_diff(model, net, x)
+        forward_diff = max(forward_diff, onnx_diff)
+    report = Report(peer=f"captum {captum.__version__} (torch {torch.__version__})", reference=f"refattr {__version__}",
+                    n_examples=x.shape[0], rtol=rtol, forward_max_rel_diff=forward_diff, forward_rtol=forward_rtol)
+    peer_name = f"captum {captum.__version__}"
+
+    def run_peer(entry, fn):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                out = fn()
+            except Exception as exc:  # the peer's own exception types
+                message = " ".join(str(exc).split())
+                entry.notes.append(f"Captum raised {type(exc).__name__}: {message[:300]}")
+                if "used more than once" in message:
+                    entry.verdict = "peer_error"
+                    entry.causes.append(Cause("convention", "Captum's DeepLift requires every non-linear module "
+                                                            "to be used once (documented limitation)", 0.0))
+                else:
+                    entry.verdict = "unexplained"
+                return None
+        seen = sorted({" ".join(str(w.message).split())[:160] for w in caught})
+        entry.notes += [f"Captum warned: {m}" for m in seen]
+        return out.detach().cpu().numpy().astype(np.float64)
+
+    for method in _normalise_methods(methods):
+        if method in ("Saliency", "InputXGradient", "GuidedBackprop", "Deconvolution"):
+            ours, cls, kwargs = {
+                "Saliency": (gradient, cattr.Saliency, {"abs": False}),
+                "InputXGradient": (input_x_gradient, cattr.InputXGradient, {}),
+                "GuidedBackprop": (guided_backprop, cattr.GuidedBackprop, {}),
+                "Deconvolution": (deconvnet, cattr.Deconvolution, {}),
+            }[method]
+            entry = MethodComparison(method, peer_name, f"refattr {ours.__name__}", "agree")
+            peer = run_peer(entry, lambda: cls(peer_model).attribute(tx.clone().requires_grad_(), target=torch_target, **kwargs))
+            if peer is not None:
+                _classify(entry, peer, ours(net, x, t).values, None, [], rtol, "")
+            report.entries.append(entry)
+        elif method == "IntegratedGradients":
+            report.entries += _compare_ig(net, peer_model, cattr, x, xr, t, tx, tb, torch_target, n_steps, ig_methods,
+                                          rtol, peer_name, run_peer)
+        else:
+            shap_mode = method == "DeepLiftShap"
+            entry = MethodComparison(method, peer_name, "refattr deeplift(rule='rescale')", "skipped")
+            deeplift = reference_method("deeplift")
+            if deeplift is None:
+                entry.notes.append("refattr.methods.deeplift is not available in this version")
+                report.entries.append(entry)
+                continue
+            maxpool_rule = "delta_routing" if any(isinstance(la, MaxPool2D) for la in net.layers) else None
+            if maxpool_rule:
+                entry.reference += ", maxpool_rule='delta_routing'"
+            if shap_mode:
+                entry.reference += f", {shap.shape[0]} baselines"
+                ref = deeplift(net, x, target=t, rule="rescale", baselines=shap, maxpool_rule=maxpool_rule)
+                peer = run_peer(entry, lambda: cattr.DeepLiftShap(peer_model).attribute(
+                    tx.clone().requires_grad_(), torch.from_numpy(np.ascontiguousarray(shap)), target=torch_target))
+            else:
+                ref = deeplift(net, x, xr, target=t, rule="rescale", maxpool_rule=maxpool_rule)
+                peer = run_peer(entry, lambda: cattr.DeepLift(peer_model).attribute(tx.clone().requires_grad_(), tb.clone(),
+                                                                                   target=torch_target))
+            bases = shap if shap_mode else None
+            entry.reference_completeness_gap = _gap(net, x, xr, t, ref.values, bases)
+            if peer is not None:
+                entry.peer_completeness_gap = _gap(net, x, xr, t, peer, bases)
+                reproduction, components, pure = _deeplift_chain(net, x, xr, t, bases)
+                components.append(Cause("rounding" if relative_difference(pure, ref.values) <= rtol else "unexplained",
+                                        "Rescale reproduced in the comparison layer vs refattr's deeplift",
+                                        relative_difference(pure, ref.values)))
+                _classify(entry, peer, ref.values, reproduction, components, rtol, "Captum's DeepLift convention")
+            report.entries.append(entry)
+    return report
+
+
+def _compare_ig(net, peer_model, cattr, x, xr, t, tx, tb, torch_target, n_steps, ig_methods, rtol, peer_name,
+                run_peer):
+    entries = []
+    integrated_gradients = reference_method("integrated_gradients")
+    reference = None
+    if integrated_gradients is not None:
+        reference = integrated_gradients(net, x, xr, target=t, rule="auto")
+        chosen = reference.options.get("rule", "auto") if isinstance(reference.options, dict) else "auto"
+        estimate = None if reference.error_estimate is None else float(np.max(reference.error_estimate))
+    for method in ig_methods:
+        if method not in cc.CAPTUM_IG_METHODS:
+            raise RuleError(f"ig_methods: unknown Captum method {method!r}; expected some of {cc.CAPTUM_IG_METHODS}")
+        name = f"IntegratedGradients[{method}, n_steps={n_steps}]"
+        entry = MethodComparison(name, peer_name, "refattr integrated_gradients(rule='auto')", "skipped")
+        entries.append(entry)
+        if reference is None:
+            entry.notes.append("refattr.methods.integrated_gradients is not available in this version")
+            continue
+        entry.reference = (f"refattr integrated_gradients(rule='auto' -> {chosen!r}"
+                           + ("" if estimate is None else f", error estimate {estimate:.1e}") + ")")
+        rule = cc.REFATTR_RULE[method]
+        peer = run_peer(entry, lambda: cattr.IntegratedGradients(peer_model).attribute(
+            tx.clone().requires_grad_(), tb.clone(), target=torch_target, n_steps=n_steps, method=method))
+        entry.reference_completeness_gap = _gap(net, x, xr, t, reference.values)
+        if peer is None:
+            continue
+        entry.peer_completeness_gap = _gap(net, x, xr, t, peer)
+        reproduction = cc.captum_integrated_gradients(net, x, xr, t, method, n_steps)
+        unrounded = cc.captum_integrated_gradients(net, x, xr, t, method, n_steps, float32=False)
+        same_rule = integrated_gradients(net, x, xr, target=t, rule=rule, n_steps=n_steps).values
+        components = [Cause("convention", "Captum rounds " + ("the step weights" if method == "gausslegendre" else
+                                                             "the Riemann nodes and step weights")
+                            + " to float32 (torch default dtype), even for float64 inputs",
+                            relative_difference(reproduction, unrounded))]
+        if method == "riemann_trapezoid":
+            components.append(Cause("convention", f"Captum's trapezoid weights are 1/n with halved ends, summing to "
+                                                  f"(n-1)/n = {(n_steps - 1) / n_steps:.4g} instead of 1 "
+                                                  f"(the trapezoid rule on linspace(0, 1, n) has 1/(n-1))",
+                                    relative_difference(unrounded, same_rule)))
+        else:
+            d = relative_difference(unrounded, same_rule)
+            components.append(Cause("rounding" if d <= rtol else "unexplained",
+                                    f"Captum's formulas in float64 vs refattr's rule {rule!r}", d))
+        components.append(Cause("approximation", f"{method} with {n_steps} steps vs the reference integral "
+                                                 f"(refattr rule {rule!r} vs {chosen!r})",
+                                relative_difference(same_rule, reference.values)))
+        _classify(entry, peer, reference.values, reproduction, components, rtol, "Captum's IG convention")
+    return entries
+
+
+# A user's own attributions ---------------------------------------------------------------------
+GRADIENT_FAMILY = {"gradient": gradient, "input_x_gradient": input_x_gradient, "guided_backprop": guided_backprop,
+                   "deconvnet": deconvnet}
+ATTRIBUTION_METHODS = tuple(GRADIENT_FAMILY) + ("integrated_gradients", "deeplift")
+
+
+def compare_attributions(model, inputs, attributions, method: str, baselines=0.0, targets=None, *,
+                         rule: str | None = None, n_steps: int = 50, maxpool_rule: str | None = None,
+                         rtol: float | None = None) -> Report:
+    """Diff a user's own attributions against refattr's reference for ``method`` and explain the difference.
+
+    Parameters
+    ----------
+    model : refattr.Sequential, torch.nn.Sequential or ONNX model (path, bytes, ModelProto)
+    inputs, attributions : array_like, shape (N, *example_shape)
+    method : str
+        One of "gradient", "input_x_gradient", "guided_backprop", "deconvnet",
+        "integrated_gradients", "deeplift".
+    baselines, targets : as for refattr's methods (``baseline``, ``target``).
+    rule : str, optional
+        integrated_gradients: the quadrature rule the attributions were computed with (refattr's
+        names, or Captum's "riemann_right", ...); deeplift: "rescale" (default) or "reveal_cancel".
+    n_steps : int
+        Steps of a fixed integrated-gradients rule.
+    maxpool_rule : str, optional
+        DeepLIFT's max-pool rule for refattr's reference (default "delta_routing" where needed).
+    rtol : float, optional
+        Rounding tolerance; defaults to 1e-12 for float64 attributions and 1e-5 for float32 ones.
+
+    The verdict follows :mod:`refattr.interop.compare`: ``agree`` with the reference,
+    ``approximation`` (equal to refattr's computation with the same fixed quadrature rule, which
+    differs from the reference integral by the rule's error), ``convention`` (equal to a known
+    convention: Captum's float32 quadrature or trapezoid weights, Captum's DeepLift, the absolute
+    value of the gradient), or ``unexplained``.
+    """
+    net = model if isinstance(model, Sequential) else _onnx_net(model) if _is_onnx(model) else _as_models(model)[0]
+    x, t = prepare(net, inputs, targets)
+    forward_diff, forward_rtol = (None, None) if isinstance(model, Sequential) else _source_forward_diff(model, net, x)
+    values = np.asarray(attributions)
+    if rtol is None:
+        rtol = FLOAT32_RTOL if values.dtype in (np.float32, np.float16) else FLOAT64_RTOL
+    values = values.astype(np.float64)
+    if values.shape != x.shape:
+        raise RuleError(f"attributions: expected the inputs' shape {x.shape}, got {values.shape}")
+    xr = broadcast_baseline(baselines, x)
+    report = Report(peer="user attributions", reference=f"refattr {__version__}", n_examples=x.shape[0], rtol=rtol,
+                    forward_max_rel_diff=forward_diff, forward_rtol=forward_rtol)
+    if method in GRADIENT_FAMILY:
+        ref = GRADIENT_FAMILY[method](net, x, t).values
+        entry = MethodComparison(method, "user", f"refattr {method}", "agree")
+        candidates = []
+        if method == "gradient":
+            candidates.append(("convention", "the absolute value of the gradient (Captum's Saliency default abs=True)",
+                               np.abs(ref)))
+        _classify_candidates(entry, values, ref, candidates, rtol)
+    elif method == "integrated_gradients":
+        integrated_gradients = reference_method("integrated_gradients")
+        if integrated_gradients is None:
+            raise RuleError("method: refattr.methods.integrated_gradients is not available in this version")
+        captum_method = None
+        if rule in cc.CAPTUM_IG_METHODS:
+            captum_method, rule = rule, cc.REFATTR_RULE[rule]
+        rule = rule or "auto"
+        ref = integrated_gradients(net, x, xr, target=t, rule="auto")
+        entry = MethodComparison(f"integrated_gradients[{rule}, n_steps={n_steps}]", "user",
+                                 f"refattr integrated_gradients(rule='auto' -> {ref.options.get('rule', 'auto')!r})",
+                                 "agree")
+        candidates = []
+        if rule not in ("auto", "exact", "quad"):
+            same = integrated_gradients(net, x, xr, target=t, rule=rule, n_steps=n_steps).values
+            candidates.append(("approximation", f"refattr's rule {rule!r} with {n_steps} steps (its difference from "
+                                                f"the reference is the rule's approximation error)", same))
+            inverse = {v: k for k, v in cc.REFATTR_RULE.items()}
+            cm = captum_method or inverse.get(rule)
+            if cm is not None:
+                candidates.append(("convention", f"Captum's {cm} convention (float32 nodes/weights"
+                                                 + (", weights summing to (n-1)/n" if cm == "riemann_trapezoid" else "")
+                                                 + ")", cc.captum_integrated_gradients(net, x, xr, t, cm, n_steps)))
+        entry.reference_completeness_gap = _gap(net, x, xr, t, ref.values)
+        entry.peer_completeness_gap = _gap(net, x, xr, t, values)
+        _classify_candidates(entry, values, ref.values, candidates, rtol)
+    elif method == "deeplift":
+        deeplift = reference_method("deeplift")
+        if deeplift is None:
+            raise RuleError("method: refattr.methods.deeplift is not available in this version")
+        rule = rule or "rescale"
+        if maxpool_rule is None and any(isinstance(la, MaxPool2D) for la in net.layers):
+            maxpool_rule = "delta_routing"
+        ref = deeplift(net, x, xr, target=t, rule=rule, maxpool_rule=maxpool_rule)
+        entry = MethodComparison(f"deeplift[{rule}]", "user", f"refattr deeplift(rule={rule!r}, "
+                                 f"maxpool_rule={maxpool_rule!r})", "agree")
+        candidates = [("convention", "Captum's DeepLift convention (gradient fallback below |Δx| = 1e-10, SiLU as "
+                                     "gradient, max_unpool2d routing)", cc.captum_deeplift(net, x, xr, t))]
+        entry.reference_completeness_gap = _gap(net, x, xr, t, ref.values)
+        entry.peer_completeness_gap = _gap(net, x, xr, t, values)
+        _classify_candidates(entry, values, ref.values, candidates, rtol)
+    else:
+        raise RuleError(f"method: unknown method {method!r}; expected one of {ATTRIBUTION_METHODS}")
+    report.entries.append(entry)
+    return report
+
+
+def _classify_candidates(entry, values, reference, candidates, rtol):
+    entry.max_abs_diff = float(np.max(np.abs(values - reference)))
+    entry.max_rel_diff = relative_difference(values, reference)
+    if entry.max_rel_diff <= rtol:
+        entry.verdict = "agree"
+        entry.causes.append(Cause("rounding", "equal to the reference up to rounding", entry.max_rel_diff))
+        return
+    for kind, description, candidate in candidates:
+        d = relative_difference(values, candidate)
+        if d <= rtol:
+            entry.verdict = kind
+            entry.causes.append(Cause(kind, f"equal (to {d:.1e}) to {description}",
+                                      relative_difference(candidate, reference)))
+            return
+        entry.notes.append(f"not {description}: differs by {d:.1e}")
+    entry.verdict = "unexplained"
+    index = np.unravel_index(int(np.argmax(np.abs(values - reference))), values.shape)
+    entry.causes.append(Cause("unexplained", f"matches neither the reference nor a known convention; largest "
+                                             f"difference at index {tuple(int(i) for i in index)}",
+                              entry.max_rel_diff))
+
+
+def _is_onnx(model) -> bool:
+    import os
+
+    if isinstance(model, (str, os.PathLike)):
+        return os.fspath(model).endswith(".onnx")
+    if isinstance(model, (bytes, bytearray)):
+        return True
+    return type(model).__name__ == "ModelProto"
+
+
+def _source_forward_diff(model, net, x) -> tuple[float, float]:
+    """(relative difference, tolerance) between the source framework's forward pass and ``net``'s.
+
+    Torch modules run in float64 (tolerance: rounding, FLOAT64_RTOL). ONNX models run in
+    onnxruntime (ONNX's reference evaluator where onnxruntime has no float64 kernel) in the
+    model's declared input type: a float32 model is compared at float32 precision (FLOAT32_RTOL),
+    since refattr evaluates the same weights in float64.
+    """
+    if _is_onnx(model):
+        from .onnx_model import _load, onnx_forward
+
+        proto = _load(model)
+        float64 = proto.graph.input[0].type.tensor_type.elem_type == 11  # onnx.TensorProto.DOUBLE
+        return relative_difference(onnx_forward(proto, x), net(x)), FLOAT64_RTOL if float64 else FLOAT32_RTOL
+    from .torch_model import torch_forward
+
+    return relative_difference(torch_forward(model, x), net(x)), FLOAT64_RTOL
+
+
+def _onnx_net(model):
+    from .onnx_model import from_onnx
+
+    return from_onnx(model)
