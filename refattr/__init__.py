@@ -31,6 +31,7 @@ from .methods import (
     gradient as gradient,
     guided_backprop as guided_backprop,
     input_x_gradient as input_x_gradient,
+    integrated_gradients as integrated_gradients,
 )
 from .network import Sequential as Sequential
 
@@ -38,6 +39,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Sequential", "Dense", "Conv2D", "ReLU", "Tanh", "Sigmoid", "Swish", "Flatten", "AvgPool2D", "MaxPool2D",
-    "Attribution", "gradient", "input_x_gradient", "guided_backprop", "deconvnet", "deeplift", "deeplift_layers",
+    "Attribution", "gradient", "input_x_gradient", "guided_backprop", "deconvnet", "deeplift", "deeplift_layers", "integrated_gradients",
     "RefattrError", "ShapeError", "NonFiniteError", "TargetError", "RuleError", "UnsupportedLayerError",
 ]

@@ -32,7 +32,11 @@ def test_notebook_executes(path, monkeypatch):
     import matplotlib
 
     matplotlib.use("Agg")
-    run_notebook(path)
+    import numpy as np
+
+    # Notebooks may change print options; keep them from leaking into later tests.
+    with np.printoptions():
+        run_notebook(path)
 
 
 def test_there_are_notebooks():
