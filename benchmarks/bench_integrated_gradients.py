@@ -25,20 +25,9 @@ import time
 
 import numpy as np
 
-from refattr import Conv2D, Dense, Flatten, ReLU, Sequential, Tanh
+from _common import benchmark_cnn
+from refattr import ReLU, Tanh
 from refattr.methods.integrated_gradients import integrated_gradients
-
-
-def benchmark_cnn(activation=ReLU, seed: int = 0) -> Sequential:
-    rng = np.random.default_rng(seed)
-    return Sequential([
-        Conv2D(rng.normal(size=(8, 1, 3, 3)) / 3.0, rng.normal(size=8) * 0.1, padding=1),
-        activation(),
-        Conv2D(rng.normal(size=(16, 8, 3, 3)) / np.sqrt(72), rng.normal(size=16) * 0.1, stride=2, padding=1),
-        activation(),
-        Flatten(),
-        Dense(rng.normal(size=(10, 16 * 14 * 14)) / np.sqrt(16 * 14 * 14), rng.normal(size=10) * 0.1),
-    ], input_shape=(1, 28, 28))
 
 
 class OverBudget(Exception):
@@ -72,7 +61,7 @@ def main(argv=None):
 
     x = np.random.default_rng(1).uniform(0.0, 1.0, size=(args.batch, 1, 28, 28))
     target = np.arange(args.batch) % 10
-    relu_net, tanh_net = benchmark_cnn(ReLU), benchmark_cnn(Tanh)
+    relu_net, tanh_net = benchmark_cnn(activation=ReLU), benchmark_cnn(activation=Tanh)
     integrated_gradients(relu_net, x[:2], target=target[:2], rule="gauss_legendre", n_steps=2)   # warm up numba
 
     print(f"batch {args.batch}; CNN 1x28x28 -> conv8 -> act -> conv16/2 -> act -> dense10")

@@ -4,18 +4,12 @@ The notebook is generated, not hand-edited: change the cells here and rerun
 ``python derivations/build_axioms_notebook.py``. tests/derivations/test_notebooks.py executes it.
 """
 
-import json
 import pathlib
 
-CELLS = []
+from _notebook import NotebookCells, execute_in_place  # noqa: E402,F401  (run from derivations/)
 
-
-def md(text):
-    CELLS.append(("markdown", text.strip("\n")))
-
-
-def code(text):
-    CELLS.append(("code", text.strip("\n")))
+CELLS = NotebookCells()
+md, code = CELLS.md, CELLS.code
 
 
 md(r"""
@@ -436,29 +430,5 @@ print("all checks passed")
 """)
 
 
-def main():
-    nb = {
-        "cells": [
-            ({"cell_type": "markdown", "metadata": {}, "source": _lines(src)} if kind == "markdown" else
-             {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": _lines(src)})
-            for kind, src in CELLS
-        ],
-        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                     "language_info": {"name": "python"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    for i, cell in enumerate(nb["cells"]):
-        cell["id"] = f"axioms-{i:02d}"
-    path = pathlib.Path(__file__).resolve().parent / "axioms.ipynb"
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-    print(f"wrote {path}")
-
-
-def _lines(src):
-    lines = src.split("\n")
-    return [line + "\n" for line in lines[:-1]] + [lines[-1]]
-
-
 if __name__ == "__main__":
-    main()
+    CELLS.write(pathlib.Path(__file__).resolve().parent / "axioms.ipynb", "axioms")

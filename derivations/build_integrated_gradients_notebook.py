@@ -6,18 +6,12 @@ which needs nbclient and ipykernel). tests/derivations/test_notebooks.py execute
 figures/ig_convergence.png.
 """
 
-import json
 import pathlib
 
-CELLS = []
+from _notebook import NotebookCells, execute_in_place  # noqa: E402,F401  (run from derivations/)
 
-
-def md(text):
-    CELLS.append(("markdown", text.strip("\n")))
-
-
-def code(text):
-    CELLS.append(("code", text.strip("\n")))
+CELLS = NotebookCells()
+md, code = CELLS.md, CELLS.code
 
 
 md(r"""
@@ -306,40 +300,10 @@ np.set_printoptions(**saved_print_options)
 """)
 
 
-def build(path="derivations/integrated_gradients.ipynb"):
-    cells = []
-    for i, (kind, text) in enumerate(CELLS):
-        lines = text.splitlines(keepends=True)
-        cell = {"cell_type": kind, "id": f"ig-{i:02d}", "metadata": {}, "source": lines}
-        if kind == "code":
-            cell.update(execution_count=None, outputs=[])
-        cells.append(cell)
-    notebook = {
-        "cells": cells,
-        "metadata": {
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python"},
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    pathlib.Path(path).write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
-
-
-def execute(path="derivations/integrated_gradients.ipynb"):
-    """Run the notebook with nbclient (optional dependency) and store its outputs in place."""
-    import nbclient
-    import nbformat
-
-    notebook = nbformat.read(path, as_version=4)
-    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": "."}}).execute()
-    nbformat.write(notebook, path)
-
-
 if __name__ == "__main__":
     import sys
 
-    build()
+    target = pathlib.Path(__file__).resolve().parent / "integrated_gradients.ipynb"
+    CELLS.write(target, "ig")
     if "--execute" in sys.argv:
-        execute()
+        execute_in_place(target)

@@ -9,7 +9,6 @@ unexplained, 2 on bad input (a message on stderr).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -142,18 +141,3 @@ def add_compare_commands(subparsers) -> None:
     export.add_argument("directory", metavar="DIRECTORY")
     export.set_defaults(func=_cmd_oracle_export)
     oracle.set_defaults(func=lambda args: (oracle.print_help(), 2)[1])
-
-
-def main(argv=None) -> int:
-    """Stand-alone entry point with the two commands (the ``refattr`` console script wires the same)."""
-    parser = argparse.ArgumentParser(prog="refattr")
-    add_compare_commands(parser.add_subparsers(dest="command", metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 0
-    return int(args.func(args))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

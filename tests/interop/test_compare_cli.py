@@ -1,11 +1,11 @@
-"""`refattr compare` and `refattr oracle export` through add_compare_commands (refattr.interop.cli.main)."""
+"""`refattr compare` and `refattr oracle export` through add_compare_commands (through the refattr console script's main)."""
 
 import json
 
 import numpy as np
 import pytest
 
-from refattr.interop.cli import main
+from refattr.cli import main
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("captum")
