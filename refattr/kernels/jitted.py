@@ -37,7 +37,11 @@ where ``Wj = ceil(Wp / sw)``. In that layout the input pixel read by output
 ``(oh, ow)`` through kernel tap ``(kh, kw)`` sits at flat position
 ``oh * Wj + ow + shift(kh, kw)`` of one plane, so for a fixed tap the whole
 output plane is a single unit-stride loop with the weight held in a register,
-whatever the stride and dilation, and with no bounds tests inside it.
+whatever the stride and dilation, and with no bounds tests inside it. Up to
+three consecutive taps share one such loop, ``((acc + w0 s0) + w1 s1) + w2 s2``:
+the same products added in the same order as three loops, with a third of the
+loads and stores of the accumulator (bit-for-bit the same result; no fused
+multiply-add, which would round differently).
 """
 
 from __future__ import annotations
@@ -246,6 +250,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups):
     planes, shifts = _taps(kH, kW, dh, dw, sh, sw, Wj)
     if shifts[kH * kW - 1] + L > Hi * Wj:  # the largest shift; guaranteed by the geometry
         raise AssertionError("phase-split plane too small (internal error)")
+    T = kH * kW
     for n in prange(N):
         xs = np.zeros((C_in, sh * sw, Hi * Wj))
         _phase_split(x[n], xs, top, left, sh, sw, Wj)
@@ -255,15 +260,30 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups):
             for p in range(L):
                 acc[p] = 0.0
             for c in range(Cig):
-                for kh in range(kH):
-                    for kw in range(kW):
-                        t = kh * kW + kw
-                        wv = weight[co, c, kh, kw]
-                        # a view starting at the shift: both indices below are
-                        # plain loop counters, which lets LLVM vectorise the loop
-                        src = xs[c0 + c, planes[t], shifts[t] : shifts[t] + L]
-                        for p in range(L):
-                            acc[p] += wv * src[p]
+                xc = xs[c0 + c]
+                wc = weight[co, c]
+                # Taps in row-major order, three per sweep of the accumulator:
+                # ((acc + w0 s0) + w1 s1) + w2 s2 adds the same products in the
+                # same order as three sweeps, with a third of the loads and
+                # stores of acc. Views starting at the shift keep both indices
+                # plain loop counters, which lets LLVM vectorise the loops.
+                t = 0
+                while t + 3 <= T:
+                    w0 = wc[t // kW, t % kW]
+                    w1 = wc[(t + 1) // kW, (t + 1) % kW]
+                    w2 = wc[(t + 2) // kW, (t + 2) % kW]
+                    s0 = xc[planes[t], shifts[t] : shifts[t] + L]
+                    s1 = xc[planes[t + 1], shifts[t + 1] : shifts[t + 1] + L]
+                    s2 = xc[planes[t + 2], shifts[t + 2] : shifts[t + 2] + L]
+                    for p in range(L):
+                        acc[p] = ((acc[p] + w0 * s0[p]) + w1 * s1[p]) + w2 * s2[p]
+                    t += 3
+                while t < T:
+                    w0 = wc[t // kW, t % kW]
+                    s0 = xc[planes[t], shifts[t] : shifts[t] + L]
+                    for p in range(L):
+                        acc[p] += w0 * s0[p]
+                    t += 1
             for oh in range(OH):
                 base = oh * Wj
                 for ow in range(OW):
@@ -329,37 +349,86 @@ def conv2d_input_vjp(g, weight, input_hw, stride, padding, dilation, groups):
     if OH == 0 or OW == 0:
         grad_x[...] = 0.0
         return grad_x
-    # Fast path: g[n, co] is copied into rows of width Wj, zero beyond OW, and
-    # each tap is one unit-stride loop over the whole plane. The scratch
-    # columns then add wv * 0.0 to some cells, harmless for a finite weight;
-    # with a non-finite weight (inf * 0 = nan) the row-by-row loop is used,
-    # which touches only the cells that real windows read.
+    # Fast path (finite weights): g[n, co] is copied into rows of width Wj of
+    # a zero buffer gext, so that tap t adds w_t * gext[q - shift_t + M] to
+    # cell q of its plane for *every* q of the plane: M (the largest shift)
+    # zeros in front and zeros beyond the last output make the terms of cells
+    # that tap t does not reach w_t * 0.0, which leaves a sum that starts at
+    # +0.0 bit for bit unchanged (x + 0.0 == x, +0.0 + -0.0 == +0.0). The taps
+    # of one phase plane, in row-major order, are then fused three at a time
+    # into one sweep, ((d + w0 g0) + w1 g1) + w2 g2: the same products added
+    # in the same order per cell as one sweep per tap, with a third of the
+    # loads and stores. With a non-finite weight (inf * 0 = nan) the
+    # row-by-row loop is used, which touches only the cells that real windows
+    # read.
     flat = _all_finite(weight)
     L = (OH - 1) * Wj + OW
+    T = kH * kW
+    P = sh * sw
+    PL = Hi * Wj
     planes, shifts = _taps(kH, kW, dh, dw, sh, sw, Wj)
-    if shifts[kH * kW - 1] + L > Hi * Wj:  # the largest shift; guaranteed by the geometry
+    if shifts[T - 1] + L > PL:  # the largest shift; guaranteed by the geometry
         raise AssertionError("phase-split plane too small (internal error)")
+    M = shifts[T - 1]
+    # taps grouped by plane, row-major within a plane
+    order = np.empty(T, dtype=np.int64)
+    start = np.zeros(P + 1, dtype=np.int64)
+    k = 0
+    for pl in range(P):
+        start[pl] = k
+        for t in range(T):
+            if planes[t] == pl:
+                order[k] = t
+                k += 1
+    start[P] = k
     for n in prange(N):
-        gxs = np.zeros((C_in, sh * sw, Hi * Wj))
-        gpad = np.zeros(OH * Wj)
+        gxs = np.zeros((C_in, P, PL))
+        gext = np.zeros(M + PL)
         for co in range(C_out):
             c0 = (co // Cog) * Cig
             gv = g[n, co]
+            wco = weight[co]
             if flat:
                 for oh in range(OH):
                     for ow in range(OW):
-                        gpad[oh * Wj + ow] = gv[oh, ow]
-            for c in range(Cig):
-                for kh in range(kH):
-                    for kw in range(kW):
-                        plane = planes[kh * kW + kw]
-                        shift = shifts[kh * kW + kw]
-                        wv = weight[co, c, kh, kw]
-                        if flat:
-                            dst = gxs[c0 + c, plane, shift : shift + L]
-                            for p in range(L):
-                                dst[p] += wv * gpad[p]
-                        else:
+                        gext[M + oh * Wj + ow] = gv[oh, ow]
+                for c in range(Cig):
+                    wc = wco[c]
+                    for pl in range(P):
+                        dst = gxs[c0 + c, pl]
+                        j = start[pl]
+                        while j < start[pl + 1]:
+                            t0 = order[j]
+                            w0 = wc[t0 // kW, t0 % kW]
+                            g0 = gext[M - shifts[t0] : M - shifts[t0] + PL]
+                            if j + 3 <= start[pl + 1]:
+                                t1 = order[j + 1]
+                                t2 = order[j + 2]
+                                w1 = wc[t1 // kW, t1 % kW]
+                                w2 = wc[t2 // kW, t2 % kW]
+                                g1 = gext[M - shifts[t1] : M - shifts[t1] + PL]
+                                g2 = gext[M - shifts[t2] : M - shifts[t2] + PL]
+                                for q in range(PL):
+                                    dst[q] = ((dst[q] + w0 * g0[q]) + w1 * g1[q]) + w2 * g2[q]
+                                j += 3
+                            elif j + 2 <= start[pl + 1]:
+                                t1 = order[j + 1]
+                                w1 = wc[t1 // kW, t1 % kW]
+                                g1 = gext[M - shifts[t1] : M - shifts[t1] + PL]
+                                for q in range(PL):
+                                    dst[q] = (dst[q] + w0 * g0[q]) + w1 * g1[q]
+                                j += 2
+                            else:
+                                for q in range(PL):
+                                    dst[q] += w0 * g0[q]
+                                j += 1
+            else:
+                for c in range(Cig):
+                    for kh in range(kH):
+                        for kw in range(kW):
+                            plane = planes[kh * kW + kw]
+                            shift = shifts[kh * kW + kw]
+                            wv = weight[co, c, kh, kw]
                             for oh in range(OH):
                                 dst = gxs[c0 + c, plane, oh * Wj + shift : oh * Wj + shift + OW]
                                 src = gv[oh]

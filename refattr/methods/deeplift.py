@@ -178,6 +178,27 @@ def _propagate(net, x, x_ref, t, rule, maxpool_rule, keep_layers):
     return values, mult, delta_t, records
 
 
+def _propagate_in_passes(net, x, x_ref, t, rule, maxpool_rule):
+    """:func:`_propagate` on passes of ``net.pass_size`` rows (values, multipliers, delta_t).
+
+    Every row's arithmetic is the same in any pass (each layer rule acts row by row), so this
+    only bounds the working set: passes whose activations fit in the caches are up to twice as
+    fast per row (:meth:`~refattr.network.Sequential.pass_size`).
+    """
+    rows = x.shape[0]
+    size = net.pass_size(x.shape[1:])
+    if rows <= size:
+        return _propagate(net, x, x_ref, t, rule, maxpool_rule, False)[:3]
+    values = np.empty_like(x)
+    mult = np.empty_like(x)
+    delta_t = np.empty(rows)
+    for start in range(0, rows, size):
+        part = slice(start, min(start + size, rows))
+        values[part], mult[part], delta_t[part], _ = _propagate(net, x[part], x_ref[part], t[part], rule,
+                                                                 maxpool_rule, False)
+    return values, mult, delta_t
+
+
 # Public functions -------------------------------------------------------------------------------
 
 def deeplift(net, x, baseline=0.0, target=None, rule="rescale", baselines=None,
@@ -282,7 +303,7 @@ def deeplift(net, x, baseline=0.0, target=None, rule="rescale", baselines=None,
     """
     x, t, x_rep, ref_rep, k = _validate(net, x, baseline, target, rule, baselines, maxpool_rule)
     t_rep = np.tile(t, k)
-    values, mult, delta_t, _ = _propagate(net, x_rep, ref_rep, t_rep, rule, maxpool_rule, False)
+    values, mult, delta_t = _propagate_in_passes(net, x_rep, ref_rep, t_rep, rule, maxpool_rule)
     if k > 1:
         n = x.shape[0]
         values = values.reshape((k, n) + x.shape[1:]).mean(axis=0)

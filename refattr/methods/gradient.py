@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ._common import one_hot, prepare
 from .result import Attribution
 
@@ -9,10 +11,22 @@ __all__ = ["gradient", "backpropagate"]
 
 
 def backpropagate(net, x, target, rule: str, method: str) -> Attribution:
-    """Run the gradient-family backward pass ``rule`` from the target output to the input."""
+    """Run the gradient-family backward pass ``rule`` from the target output to the input.
+
+    Large batches go through in passes of ``net.pass_size`` examples (whose activations fit in
+    the CPU caches); each example's arithmetic is the same in any pass.
+    """
     x, t = prepare(net, x, target)
-    trace = net.trace(x)
-    values = net.backward(one_hot(t, trace.output.shape[1]), trace, rule=rule)
+    size = net.pass_size(x.shape[1:])
+    if x.shape[0] <= size:
+        trace = net.trace(x)
+        values = net.backward(one_hot(t, trace.output.shape[1]), trace, rule=rule)
+    else:
+        values = np.empty_like(x)
+        for start in range(0, x.shape[0], size):
+            part = slice(start, min(start + size, x.shape[0]))
+            trace = net.trace(x[part])
+            values[part] = net.backward(one_hot(t[part], trace.output.shape[1]), trace, rule=rule)
     return Attribution(values=values, method=method, options={"target": t})
 
 

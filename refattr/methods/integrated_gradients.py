@@ -87,7 +87,9 @@ def integrated_gradients(net, x, baseline=_ZERO, target=None, rule="auto", n_ste
     chunk_size : int
         Largest number of path points (one example at one alpha) that go through the network in
         one pass; memory grows linearly with it (about ``chunk_size`` x the total size of all
-        activations x 8 bytes x 3). For ``"exact"`` it is the number of examples walked together.
+        activations x 8 bytes x 3). Fixed rules pass fewer points at a time where ``chunk_size``
+        points would hold more than 2 MiB of activations (a cache-sized pass is faster), but never
+        fewer than 8. For ``"exact"`` it is the number of examples walked together.
         Results do not depend on it beyond rounding (1e-14).
 
     Returns
@@ -301,8 +303,11 @@ def _fixed(net, inputs, refs, targets, rule, n_steps, chunk_size):
     m = inputs.shape[0]
     total = np.zeros_like(inputs)
     total_c = None if companion is None else np.zeros_like(inputs)
-    for start in range(0, n_steps * m, chunk_size):
-        stop = min(start + chunk_size, n_steps * m)
+    # at most chunk_size points per pass, fewer where they would not fit in the caches (the
+    # benchmark CNN's 1600 GL-50 points: ~640 ms in passes of 1024, ~310 ms in passes of 11)
+    pass_size = min(chunk_size, net.pass_size(inputs.shape[1:]))
+    for start in range(0, n_steps * m, pass_size):
+        stop = min(start + pass_size, n_steps * m)
         pair = np.arange(start, stop)
         node, row = pair // m, pair % m
         shape = (-1,) + (1,) * (inputs.ndim - 1)
