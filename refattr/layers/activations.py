@@ -253,6 +253,15 @@ class Tanh(ElementwiseLayer):
     def secant(self, a, h):
         return tanh_secant(a, h)
 
+    def derivative(self, x):
+        """sech²(x) = 4 e / (1 + e)² with e = exp(-2|x|): no cancellation, no overflow.
+
+        The limit of :func:`tanh_secant` at h = 0, in a form cheap enough for every backward pass.
+        """
+        with np.errstate(under="ignore"):
+            e = np.exp(-2.0 * np.abs(x))
+            return 4.0 * e / ((1.0 + e) * (1.0 + e))
+
 
 class Sigmoid(ElementwiseLayer):
     """σ(x) = 1 / (1 + exp(-x)), evaluated without overflow for any finite x, and keeping the
@@ -264,6 +273,12 @@ class Sigmoid(ElementwiseLayer):
 
     def secant(self, a, h):
         return sigmoid_secant(a, h)
+
+    def derivative(self, x):
+        """σ'(x) = σ(x) σ(-x) = e / (1 + e)² with e = exp(-|x|): no cancellation, no overflow."""
+        with np.errstate(under="ignore"):
+            e = np.exp(-np.abs(x))
+            return e / ((1.0 + e) * (1.0 + e))
 
 
 class Swish(ElementwiseLayer):
@@ -284,6 +299,20 @@ class Swish(ElementwiseLayer):
 
     def secant(self, a, h):
         return swish_secant(a, h, self.beta)
+
+    def derivative(self, x):
+        """s'(x) = σ(u) (1 + u σ(-u)) with u = βx.
+
+        For u >= 0 both terms are positive. For u < 0 the bracket cancels near the minimum
+        u = -1.278, where s' crosses zero; the absolute error stays a few ulps of σ(u) (1 + |u| σ(-u)),
+        the size of the terms, which is what any float64 evaluation at a rounded u can promise.
+        """
+        u = self.beta * np.asarray(x, dtype=np.float64)
+        with np.errstate(under="ignore"):
+            e = np.exp(-np.abs(u))
+            sig_u = np.where(u >= 0, 1.0 / (1.0 + e), e / (1.0 + e))          # σ(u)
+            sig_neg = np.where(u >= 0, e / (1.0 + e), 1.0 / (1.0 + e))        # σ(-u)
+            return sig_u * (1.0 + u * sig_neg)
 
     def __repr__(self):
         return f"Swish(beta={self.beta})"
