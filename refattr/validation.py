@@ -12,7 +12,8 @@ import numpy as np
 
 from .errors import NonFiniteError, ShapeError, TargetError
 
-__all__ = ["as_float64", "as_target", "broadcast_baseline", "as_baselines"]
+__all__ = ["as_float64", "as_target", "broadcast_baseline", "as_baselines", "pair_with_references",
+           "DEFAULT_BASELINE"]
 
 
 def as_float64(value, name: str, *, ndim: int | None = None, min_ndim: int | None = None) -> np.ndarray:
@@ -112,3 +113,42 @@ def as_baselines(baselines, x: np.ndarray) -> np.ndarray:
             f"(K baselines of one example's shape), got {arr.shape}"
         )
     return arr
+
+
+class _DefaultBaseline(float):
+    """The default ``baseline`` (0.0), told apart from an explicit 0.0 by identity, so that passing
+    ``baseline`` together with ``baselines=`` is refused even when the value is 0.0."""
+
+    def __repr__(self) -> str:
+        return "0.0"
+
+
+#: The default of every method's ``baseline`` argument: 0.0.
+DEFAULT_BASELINE = _DefaultBaseline(0.0)
+
+
+def _describe(value) -> str:
+    arr = np.asarray(value)
+    return f"an array of shape {arr.shape}" if arr.ndim else repr(value)
+
+
+def pair_with_references(x: np.ndarray, target: np.ndarray, baseline, baselines):
+    """The (input, reference, target) rows a reference-based method attributes.
+
+    Returns ``(inputs, references, targets, k)``. With one baseline (``baselines is None``):
+    x, the baseline broadcast to x's shape, target, and k = 1. With K baselines of shape
+    (K, *example_shape): row n * K + j pairs example n with baseline j (example-major), so results
+    of shape (N * K, ...) reduce to the mean over baselines with ``reshape(N, K, ...).mean(axis=1)``.
+    """
+    if baselines is None:
+        return x, broadcast_baseline(0.0 if baseline is DEFAULT_BASELINE else baseline, x), target, 1
+    if baseline is not DEFAULT_BASELINE:
+        raise ShapeError(
+            f"baseline and baselines: pass one of them, got both (baseline={_describe(baseline)}, "
+            f"baselines={_describe(baselines)}); baselines= (K, *example_shape) replaces baseline"
+        )
+    refs = as_baselines(baselines, x)
+    k, n = refs.shape[0], x.shape[0]
+    inputs = np.repeat(x, k, axis=0)
+    references = np.ascontiguousarray(np.tile(refs, (n,) + (1,) * (x.ndim - 1)))
+    return inputs, references, np.repeat(target, k), k

@@ -120,3 +120,23 @@ def test_baseline_forms_broadcast_to_the_batch():
         broadcast_baseline([1.0, np.inf, 0.0], x)
     with pytest.raises(ShapeError, match=r"baselines: expected shape \(K, 3\)"):
         as_baselines(np.ones((2, 4)), x)
+
+
+def test_pair_with_references_is_example_major_and_refuses_both_forms():
+    from refattr import deeplift, integrated_gradients
+    from refattr.validation import DEFAULT_BASELINE, pair_with_references
+
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    refs = np.array([[0.0, 0.0], [10.0, 20.0], [5.0, 5.0]])
+    inputs, references, targets, k = pair_with_references(x, np.array([0, 1]), DEFAULT_BASELINE, refs)
+    assert k == 3
+    # row n * K + j pairs example n with baseline j
+    np.testing.assert_array_equal(inputs, np.repeat(x, 3, axis=0))
+    np.testing.assert_array_equal(references, np.concatenate([refs, refs]))
+    np.testing.assert_array_equal(targets, [0, 0, 0, 1, 1, 1])
+    net = Sequential([Dense(np.ones((1, 2)))])
+    for method in (integrated_gradients, deeplift):
+        # Both forms at once are refused, even an explicit 0.0 (the default is a distinct object).
+        for baseline in (0.0, 1.0):
+            with pytest.raises(ShapeError, match="baseline and baselines: pass one of them, got both"):
+                method(net, x, baseline=baseline, baselines=refs)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import RefattrError, RuleError, UnsupportedLayerError
+from ..errors import RuleError, UnsupportedLayerError
 from ..layers.base import DEEPLIFT_RULES, DeltaPair, Layer, select_by_sign
 from ..layers.pooling import MAXPOOL_RULES, MaxPool2D
-from ..validation import as_baselines, as_float64, broadcast_baseline
+from ..validation import DEFAULT_BASELINE, pair_with_references
 from ._common import one_hot, pick, prepare
 from .result import Attribution
 
@@ -86,39 +86,13 @@ def _check_layers(net, maxpool_rule):
             )
 
 
-def _references(x, baseline, baselines):
-    """(x repeated K times, the matching references, K): K = 1 for a single baseline."""
-    if baselines is None:
-        if np.ndim(baseline) == 0:
-            # A scalar is checked by as_float64 (dtype, finiteness) and filled in directly.
-            value = as_float64(baseline, "baseline").reshape(-1)[0]
-            return x, np.full(x.shape, value), 1
-        return x, broadcast_baseline(baseline, x), 1
-    if not (np.ndim(baseline) == 0 and isinstance(baseline, (int, float, np.number))
-            and float(baseline) == 0.0):
-        raise RefattrError(
-            f"baseline: got {_describe(baseline)} together with baselines=; pass one or the other "
-            f"(baseline must stay at its default 0.0 when baselines is given)"
-        )
-    refs = as_baselines(baselines, x)
-    k, n = refs.shape[0], x.shape[0]
-    x_rep = np.concatenate([x] * k) if k > 1 else x
-    ref_rep = np.repeat(refs, n, axis=0)   # row k * n + i is baseline k for example i
-    return x_rep, ref_rep, k
-
-
-def _describe(value):
-    arr = np.asarray(value)
-    return repr(value) if arr.ndim == 0 else f"an array of shape {arr.shape}"
-
-
 def _validate(net, x, baseline, target, rule, baselines, maxpool_rule):
     # Cheap checks only, all before the first forward pass.
     _check_rule_names(rule, maxpool_rule)
     x, t = prepare(net, x, target)      # net is a Sequential, x fits it, target is in range
     _check_layers(net, maxpool_rule)
-    x_rep, ref_rep, k = _references(x, baseline, baselines)
-    return x, t, x_rep, ref_rep, k
+    x_rep, ref_rep, t_rep, k = pair_with_references(x, t, baseline, baselines)
+    return x, t, x_rep, ref_rep, t_rep, k
 
 
 # The propagation --------------------------------------------------------------------------------
@@ -201,7 +175,7 @@ def _propagate_in_passes(net, x, x_ref, t, rule, maxpool_rule):
 
 # Public functions -------------------------------------------------------------------------------
 
-def deeplift(net, x, baseline=0.0, target=None, rule="rescale", baselines=None,
+def deeplift(net, x, baseline=DEFAULT_BASELINE, target=None, rule="rescale", baselines=None,
              maxpool_rule=None) -> Attribution:
     r"""DeepLIFT contributions C_{Δx_i Δt} of every input feature to Δt = t(x) - t(x').
 
@@ -301,14 +275,13 @@ def deeplift(net, x, baseline=0.0, target=None, rule="rescale", baselines=None,
     >>> float(result.multipliers[0, 0]) == 5 / 15
     True
     """
-    x, t, x_rep, ref_rep, k = _validate(net, x, baseline, target, rule, baselines, maxpool_rule)
-    t_rep = np.tile(t, k)
+    x, t, x_rep, ref_rep, t_rep, k = _validate(net, x, baseline, target, rule, baselines, maxpool_rule)
     values, mult, delta_t = _propagate_in_passes(net, x_rep, ref_rep, t_rep, rule, maxpool_rule)
     if k > 1:
         n = x.shape[0]
-        values = values.reshape((k, n) + x.shape[1:]).mean(axis=0)
-        mult = mult.reshape((k, n) + x.shape[1:]).mean(axis=0)
-        delta_t = delta_t.reshape(k, n).mean(axis=0)
+        values = values.reshape((n, k) + x.shape[1:]).mean(axis=1)
+        mult = mult.reshape((n, k) + x.shape[1:]).mean(axis=1)
+        delta_t = delta_t.reshape(n, k).mean(axis=1)
     gap = values.reshape(values.shape[0], -1).sum(axis=1) - delta_t
     return Attribution(
         values=values, completeness_gap=gap, error_estimate=np.zeros(x.shape[0]), method="deeplift",
@@ -318,7 +291,7 @@ def deeplift(net, x, baseline=0.0, target=None, rule="rescale", baselines=None,
     )
 
 
-def deeplift_layers(net, x, baseline=0.0, target=None, rule="rescale",
+def deeplift_layers(net, x, baseline=DEFAULT_BASELINE, target=None, rule="rescale",
                     maxpool_rule=None) -> list[LayerContributions]:
     """DeepLIFT's parts, multipliers and contributions for the neurons of every layer.
 
@@ -337,5 +310,5 @@ def deeplift_layers(net, x, baseline=0.0, target=None, rule="rescale",
     >>> [float(layer.contributions.sum()) for layer in deeplift_layers(net, [[3.0, 1.0]])]
     [4.0, 4.0, 4.0, 4.0]
     """
-    x, t, x_rep, ref_rep, _ = _validate(net, x, baseline, target, rule, None, maxpool_rule)
+    x, t, x_rep, ref_rep, _, _ = _validate(net, x, baseline, target, rule, None, maxpool_rule)
     return _propagate(net, x_rep, ref_rep, t, rule, maxpool_rule, True)[3]

@@ -9,9 +9,9 @@ import numpy as np
 from scipy.integrate import quad_vec
 
 from .. import quadrature
-from ..errors import RefattrError, RuleError, ShapeError
+from ..errors import RefattrError, RuleError
 from ..layers.base import LinearLayer
-from ..validation import as_baselines, broadcast_baseline
+from ..validation import DEFAULT_BASELINE, pair_with_references
 from ._common import one_hot, pick, prepare
 from .result import Attribution
 
@@ -32,17 +32,9 @@ _REFRESH_EVERY = 64
 _QUAD_ATOL = 1e-15
 
 
-class _DefaultBaseline(float):
-    """The default ``baseline`` (0.0), distinguishable from an explicit 0.0 by identity."""
-
-    def __repr__(self) -> str:
-        return "0.0"
 
 
-_ZERO = _DefaultBaseline(0.0)
-
-
-def integrated_gradients(net, x, baseline=_ZERO, target=None, rule="auto", n_steps=50, rtol=1e-10,
+def integrated_gradients(net, x, baseline=DEFAULT_BASELINE, target=None, rule="auto", n_steps=50, rtol=1e-10,
                          baselines=None, chunk_size=DEFAULT_CHUNK_SIZE) -> Attribution:
     r"""Integrated gradients along the straight path from the baseline x' to the input x.
 
@@ -204,24 +196,7 @@ def integrated_gradients(net, x, baseline=_ZERO, target=None, rule="auto", n_ste
     chunk_size = int(chunk_size)
 
     n = x.shape[0]
-    if baselines is not None:
-        if baseline is not _ZERO:
-            raise ShapeError(
-                f"baseline and baselines: pass one of them, got both (baseline={_describe(baseline)}, "
-                f"baselines={_describe(baselines)}); baselines= (K, *example_shape) replaces baseline"
-            )
-        refs = as_baselines(baselines, x)
-        k = refs.shape[0]
-        inputs = np.repeat(x, k, axis=0)                    # row n * K + k: example n, baseline k
-        refs = np.ascontiguousarray(np.tile(refs, (n,) + (1,) * (x.ndim - 1)))
-        targets = np.repeat(t, k)
-    else:
-        k = 1
-        inputs = x
-        if baseline is _ZERO:
-            baseline = 0.0
-        refs = broadcast_baseline(baseline, x)
-        targets = t
+    inputs, refs, targets, k = pair_with_references(x, t, baseline, baselines)
 
     if rule == "auto":
         used = "exact" if net.piecewise_linear else "quad"
@@ -262,11 +237,6 @@ def integrated_gradients(net, x, baseline=_ZERO, target=None, rule="auto", n_ste
     gap = values.reshape(n, -1).sum(axis=1) - delta_t
     return Attribution(values=values, completeness_gap=gap, error_estimate=error,
                        method="integrated_gradients", options=options)
-
-
-def _describe(value) -> str:
-    arr = np.asarray(value)
-    return f"array of shape {arr.shape}" if arr.ndim else repr(value)
 
 
 # --------------------------------------------------------------------------------------------
