@@ -100,17 +100,11 @@ def _optional_methods() -> tuple[list[tuple[str, Callable, dict]], dict[str, str
 
 
 def _audit_text() -> tuple[str | None, str | None]:
-    """The axiom audit as text (markdown when it offers it), or (None, why not)."""
-    try:
-        from . import axioms
-    except ImportError as exc:
-        return None, f"refattr.axioms not importable ({exc})"
-    audit = getattr(axioms, "audit", None)
-    if audit is None:
-        return None, "refattr.axioms has no audit()"
-    report = audit()
-    to_markdown = getattr(report, "to_markdown", None)
-    return (to_markdown() if callable(to_markdown) else str(report)), None
+    """The axiom audit (refattr.axioms.audit) as markdown; the second item is kept for callers
+    that report why a step was skipped and is always None here."""
+    from .axioms.audit import audit
+
+    return audit().to_markdown(), None
 
 
 # the straight path ------------------------------------------------------------------------------
