@@ -78,25 +78,18 @@ class _Progress:
 
 
 # optional parts ---------------------------------------------------------------------------------
-def _optional_methods() -> tuple[list[tuple[str, Callable, dict]], dict[str, str]]:
-    """(label, function, keyword arguments) for integrated gradients and DeepLIFT where installed."""
-    entries, skipped = [], {}
-    try:
-        from .methods.integrated_gradients import integrated_gradients
-    except ImportError as exc:
-        skipped["integrated_gradients"] = f"not importable ({exc})"
-    else:
-        entries.append(("integrated_gradients (exact)", integrated_gradients, {"rule": "exact"}))
-        entries.append((f"integrated_gradients (gauss_legendre, {N_STEPS})", integrated_gradients,
-                        {"rule": "gauss_legendre", "n_steps": N_STEPS}))
-    try:
-        from .methods.deeplift import deeplift
-    except ImportError as exc:
-        skipped["deeplift"] = f"not importable ({exc})"
-    else:
-        entries.append(("deeplift (rescale)", deeplift, {"rule": "rescale"}))
-        entries.append(("deeplift (reveal_cancel)", deeplift, {"rule": "reveal_cancel"}))
-    return entries, skipped
+def _reference_methods() -> list[tuple[str, Callable, dict]]:
+    """(label, function, keyword arguments) for the reference-based methods the demo runs."""
+    from .methods.deeplift import deeplift
+    from .methods.integrated_gradients import integrated_gradients
+
+    return [
+        ("integrated_gradients (exact)", integrated_gradients, {"rule": "exact"}),
+        (f"integrated_gradients (gauss_legendre, {N_STEPS})", integrated_gradients,
+         {"rule": "gauss_legendre", "n_steps": N_STEPS}),
+        ("deeplift (rescale)", deeplift, {"rule": "rescale"}),
+        ("deeplift (reveal_cancel)", deeplift, {"rule": "reveal_cancel"}),
+    ]
 
 
 def _audit_text() -> tuple[str | None, str | None]:
@@ -271,8 +264,7 @@ def run_demo(out_dir, progress: bool = True, *, audit: bool = True, n_figure_ima
         gradient(net, images[:1], target=int(labels[0]))     # first call pays any compilation
 
     entries = [(name, fn, {}) for name, fn in METHODS.items() if name not in _RULE_METHODS]
-    extra, missing = _optional_methods()
-    skipped.update(missing)
+    extra = _reference_methods()
     if not net.piecewise_linear:
         extra = [e for e in extra if e[2].get("rule") != "exact"]
     if any(isinstance(layer, MaxPool2D) for layer in net.layers):
