@@ -70,7 +70,8 @@ def test_exact_reference_methods_are_complete(summary, method):
 def test_reported_and_recomputed_gaps_agree(summary):
     for row in summary["table"]:
         if row["max_abs_gap"] is not None:
-            assert abs(row["max_abs_gap"] - row["max_abs_gap_recomputed"]) <= 1e-9 * max(1.0, row["max_abs_gap"])
+            # Two float64 evaluations of the same sums: agreement to rounding of t(x) - t(x') (~1e-14).
+            assert abs(row["max_abs_gap"] - row["max_abs_gap_recomputed"]) <= 1e-12 * max(1.0, row["max_abs_gap"])
 
 
 def test_integrand_integrates_exactly_between_breakpoints(summary):
@@ -78,10 +79,13 @@ def test_integrand_integrates_exactly_between_breakpoints(summary):
     assert check["n_breakpoints"] > 0
     assert np.all(np.diff(check["breakpoints"]) > 0)
     assert check["gap"] <= 1e-12 * max(1.0, abs(check["delta_t"]))
-    # the piecewise-constant integrand's mean over a fine grid approximates the same integral
+    # A plausibility check of the plotted curve only (the exact check is the line above): the
+    # trapezoid rule on the 801-point plotting grid straddles 184 jumps, so its error is
+    # O(jump x spacing): 3.5e-5 relative on the bundled image. 1e-3 leaves room for other images
+    # and still catches a curve for the wrong target or path.
     values, alphas = check["values"], check["alphas"]
     trapezoid = np.sum(0.5 * (values[1:] + values[:-1]) * np.diff(alphas))
-    np.testing.assert_allclose(trapezoid, check["delta_t"], rtol=1e-2)
+    np.testing.assert_allclose(trapezoid, check["delta_t"], rtol=1e-3)
 
 
 def test_path_breakpoints_on_a_hand_network():
