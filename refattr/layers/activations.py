@@ -12,9 +12,17 @@ import numbers
 import numpy as np
 
 from ..errors import NonFiniteError, RuleError
+from ..kernels import elementwise as fused
 from .base import GRADIENT_RULES, ElementwiseLayer
 
-__all__ = ["ReLU", "Tanh", "Sigmoid", "Swish", "tanh_secant", "sigmoid_secant", "swish_secant"]
+__all__ = [
+    "ReLU", "Tanh", "Sigmoid", "Swish", "tanh_secant", "sigmoid_secant", "swish_secant",
+    "sigmoid", "swish", "tanh_derivative", "sigmoid_derivative", "swish_derivative",
+]
+
+# The functions of this module are the NumPy definitions. The layers evaluate them through the
+# fused kernels of refattr.kernels.elementwise, which compute the same operations in the same
+# order (one compiled pass around NumPy's vectorised exp) and agree with them bit for bit.
 
 
 # Divided differences -------------------------------------------------------------------------
@@ -63,6 +71,55 @@ def _sigmoid(x):
     """σ(x) for any finite x, keeping subnormal results (scipy's expit flushes x < -709 to 0)."""
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _times(d, g):
+    return d if g is None else np.asarray(g, dtype=np.float64) * d
+
+
+def sigmoid(x):
+    """σ(x) = 1 / (1 + exp(-x)) = exp(-|x|) / (1 + exp(-|x|)) for x < 0: no overflow for any
+    finite x, and the subnormal values below x = -709 that scipy's expit flushes to zero kept."""
+    with np.errstate(under="ignore"):
+        return _sigmoid(np.asarray(x, dtype=np.float64))
+
+
+def swish(x, beta=1.0):
+    """s(x) = x σ(βx)."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(under="ignore"):
+        return x * _sigmoid(float(beta) * x)
+
+
+def tanh_derivative(x, g=None):
+    """g * sech²(x) (g = 1 when omitted), with sech²(x) = 4 e / (1 + e)², e = exp(-2|x|): no
+    cancellation, no overflow (-2|x| may round to -inf, where exp gives the right 0). The limit
+    of :func:`tanh_secant` at h = 0."""
+    with np.errstate(under="ignore", over="ignore"):
+        e = np.exp(-2.0 * np.abs(np.asarray(x, dtype=np.float64)))
+        return _times(4.0 * e / ((1.0 + e) * (1.0 + e)), g)
+
+
+def sigmoid_derivative(x, g=None):
+    """g * σ'(x) (g = 1 when omitted), σ'(x) = σ(x) σ(-x) = e / (1 + e)² with e = exp(-|x|)."""
+    with np.errstate(under="ignore"):
+        e = np.exp(-np.abs(np.asarray(x, dtype=np.float64)))
+        return _times(e / ((1.0 + e) * (1.0 + e)), g)
+
+
+def swish_derivative(x, beta=1.0, g=None):
+    """g * s'(x) (g = 1 when omitted), s'(x) = σ(u) (1 + u σ(-u)) with u = βx.
+
+    For u >= 0 both terms are positive. For u < 0 the bracket cancels near the minimum
+    u = -1.278, where s' crosses zero; the absolute error stays a few ulps of σ(u) (1 + |u| σ(-u)),
+    the size of the terms, which is what any float64 evaluation at a rounded u can promise.
+    """
+    u = float(beta) * np.asarray(x, dtype=np.float64)
+    with np.errstate(under="ignore"):
+        e = np.exp(-np.abs(u))
+        sig_u = np.where(u >= 0, 1.0 / (1.0 + e), e / (1.0 + e))          # σ(u)
+        sig_neg = np.where(u >= 0, e / (1.0 + e), 1.0 / (1.0 + e))        # σ(-u)
+        return _times(sig_u * (1.0 + u * sig_neg), g)
 
 
 def _tanh_secant_parts(a, h, a_lo=0.0, h_lo=0.0):
@@ -245,47 +302,37 @@ class ReLU(ElementwiseLayer):
 
 
 class Tanh(ElementwiseLayer):
-    """tanh(x); its divided difference is :func:`tanh_secant`."""
+    """tanh(x); its divided difference is :func:`tanh_secant`, its derivative :func:`tanh_derivative`."""
 
     def function(self, x):
         return np.tanh(x)
 
     def secant(self, a, h):
-        return tanh_secant(a, h)
+        return fused.tanh_secant(a, h)
 
-    def derivative(self, x):
-        """sech²(x) = 4 e / (1 + e)² with e = exp(-2|x|): no cancellation, no overflow.
-
-        The limit of :func:`tanh_secant` at h = 0, in a form cheap enough for every backward pass.
-        """
-        with np.errstate(under="ignore"):
-            e = np.exp(-2.0 * np.abs(x))
-            return 4.0 * e / ((1.0 + e) * (1.0 + e))
+    def derivative(self, x, g=None):
+        return fused.tanh_derivative(x, g)
 
 
 class Sigmoid(ElementwiseLayer):
-    """σ(x) = 1 / (1 + exp(-x)), evaluated without overflow for any finite x, and keeping the
-    subnormal values below x = -709 that scipy's expit flushes to zero."""
+    """σ(x) (:func:`sigmoid`); its divided difference is :func:`sigmoid_secant`, its derivative
+    :func:`sigmoid_derivative`."""
 
     def function(self, x):
-        with np.errstate(under="ignore"):
-            return _sigmoid(x)
+        return fused.sigmoid(x)
 
     def secant(self, a, h):
-        return sigmoid_secant(a, h)
+        return fused.sigmoid_secant(a, h)
 
-    def derivative(self, x):
-        """σ'(x) = σ(x) σ(-x) = e / (1 + e)² with e = exp(-|x|): no cancellation, no overflow."""
-        with np.errstate(under="ignore"):
-            e = np.exp(-np.abs(x))
-            return e / ((1.0 + e) * (1.0 + e))
+    def derivative(self, x, g=None):
+        return fused.sigmoid_derivative(x, g)
 
 
 class Swish(ElementwiseLayer):
     """x * σ(beta * x) (SiLU when beta == 1, the default; Ramachandran et al. 2017).
 
     Non-monotonic: it falls to its minimum near x = -1.278 (for beta = 1) before rising. Its divided
-    difference is :func:`swish_secant`.
+    difference is :func:`swish_secant`, its derivative :func:`swish_derivative`.
     """
 
     def __init__(self, beta: float = 1.0):
@@ -294,25 +341,13 @@ class Swish(ElementwiseLayer):
         self.beta = float(beta)
 
     def function(self, x):
-        with np.errstate(under="ignore"):
-            return x * _sigmoid(self.beta * x)
+        return fused.swish(x, self.beta)
 
     def secant(self, a, h):
-        return swish_secant(a, h, self.beta)
+        return fused.swish_secant(a, h, self.beta)
 
-    def derivative(self, x):
-        """s'(x) = σ(u) (1 + u σ(-u)) with u = βx.
-
-        For u >= 0 both terms are positive. For u < 0 the bracket cancels near the minimum
-        u = -1.278, where s' crosses zero; the absolute error stays a few ulps of σ(u) (1 + |u| σ(-u)),
-        the size of the terms, which is what any float64 evaluation at a rounded u can promise.
-        """
-        u = self.beta * np.asarray(x, dtype=np.float64)
-        with np.errstate(under="ignore"):
-            e = np.exp(-np.abs(u))
-            sig_u = np.where(u >= 0, 1.0 / (1.0 + e), e / (1.0 + e))          # σ(u)
-            sig_neg = np.where(u >= 0, e / (1.0 + e), 1.0 / (1.0 + e))        # σ(-u)
-            return sig_u * (1.0 + u * sig_neg)
+    def derivative(self, x, g=None):
+        return fused.swish_derivative(x, self.beta, g)
 
     def __repr__(self):
         return f"Swish(beta={self.beta})"

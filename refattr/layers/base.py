@@ -290,9 +290,14 @@ class ElementwiseLayer(Layer):
     def secant(self, a: np.ndarray, h: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def derivative(self, x: np.ndarray) -> np.ndarray:
-        """f'(x), as the limit of the divided difference."""
-        return self.secant(x, np.zeros_like(x))
+    def derivative(self, x: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
+        """g * f'(x) (f'(x) when g is None), f' as the limit of the divided difference.
+
+        Subclasses override this with a closed form; taking g lets them fuse the product of
+        a VJP or JVP into the same pass.
+        """
+        d = self.secant(x, np.zeros_like(x))
+        return d if g is None else g * d
 
     def output_shape(self, input_shape):
         return input_shape
@@ -301,10 +306,10 @@ class ElementwiseLayer(Layer):
         return self.function(x), x
 
     def vjp(self, g, cache):
-        return g * self.derivative(cache)
+        return self.derivative(cache, g)
 
     def jvp(self, dx, cache):
-        return dx * self.derivative(cache)
+        return self.derivative(cache, dx)
 
     def deeplift_reads_parts(self, rule):
         return rule == "reveal_cancel"

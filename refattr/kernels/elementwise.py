@@ -1,0 +1,337 @@
+"""Fused element-wise kernels: sigmoid and swish, the derivatives of tanh, sigmoid and swish, and
+their divided differences (secants).
+
+Their NumPy twins, with the same names and signatures, are the definitions in
+:mod:`refattr.layers.activations`, where the formulas are derived; read those first. This module
+only evaluates the same formulas faster, and bitwise identically:
+
+* NumPy's ``exp`` and ``expm1`` are vectorised (SIMD) and about five times faster per element
+  than the scalar libm calls a compiled loop makes;
+* but a NumPy formula of a dozen operations spends most of its time in temporaries, and
+  ``np.where`` alone costs as much as six exponentials.
+
+So every function runs in three stages: a compiled loop writes the arguments of the exponentials
+into a scratch array, NumPy evaluates them there in place, and a second compiled loop does all the
+remaining arithmetic in one pass, with branches instead of ``np.where``. Every rounded operation is
+the one of the NumPy definition, on the same operands, in the same order (no ``fastmath``, so no
+reassociation or fused multiply-add, :mod:`refattr.kernels._jit`), and the exponentials are
+NumPy's on the same arguments, so the results agree bit for bit
+(``tests/kernels/test_elementwise_twins.py``).
+
+Inputs are converted to float64 and broadcast against each other; outputs are new float64 arrays
+of the broadcast shape. ``g`` (optional) multiplies the derivative, which fuses a VJP
+``g * f'(x)`` into the same pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._jit import jit
+
+__all__ = [
+    "sigmoid", "sigmoid_derivative", "swish", "swish_derivative", "tanh_derivative",
+    "tanh_secant", "sigmoid_secant", "swish_secant", "ELEMENTWISE_KERNEL_NAMES",
+]
+
+#: The fused kernels; each has a NumPy twin of the same name in :mod:`refattr.layers.activations`.
+ELEMENTWISE_KERNEL_NAMES: tuple[str, ...] = (
+    "sigmoid", "sigmoid_derivative", "swish", "swish_derivative", "tanh_derivative",
+    "tanh_secant", "sigmoid_secant", "swish_secant",
+)
+
+_VELTKAMP = 134217729.0  # 2**27 + 1, as in refattr.layers.activations._two_product
+
+
+# Scalar building blocks (compiled into the loops that call them) ----------------------------
+
+@jit
+def _two_sum(a, b):
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    return s, (e if math.isfinite(s) else 0.0)
+
+
+@jit
+def _two_product(a, b):
+    p = a * b
+    if not (abs(a) < 1e150 and abs(b) < 1e150 and abs(p) > 1e-250):
+        return p, 0.0
+    ca, cb = _VELTKAMP * a, _VELTKAMP * b
+    a_hi = ca - (ca - a)
+    b_hi = cb - (cb - b)
+    a_lo, b_lo = a - a_hi, b - b_hi
+    return p, (((a_hi * b_hi - a * b) + a_hi * b_lo) + a_lo * b_hi) + a_lo * b_lo
+
+
+@jit
+def _sign(v):
+    return 1.0 if v > 0 else (-1.0 if v < 0 else 0.0)
+
+
+@jit
+def _tanh_parts(a, h, a_lo, h_lo):
+    """(b, same_sign, a_is_min, correction) of ``_tanh_secant_parts``; b = fl(a + h)."""
+    b, b_lo = _two_sum(a, h)
+    b_lo = b_lo + a_lo + h_lo
+    abs_a, abs_b = abs(a), abs(b)
+    same_sign = _sign(a) * _sign(b) > 0
+    a_is_min = abs_a <= abs_b
+    m_lo = _sign(a) * a_lo if a_is_min else _sign(b) * b_lo
+    correction = 1.0 - 2.0 * m_lo if same_sign else 1.0
+    return b, same_sign, a_is_min, correction
+
+
+@jit
+def _tanh_factor(abs_h, correction, e_a, e_b, em1_h):
+    """``factor`` of ``_tanh_secant_parts`` from e_a = exp(-2|a|), e_b = exp(-2|b|) and
+    em1_h = expm1(-2|h|)."""
+    ratio = -em1_h / abs_h if abs_h > 0 else 2.0
+    return 2.0 * correction * ratio / ((1.0 + e_a) * (1.0 + e_b))
+
+
+@jit
+def _sigmoid_from(x, e):
+    """σ(x) from e = exp(-|x|), as ``_sigmoid``."""
+    return 1.0 / (1.0 + e) if x >= 0 else e / (1.0 + e)
+
+
+# Loops --------------------------------------------------------------------------------------
+
+@jit
+def _scaled_abs(x, scale, out):
+    for i in range(x.size):
+        out[i] = scale * abs(x[i])
+
+
+@jit
+def _tanh_derivative_from(e, g, out):
+    for i in range(e.size):
+        out[i] = g[i] * (4.0 * e[i] / ((1.0 + e[i]) * (1.0 + e[i])))
+
+
+@jit
+def _sigmoid_derivative_from(e, g, out):
+    for i in range(e.size):
+        out[i] = g[i] * (e[i] / ((1.0 + e[i]) * (1.0 + e[i])))
+
+
+@jit
+def _sigmoid_from_loop(x, e, out):
+    for i in range(x.size):
+        out[i] = _sigmoid_from(x[i], e[i])
+
+
+@jit
+def _swish_from(x, beta, e, out):
+    for i in range(x.size):
+        out[i] = x[i] * _sigmoid_from(beta * x[i], e[i])
+
+
+@jit
+def _swish_derivative_from(x, beta, e, g, out):
+    for i in range(x.size):
+        u = beta * x[i]
+        s = 1.0 + e[i]
+        sig_u, sig_neg = (1.0 / s, e[i] / s) if u >= 0 else (e[i] / s, 1.0 / s)
+        out[i] = g[i] * (sig_u * (1.0 + u * sig_neg))
+
+
+@jit
+def _tanh_secant_arguments(a, h, args):
+    """args[0] = -2|a|, args[1] = -2|a + h|, args[2] = -2|h| (the last for expm1)."""
+    for i in range(a.size):
+        b = a[i] + h[i]
+        args[0, i] = -2.0 * abs(a[i])
+        args[1, i] = -2.0 * abs(b)
+        args[2, i] = -2.0 * abs(h[i])
+
+
+@jit
+def _tanh_secant_from(a, h, args, scale, out):
+    """scale * exp(exponent) * factor; exp(exponent) is 1 or one of args[0], args[1] (exponent is
+    exactly -2|a| or -2|b| there)."""
+    for i in range(a.size):
+        b, same_sign, a_is_min, correction = _tanh_parts(a[i], h[i], 0.0, 0.0)
+        factor = _tanh_factor(abs(h[i]), correction, args[0, i], args[1, i], args[2, i])
+        e_exponent = (args[0, i] if a_is_min else args[1, i]) if same_sign else 1.0
+        out[i] = scale * (e_exponent * factor)
+
+
+@jit
+def _swish_secant_arguments(a, h, beta, args, rare):
+    """Arguments of the exponentials of ``swish_secant``: args[0..2] as for tanh_secant at
+    (βa/2, βh/2) with their rounding corrections, args[3] = -|lo| for σ(lo); ``rare`` receives
+    exponent + 64 where the exponent would underflow (returns how many)."""
+    n_rare = 0
+    for i in range(a.size):
+        b, _ = _two_sum(a[i], h[i])
+        beta_a, beta_a_lo = _two_product(a[i], beta)
+        beta_h, beta_h_lo = _two_product(h[i], beta)
+        if a[i] <= b:
+            lo = beta_a
+        else:
+            lo = beta * b
+        half_a, half_h = 0.5 * beta_a, 0.5 * beta_h
+        half_b, same_sign, a_is_min, _ = _tanh_parts(half_a, half_h, 0.5 * beta_a_lo, 0.5 * beta_h_lo)
+        args[0, i] = -2.0 * abs(half_a)
+        args[1, i] = -2.0 * abs(half_b)
+        args[2, i] = -2.0 * abs(half_h)
+        args[3, i] = -abs(lo)
+        if same_sign:
+            exponent = -2.0 * min(abs(half_a), abs(half_b))
+            if exponent < -600.0:
+                rare[n_rare] = exponent + 64.0
+                n_rare += 1
+    return n_rare
+
+
+@jit
+def _swish_secant_from(a, h, beta, args, rare, exp_minus_64, out):
+    k = 0
+    for i in range(a.size):
+        b, b_lo = _two_sum(a[i], h[i])
+        beta_a, beta_a_lo = _two_product(a[i], beta)
+        beta_h, beta_h_lo = _two_product(h[i], beta)
+        beta_b, beta_b_lo = _two_product(b, beta)
+        beta_b_lo = beta_b_lo + beta * b_lo
+        if a[i] <= b:
+            lo, lo_lo, hi = beta_a, beta_a_lo, b
+        else:
+            lo, lo_lo, hi = beta_b, beta_b_lo, a[i]
+        e_lo = args[3, i]
+        first = _sigmoid_from(lo, e_lo) * (1.0 + _sigmoid_from(-lo, e_lo) * lo_lo)
+        half_a, half_h = 0.5 * beta_a, 0.5 * beta_h
+        half_b, same_sign, a_is_min, correction = _tanh_parts(half_a, half_h, 0.5 * beta_a_lo,
+                                                              0.5 * beta_h_lo)
+        factor = _tanh_factor(abs(half_h), correction, args[0, i], args[1, i], args[2, i])
+        e_exponent = (args[0, i] if a_is_min else args[1, i]) if same_sign else 1.0
+        exponent = -2.0 * min(abs(half_a), abs(half_b)) if same_sign else 0.0
+        if exponent < -600.0:                                  # as stored by the arguments loop
+            second = (0.25 * beta * hi * exp_minus_64) * rare[k] * factor
+            k += 1
+        else:
+            second = (0.25 * beta * hi * 1.0) * e_exponent * factor
+        out[i] = first + second
+
+
+# Public functions ---------------------------------------------------------------------------
+
+def _flat(*arrays):
+    """Broadcast float64 arrays; return (shape, contiguous 1-D views or copies)."""
+    arrays = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in arrays))
+    shape = arrays[0].shape
+    return shape, [np.ascontiguousarray(a).reshape(-1) for a in arrays]
+
+
+def _exp_in_place(args, expm1_rows=()):
+    """Exponentiate the rows of ``args`` in place (``expm1`` for the rows listed)."""
+    with np.errstate(under="ignore", over="ignore"):
+        for row in range(args.shape[0]):
+            (np.expm1 if row in expm1_rows else np.exp)(args[row], out=args[row])
+
+
+def _x_and_g(x, g):
+    """(shape, flat x, flat g): g broadcast against x, or ones (g * d is then d exactly)."""
+    if g is None:
+        shape, (x,) = _flat(x)
+        return shape, x, np.ones(x.size)
+    shape, (x, g) = _flat(x, g)
+    return shape, x, g
+
+
+def _exp_of_scaled_abs(x, scale):
+    """exp(scale * |x|) for flat x."""
+    e = np.empty((1, x.size))
+    _scaled_abs(x, scale, e[0])
+    _exp_in_place(e)
+    return e[0]
+
+
+def tanh_derivative(x, g=None):
+    """g * sech²(x) (g = 1 when omitted); twin of :func:`refattr.layers.activations.tanh_derivative`."""
+    shape, x, g = _x_and_g(x, g)
+    out = np.empty(x.size)
+    _tanh_derivative_from(_exp_of_scaled_abs(x, -2.0), g, out)
+    return out.reshape(shape)
+
+
+def sigmoid_derivative(x, g=None):
+    """g * σ'(x) (g = 1 when omitted); twin of :func:`refattr.layers.activations.sigmoid_derivative`."""
+    shape, x, g = _x_and_g(x, g)
+    out = np.empty(x.size)
+    _sigmoid_derivative_from(_exp_of_scaled_abs(x, -1.0), g, out)
+    return out.reshape(shape)
+
+
+def sigmoid(x):
+    """σ(x); twin of :func:`refattr.layers.activations.sigmoid`."""
+    shape, (x,) = _flat(x)
+    out = np.empty(x.size)
+    _sigmoid_from_loop(x, _exp_of_scaled_abs(x, -1.0), out)
+    return out.reshape(shape)
+
+
+def swish(x, beta=1.0):
+    """x σ(βx); twin of :func:`refattr.layers.activations.swish`."""
+    shape, (x,) = _flat(x)
+    beta = float(beta)
+    out = np.empty(x.size)
+    _swish_from(x, beta, _exp_of_scaled_abs(beta * x, -1.0), out)
+    return out.reshape(shape)
+
+
+def swish_derivative(x, beta=1.0, g=None):
+    """g * s'(x) for s(x) = x σ(βx) (g = 1 when omitted); twin of
+    :func:`refattr.layers.activations.swish_derivative`."""
+    shape, x, g = _x_and_g(x, g)
+    beta = float(beta)
+    out = np.empty(x.size)
+    _swish_derivative_from(x, beta, _exp_of_scaled_abs(beta * x, -1.0), g, out)
+    return out.reshape(shape)
+
+
+def tanh_secant(a, h):
+    """(tanh(a + h) - tanh(a)) / h; twin of :func:`refattr.layers.activations.tanh_secant`."""
+    shape, (a, h) = _flat(a, h)
+    args = np.empty((3, a.size))
+    _tanh_secant_arguments(a, h, args)
+    _exp_in_place(args, expm1_rows=(2,))
+    out = np.empty(a.size)
+    _tanh_secant_from(a, h, args, 1.0, out)
+    return out.reshape(shape)
+
+
+def sigmoid_secant(a, h):
+    """(σ(a + h) - σ(a)) / h = tanh_secant(a/2, h/2) / 4; twin of
+    :func:`refattr.layers.activations.sigmoid_secant`."""
+    shape, (a, h) = _flat(a, h)
+    a, h = a * 0.5, h * 0.5
+    args = np.empty((3, a.size))
+    _tanh_secant_arguments(a, h, args)
+    _exp_in_place(args, expm1_rows=(2,))
+    out = np.empty(a.size)
+    _tanh_secant_from(a, h, args, 0.25, out)
+    return out.reshape(shape)
+
+
+_EXP_MINUS_64 = float(np.exp(-64.0))
+
+
+def swish_secant(a, h, beta=1.0):
+    """(s(a + h) - s(a)) / h for s(x) = x σ(βx); twin of
+    :func:`refattr.layers.activations.swish_secant`."""
+    shape, (a, h) = _flat(a, h)
+    beta = float(beta)
+    args = np.empty((4, a.size))
+    rare = np.empty(a.size)
+    n_rare = _swish_secant_arguments(a, h, beta, args, rare)
+    _exp_in_place(args, expm1_rows=(2,))
+    with np.errstate(under="ignore"):
+        np.exp(rare[:n_rare], out=rare[:n_rare])
+    out = np.empty(a.size)
+    _swish_secant_from(a, h, beta, args, rare, _EXP_MINUS_64, out)
+    return out.reshape(shape)

@@ -1,0 +1,108 @@
+"""The fused element-wise kernels equal their NumPy definitions bit for bit.
+
+``refattr.kernels.elementwise`` evaluates the formulas of ``refattr.layers.activations`` in one
+compiled pass around NumPy's exp, with the same rounded operations in the same order, so the
+comparison is exact (``assert_array_equal``), not to a tolerance. The inputs cover every branch of
+the definitions: both signs and zeros of a, h and a + h, |a| up to and past the exp underflow
+(|x| > 745), h down to subnormals, a + h overflowing, and for swish the exponent shift below -600.
+Accuracy against mpmath is tested on the layers (tests/layers/test_secants.py), which call these
+kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from refattr.kernels import elementwise as fused
+from refattr.kernels.elementwise import ELEMENTWISE_KERNEL_NAMES
+from refattr.layers import activations as definitions
+
+BETAS = (1.0, 0.5, 1.702, 2.0, -0.75)
+
+
+def _values():
+    rng = np.random.default_rng(7)
+    special = [0.0, -0.0, 5e-324, -5e-324, 1e-300, -1e-15, 1e-8, 0.5, -1.278, 1.0, 2.5, -20.0, 40.0,
+               -354.0, 360.0, 700.0, -709.5, 745.5, -800.0, 1200.0, -1e5, 1e300, -1.7e308, 1.7e308]
+    return np.concatenate([special, rng.normal(size=200), rng.normal(size=200) * 30,
+                           rng.normal(size=100) * 400, np.exp(rng.uniform(-700, 700, size=100))])
+
+
+def _pairs():
+    """(a, h) on a grid of values times a grid of steps, plus random pairs."""
+    v = _values()
+    steps = np.array([0.0, -0.0, 5e-324, 1e-310, -1e-15, 1e-12, -1e-6, 0.3, -2.0, 7.0, -60.0, 500.0,
+                      -1000.0, 1.7e308])
+    a, h = np.meshgrid(v, steps, indexing="ij")
+    rng = np.random.default_rng(8)
+    extra_a, extra_h = rng.normal(size=500) * 10, rng.normal(size=500) * 10
+    return np.concatenate([a.ravel(), extra_a, -extra_h]), np.concatenate([h.ravel(), extra_h, extra_h])
+
+
+def test_every_kernel_has_a_numpy_definition():
+    for name in ELEMENTWISE_KERNEL_NAMES:
+        assert callable(getattr(fused, name)) and callable(getattr(definitions, name))
+
+
+@pytest.mark.parametrize("name", ["tanh_secant", "sigmoid_secant"])
+def test_secants_equal_their_definitions(name):
+    a, h = _pairs()
+    with np.errstate(over="ignore"):   # the definitions' a + h overflows for the 1.7e308 pairs
+        expected = getattr(definitions, name)(a, h)
+    got = getattr(fused, name)(a, h)
+    np.testing.assert_array_equal(got, expected)
+    assert np.all(np.isfinite(got))
+
+
+@pytest.mark.parametrize("beta", BETAS)
+def test_swish_secant_equals_its_definition(beta):
+    a, h = _pairs()
+    keep = (np.abs(a) < 1e200) & (np.abs(h) < 1e200)   # beyond, beta * hi * sigma_secant overflows in both
+    a, h = a[keep], h[keep]
+    expected = definitions.swish_secant(a, h, beta)
+    got = fused.swish_secant(a, h, beta)
+    np.testing.assert_array_equal(got, expected)
+    # the shifted-exponent branch was exercised
+    assert np.any(-np.minimum(np.abs(beta * a), np.abs(beta * (a + h))) < -600.0)
+
+
+@pytest.mark.parametrize("name", ["tanh_derivative", "sigmoid_derivative"])
+def test_derivatives_equal_their_definitions(name):
+    x = _values()
+    g = np.random.default_rng(9).normal(size=x.shape)
+    np.testing.assert_array_equal(getattr(fused, name)(x), getattr(definitions, name)(x))
+    np.testing.assert_array_equal(getattr(fused, name)(x, g), getattr(definitions, name)(x, g))
+
+
+@pytest.mark.parametrize("beta", BETAS)
+def test_swish_and_its_derivative_equal_their_definitions(beta):
+    x = _values()
+    x = x[np.abs(x) < 1e300]
+    g = np.random.default_rng(9).normal(size=x.shape)
+    np.testing.assert_array_equal(fused.swish(x, beta), definitions.swish(x, beta))
+    np.testing.assert_array_equal(fused.swish_derivative(x, beta), definitions.swish_derivative(x, beta))
+    np.testing.assert_array_equal(fused.swish_derivative(x, beta, g), definitions.swish_derivative(x, beta, g))
+
+
+def test_sigmoid_equals_its_definition():
+    x = _values()
+    np.testing.assert_array_equal(fused.sigmoid(x), definitions.sigmoid(x))
+
+
+def test_shapes_broadcasting_and_empty_inputs():
+    a = np.random.default_rng(1).normal(size=(2, 3, 4))
+    h = np.random.default_rng(2).normal(size=(3, 1))
+    np.testing.assert_array_equal(fused.tanh_secant(a, h), definitions.tanh_secant(a, h))
+    np.testing.assert_array_equal(fused.swish_secant(h, a, 1.5), definitions.swish_secant(h, a, 1.5))
+    g = np.ones((5, 2, 3, 4))
+    assert fused.sigmoid_derivative(a, g).shape == (5, 2, 3, 4)
+    assert fused.tanh_derivative(np.array(0.0)).shape == ()
+    assert fused.tanh_derivative(np.array(0.0)) == 1.0
+    for name in ELEMENTWISE_KERNEL_NAMES:
+        fn = getattr(fused, name)
+        out = fn(np.empty((0, 3)), np.empty((0, 3))) if name.endswith("secant") else fn(np.empty((0, 3)))
+        assert out.shape == (0, 3) and out.dtype == np.float64
+    # non-contiguous and integer inputs are converted, not misread
+    x = np.arange(-6, 6).reshape(3, 4)
+    np.testing.assert_array_equal(fused.sigmoid(x.T), definitions.sigmoid(x.T.astype(float)))
