@@ -25,6 +25,7 @@ of the broadcast shape. ``g`` (optional) multiplies the derivative, which fuses 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -220,6 +221,18 @@ def _swish_secant_from(a, h, beta, args, rare, exp_minus_64, out):
 
 # Public functions ---------------------------------------------------------------------------
 
+def _ieee(func):
+    """Run ``func`` with IEEE exceptions quiet, as the NumPy definitions do: a + h may overflow
+    to inf (its TwoSum error is then inf - inf, discarded), and exponentials may underflow to 0,
+    where the formulas expect it. (This matters only under NUMBA_DISABLE_JIT=1, where the loops
+    run on NumPy scalars; compiled loops never raise.)"""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            return func(*args, **kwargs)
+    return wrapper
+
+
 def _flat(*arrays):
     """Broadcast float64 arrays; return (shape, contiguous 1-D views or copies)."""
     arrays = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in arrays))
@@ -229,9 +242,8 @@ def _flat(*arrays):
 
 def _exp_in_place(args, expm1_rows=()):
     """Exponentiate the rows of ``args`` in place (``expm1`` for the rows listed)."""
-    with np.errstate(under="ignore", over="ignore"):
-        for row in range(args.shape[0]):
-            (np.expm1 if row in expm1_rows else np.exp)(args[row], out=args[row])
+    for row in range(args.shape[0]):
+        (np.expm1 if row in expm1_rows else np.exp)(args[row], out=args[row])
 
 
 def _x_and_g(x, g):
@@ -251,6 +263,7 @@ def _exp_of_scaled_abs(x, scale):
     return e[0]
 
 
+@_ieee
 def tanh_derivative(x, g=None):
     """g * sech²(x) (g = 1 when omitted); twin of :func:`refattr.layers.activations.tanh_derivative`."""
     shape, x, g = _x_and_g(x, g)
@@ -259,6 +272,7 @@ def tanh_derivative(x, g=None):
     return out.reshape(shape)
 
 
+@_ieee
 def sigmoid_derivative(x, g=None):
     """g * σ'(x) (g = 1 when omitted); twin of :func:`refattr.layers.activations.sigmoid_derivative`."""
     shape, x, g = _x_and_g(x, g)
@@ -267,6 +281,7 @@ def sigmoid_derivative(x, g=None):
     return out.reshape(shape)
 
 
+@_ieee
 def sigmoid(x):
     """σ(x); twin of :func:`refattr.layers.activations.sigmoid`."""
     shape, (x,) = _flat(x)
@@ -275,6 +290,7 @@ def sigmoid(x):
     return out.reshape(shape)
 
 
+@_ieee
 def swish(x, beta=1.0):
     """x σ(βx); twin of :func:`refattr.layers.activations.swish`."""
     shape, (x,) = _flat(x)
@@ -284,6 +300,7 @@ def swish(x, beta=1.0):
     return out.reshape(shape)
 
 
+@_ieee
 def swish_derivative(x, beta=1.0, g=None):
     """g * s'(x) for s(x) = x σ(βx) (g = 1 when omitted); twin of
     :func:`refattr.layers.activations.swish_derivative`."""
@@ -294,6 +311,7 @@ def swish_derivative(x, beta=1.0, g=None):
     return out.reshape(shape)
 
 
+@_ieee
 def tanh_secant(a, h):
     """(tanh(a + h) - tanh(a)) / h; twin of :func:`refattr.layers.activations.tanh_secant`."""
     shape, (a, h) = _flat(a, h)
@@ -305,6 +323,7 @@ def tanh_secant(a, h):
     return out.reshape(shape)
 
 
+@_ieee
 def sigmoid_secant(a, h):
     """(σ(a + h) - σ(a)) / h = tanh_secant(a/2, h/2) / 4; twin of
     :func:`refattr.layers.activations.sigmoid_secant`."""
@@ -321,6 +340,7 @@ def sigmoid_secant(a, h):
 _EXP_MINUS_64 = float(np.exp(-64.0))
 
 
+@_ieee
 def swish_secant(a, h, beta=1.0):
     """(s(a + h) - s(a)) / h for s(x) = x σ(βx); twin of
     :func:`refattr.layers.activations.swish_secant`."""
@@ -330,8 +350,7 @@ def swish_secant(a, h, beta=1.0):
     rare = np.empty(a.size)
     n_rare = _swish_secant_arguments(a, h, beta, args, rare)
     _exp_in_place(args, expm1_rows=(2,))
-    with np.errstate(under="ignore"):
-        np.exp(rare[:n_rare], out=rare[:n_rare])
+    np.exp(rare[:n_rare], out=rare[:n_rare])
     out = np.empty(a.size)
     _swish_secant_from(a, h, beta, args, rare, _EXP_MINUS_64, out)
     return out.reshape(shape)

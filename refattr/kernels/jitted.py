@@ -173,6 +173,53 @@ def _taps(kH, kW, dh, dw, sh, sw, Wj):
     return planes, shifts
 
 
+@jit
+def _accumulate_streams(acc, src, offsets, weights):
+    """acc[p] = (...((acc[p] + w_0 src[o_0 + p]) + w_1 src[o_1 + p]) + ...) + w_K-1 src[o_K-1 + p]
+    for every p < acc.size, with (o_k, w_k) = (offsets[k], weights[k]) in order.
+
+    The K products of each p are added one at a time in the order given, whatever the grouping
+    below: streams are taken nine, then three, then one per sweep of ``acc``, so a 3x3 kernel
+    reads and writes its accumulator once per input channel instead of nine times. Views that
+    start at the offset keep every index a plain loop counter, which lets LLVM vectorise the
+    sweeps (no fused multiply-add: ``fastmath`` is off, see :mod:`refattr.kernels._jit`).
+    """
+    L = acc.size
+    K = offsets.size
+    k = 0
+    while k + 9 <= K:
+        w0, w1, w2 = weights[k], weights[k + 1], weights[k + 2]
+        w3, w4, w5 = weights[k + 3], weights[k + 4], weights[k + 5]
+        w6, w7, w8 = weights[k + 6], weights[k + 7], weights[k + 8]
+        s0 = src[offsets[k] : offsets[k] + L]
+        s1 = src[offsets[k + 1] : offsets[k + 1] + L]
+        s2 = src[offsets[k + 2] : offsets[k + 2] + L]
+        s3 = src[offsets[k + 3] : offsets[k + 3] + L]
+        s4 = src[offsets[k + 4] : offsets[k + 4] + L]
+        s5 = src[offsets[k + 5] : offsets[k + 5] + L]
+        s6 = src[offsets[k + 6] : offsets[k + 6] + L]
+        s7 = src[offsets[k + 7] : offsets[k + 7] + L]
+        s8 = src[offsets[k + 8] : offsets[k + 8] + L]
+        for p in range(L):
+            acc[p] = ((((((((acc[p] + w0 * s0[p]) + w1 * s1[p]) + w2 * s2[p]) + w3 * s3[p]) + w4 * s4[p])
+                        + w5 * s5[p]) + w6 * s6[p]) + w7 * s7[p]) + w8 * s8[p]
+        k += 9
+    while k + 3 <= K:
+        w0, w1, w2 = weights[k], weights[k + 1], weights[k + 2]
+        s0 = src[offsets[k] : offsets[k] + L]
+        s1 = src[offsets[k + 1] : offsets[k + 1] + L]
+        s2 = src[offsets[k + 2] : offsets[k + 2] + L]
+        for p in range(L):
+            acc[p] = ((acc[p] + w0 * s0[p]) + w1 * s1[p]) + w2 * s2[p]
+        k += 3
+    while k < K:
+        w0 = weights[k]
+        s0 = src[offsets[k] : offsets[k] + L]
+        for p in range(L):
+            acc[p] += w0 * s0[p]
+        k += 1
+
+
 # --------------------------------------------------------------------------
 # convolution
 # --------------------------------------------------------------------------
@@ -215,7 +262,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups):
     Notes
     -----
     Each output is accumulated from 0.0 over ``c`` (outer), ``k_h``, ``k_w``
-    (inner), one product at a time. Padding cells contribute ``w * 0.0``
+    (inner), one product at a time (:func:`_accumulate_streams`). Padding cells contribute ``w * 0.0``
     (so an infinite weight over padding gives nan, as in im2col codes).
 
     Examples
@@ -251,39 +298,26 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups):
     if shifts[kH * kW - 1] + L > Hi * Wj:  # the largest shift; guaranteed by the geometry
         raise AssertionError("phase-split plane too small (internal error)")
     T = kH * kW
+    P = sh * sw
+    PL = Hi * Wj
+    # Input (c, tap) of group grp is the stream starting at offsets[grp, c * T + tap] of the flat
+    # phase-split sample; output co weighs the streams of its group with weight[co] flattened,
+    # which is the same (c outer, tap row-major inner) order.
+    offsets = np.empty((groups, Cig * T), dtype=np.int64)
+    for grp in range(groups):
+        for c in range(Cig):
+            for t in range(T):
+                offsets[grp, c * T + t] = ((grp * Cig + c) * P + planes[t]) * PL + shifts[t]
+    w_flat = np.ascontiguousarray(weight).reshape(C_out, Cig * T)
     for n in prange(N):
-        xs = np.zeros((C_in, sh * sw, Hi * Wj))
+        xs = np.zeros((C_in, P, PL))
         _phase_split(x[n], xs, top, left, sh, sw, Wj)
+        xs_flat = xs.reshape(C_in * P * PL)
         acc = np.empty(L)
         for co in range(C_out):
-            c0 = (co // Cog) * Cig
             for p in range(L):
                 acc[p] = 0.0
-            for c in range(Cig):
-                xc = xs[c0 + c]
-                wc = weight[co, c]
-                # Taps in row-major order, three per sweep of the accumulator:
-                # ((acc + w0 s0) + w1 s1) + w2 s2 adds the same products in the
-                # same order as three sweeps, with a third of the loads and
-                # stores of acc. Views starting at the shift keep both indices
-                # plain loop counters, which lets LLVM vectorise the loops.
-                t = 0
-                while t + 3 <= T:
-                    w0 = wc[t // kW, t % kW]
-                    w1 = wc[(t + 1) // kW, (t + 1) % kW]
-                    w2 = wc[(t + 2) // kW, (t + 2) % kW]
-                    s0 = xc[planes[t], shifts[t] : shifts[t] + L]
-                    s1 = xc[planes[t + 1], shifts[t + 1] : shifts[t + 1] + L]
-                    s2 = xc[planes[t + 2], shifts[t + 2] : shifts[t + 2] + L]
-                    for p in range(L):
-                        acc[p] = ((acc[p] + w0 * s0[p]) + w1 * s1[p]) + w2 * s2[p]
-                    t += 3
-                while t < T:
-                    w0 = wc[t // kW, t % kW]
-                    s0 = xc[planes[t], shifts[t] : shifts[t] + L]
-                    for p in range(L):
-                        acc[p] += w0 * s0[p]
-                    t += 1
+            _accumulate_streams(acc, xs_flat, offsets[co // Cog], w_flat[co])
             for oh in range(OH):
                 base = oh * Wj
                 for ow in range(OW):
@@ -350,17 +384,16 @@ def conv2d_input_vjp(g, weight, input_hw, stride, padding, dilation, groups):
         grad_x[...] = 0.0
         return grad_x
     # Fast path (finite weights): g[n, co] is copied into rows of width Wj of
-    # a zero buffer gext, so that tap t adds w_t * gext[q - shift_t + M] to
-    # cell q of its plane for *every* q of the plane: M (the largest shift)
+    # a zero buffer gext[co], so that tap t adds w_t * gext[co, q - shift_t + M]
+    # to cell q of its plane for *every* q of the plane: M (the largest shift)
     # zeros in front and zeros beyond the last output make the terms of cells
     # that tap t does not reach w_t * 0.0, which leaves a sum that starts at
-    # +0.0 bit for bit unchanged (x + 0.0 == x, +0.0 + -0.0 == +0.0). The taps
-    # of one phase plane, in row-major order, are then fused three at a time
-    # into one sweep, ((d + w0 g0) + w1 g1) + w2 g2: the same products added
-    # in the same order per cell as one sweep per tap, with a third of the
-    # loads and stores. With a non-finite weight (inf * 0 = nan) the
-    # row-by-row loop is used, which touches only the cells that real windows
-    # read.
+    # +0.0 bit for bit unchanged (x + 0.0 == x, +0.0 + -0.0 == +0.0). The
+    # contributions to one plane of input channel c_i are then one sequence of
+    # streams, c_o outer and the plane's taps row-major inner, accumulated by
+    # _accumulate_streams in that order. With a non-finite weight
+    # (inf * 0 = nan) the row-by-row loop is used, which touches only the
+    # cells that real windows read.
     flat = _all_finite(weight)
     L = (OH - 1) * Wj + OW
     T = kH * kW
@@ -370,6 +403,7 @@ def conv2d_input_vjp(g, weight, input_hw, stride, padding, dilation, groups):
     if shifts[T - 1] + L > PL:  # the largest shift; guaranteed by the geometry
         raise AssertionError("phase-split plane too small (internal error)")
     M = shifts[T - 1]
+    E = M + PL  # length of one row of gext
     # taps grouped by plane, row-major within a plane
     order = np.empty(T, dtype=np.int64)
     start = np.zeros(P + 1, dtype=np.int64)
@@ -381,48 +415,38 @@ def conv2d_input_vjp(g, weight, input_hw, stride, padding, dilation, groups):
                 order[k] = t
                 k += 1
     start[P] = k
+    # Stream j of plane pl in group grp: c_o = grp * Cog + j // n_pl, tap
+    # order[start[pl] + j % n_pl]; its offset in the flat gext and its weight
+    # for input channel c_i (c = c_i - grp * Cig).
+    offsets = np.zeros((groups, P, Cog * T), dtype=np.int64)
+    weights = np.zeros((C_in, P, Cog * T))
+    for pl in range(P):
+        n_pl = start[pl + 1] - start[pl]
+        for j in range(Cog * n_pl):
+            t = order[start[pl] + j % n_pl]
+            for grp in range(groups):
+                co = grp * Cog + j // n_pl
+                offsets[grp, pl, j] = co * E + M - shifts[t]
+                for c in range(Cig):
+                    weights[grp * Cig + c, pl, j] = weight[co, c, t // kW, t % kW]
     for n in prange(N):
         gxs = np.zeros((C_in, P, PL))
-        gext = np.zeros(M + PL)
-        for co in range(C_out):
-            c0 = (co // Cog) * Cig
-            gv = g[n, co]
-            wco = weight[co]
-            if flat:
+        if flat:
+            gext = np.zeros(C_out * E)
+            for co in range(C_out):
                 for oh in range(OH):
                     for ow in range(OW):
-                        gext[M + oh * Wj + ow] = gv[oh, ow]
-                for c in range(Cig):
-                    wc = wco[c]
-                    for pl in range(P):
-                        dst = gxs[c0 + c, pl]
-                        j = start[pl]
-                        while j < start[pl + 1]:
-                            t0 = order[j]
-                            w0 = wc[t0 // kW, t0 % kW]
-                            g0 = gext[M - shifts[t0] : M - shifts[t0] + PL]
-                            if j + 3 <= start[pl + 1]:
-                                t1 = order[j + 1]
-                                t2 = order[j + 2]
-                                w1 = wc[t1 // kW, t1 % kW]
-                                w2 = wc[t2 // kW, t2 % kW]
-                                g1 = gext[M - shifts[t1] : M - shifts[t1] + PL]
-                                g2 = gext[M - shifts[t2] : M - shifts[t2] + PL]
-                                for q in range(PL):
-                                    dst[q] = ((dst[q] + w0 * g0[q]) + w1 * g1[q]) + w2 * g2[q]
-                                j += 3
-                            elif j + 2 <= start[pl + 1]:
-                                t1 = order[j + 1]
-                                w1 = wc[t1 // kW, t1 % kW]
-                                g1 = gext[M - shifts[t1] : M - shifts[t1] + PL]
-                                for q in range(PL):
-                                    dst[q] = (dst[q] + w0 * g0[q]) + w1 * g1[q]
-                                j += 2
-                            else:
-                                for q in range(PL):
-                                    dst[q] += w0 * g0[q]
-                                j += 1
-            else:
+                        gext[co * E + M + oh * Wj + ow] = g[n, co, oh, ow]
+            for ci in range(C_in):
+                grp = ci // Cig
+                for pl in range(P):
+                    n_streams = Cog * (start[pl + 1] - start[pl])
+                    _accumulate_streams(gxs[ci, pl], gext, offsets[grp, pl, :n_streams],
+                                        weights[ci, pl, :n_streams])
+        else:
+            for co in range(C_out):
+                c0 = (co // Cog) * Cig
+                gv = g[n, co]
                 for c in range(Cig):
                     for kh in range(kH):
                         for kw in range(kW):

@@ -203,6 +203,7 @@ class LinearLayer(Layer):
         raise NotImplementedError
 
     def add_bias(self, z: np.ndarray) -> np.ndarray:
+        """z + bias. ``z`` is the fresh output of :meth:`linear` and may be modified in place."""
         return z
 
     def forward(self, x):

@@ -90,7 +90,9 @@ class Conv2D(LinearLayer):
                                       self.padding, self.dilation, self.groups)
 
     def add_bias(self, z):
-        return z if self.bias is None else z + self.bias[:, None, None]
+        if self.bias is not None:
+            z += self.bias[:, None, None]   # in place: z is the fresh output of linear()
+        return z
 
     # backward ------------------------------------------------------------------------------
     def linear_vjp(self, g, input_shape, part=None):

@@ -68,7 +68,9 @@ class Dense(LinearLayer):
         return x @ self._signed[part].T
 
     def add_bias(self, z):
-        return z if self.bias is None else z + self.bias
+        if self.bias is not None:
+            z += self.bias   # in place: z is the fresh output of linear()
+        return z
 
     # backward ------------------------------------------------------------------------------
     def linear_vjp(self, g, input_shape, part=None):
