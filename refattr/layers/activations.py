@@ -13,11 +13,13 @@ import numpy as np
 
 from ..errors import NonFiniteError, RuleError
 from ..kernels import elementwise as fused
+from ..kernels import walk
 from .base import GRADIENT_RULES, ElementwiseLayer
 
 __all__ = [
     "ReLU", "Tanh", "Sigmoid", "Swish", "tanh_secant", "sigmoid_secant", "swish_secant",
     "sigmoid", "swish", "tanh_derivative", "sigmoid_derivative", "swish_derivative",
+    "relu_forward_along", "relu_next_kink", "relu_snap_to_kink",
 ]
 
 # The functions of this module are the NumPy definitions. The layers evaluate them through the
@@ -210,6 +212,54 @@ def swish_secant(a: np.ndarray, h: np.ndarray, beta: float = 1.0) -> np.ndarray:
         return first + second
 
 
+# ReLU on straight-line paths (exact integrated gradients, SPEC section 5) ---------------------
+
+def relu_forward_along(x, dx):
+    """(y, dy, active) of ReLU on the path x + s dx just after s = 0.
+
+    A unit is active just after s = 0 iff x > 0, or x == 0 and dx > 0. Exact comparisons, no
+    tolerance. A unit with x == 0 and dx == 0 stays at 0 along the whole stretch and counts as
+    inactive, as ReLU'(0) = 0 does at every point of it. ``active`` is the boolean activation
+    pattern (``backward_signal`` masks with ``cache > 0``); dy = dx where active, else 0.
+    """
+    active = x > 0
+    at_kink = np.flatnonzero(x == 0)                  # few: units snapped onto their kink
+    if at_kink.size:
+        active.flat[at_kink] = dx.reshape(-1)[at_kink] > 0
+    return np.maximum(x, 0.0), np.where(active, dx, 0.0), active
+
+
+def relu_next_kink(x, dx):
+    """(distance, events): a unit with x and dx of opposite signs (both non-zero) reaches 0 at
+    s = -x / dx; ``distance`` (N,) is the nearest such s of each example (inf if none).
+
+    ``events`` is the boolean mask of the units whose crossing lies at exactly the nearest
+    distance of their example (several when they coincide bit for bit). Where x / dx
+    underflows to 0 (|x| < 5e-324 |dx|) the kink is taken to lie at the smallest positive
+    distance, 5e-324, so that it is still reached (and snapped) before the path moves on.
+    """
+    n = x.shape[0]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        ratio = x / dx                                # negative exactly where x heads for 0
+    zeros = np.flatnonzero(ratio == 0)               # x == 0 (no kink), or an underflow
+    if zeros.size:
+        z, dz = x.reshape(-1)[zeros], dx.reshape(-1)[zeros]
+        under = zeros[((z > 0) & (dz < 0)) | ((z < 0) & (dz > 0))]
+        ratio.flat[under] = -np.finfo(np.float64).smallest_subnormal
+    ratio = np.where(ratio < 0, ratio, -np.inf)      # -inf: no kink ahead (nan: x == dx == 0)
+    nearest = ratio.reshape(n, -1).max(axis=1)
+    ahead = nearest > -np.inf
+    events = (ratio == nearest.reshape((n,) + (1,) * (x.ndim - 1))) & ahead.reshape((n,) + (1,) * (x.ndim - 1))
+    return -nearest, events
+
+
+def relu_snap_to_kink(x, events, rows):
+    """Set the inputs of the units that reached their kink (``events``, in the examples where
+    ``rows`` is True) to exactly 0; modifies and returns x."""
+    x[events & rows.reshape((-1,) + (1,) * (x.ndim - 1))] = 0.0
+    return x
+
+
 class ReLU(ElementwiseLayer):
     """max(x, 0), with ReLU'(0) = 0 (as PyTorch and JAX).
 
@@ -260,45 +310,21 @@ class ReLU(ElementwiseLayer):
         raise RuleError(f"rule: unknown gradient-family rule {rule!r}; expected one of {GRADIENT_RULES}")
 
     # straight-line paths (exact integrated gradients) ----------------------------------------
+    # The definitions are the module functions relu_forward_along, relu_next_kink and
+    # relu_snap_to_kink below; the walk runs their fused twins (refattr.kernels.walk).
     def forward_along(self, x, dx):
-        """On the path z + s dz, a unit is active just after s = 0 iff z > 0, or z == 0 and dz > 0.
-
-        Exact comparisons, no tolerance. A unit with z == 0 and dz == 0 stays at 0 along the
-        whole stretch and counts as inactive, as ReLU'(0) = 0 does at every point of it. The
-        cache is the boolean activation pattern (``backward_signal`` masks with ``cache > 0``).
-        """
-        active = x > 0
-        at_kink = np.flatnonzero(x == 0)                  # few: units snapped onto their kink
-        if at_kink.size:
-            active.flat[at_kink] = dx.reshape(-1)[at_kink] > 0
-        return np.maximum(x, 0.0), np.where(active, dx, 0.0), active
+        """See :func:`relu_forward_along`; the cache is the boolean activation pattern."""
+        return walk.relu_forward_along(x, dx)
 
     def next_kink(self, x, dx, cache):
-        """A unit with z and dz of opposite signs (both non-zero) reaches 0 at s = -z / dz.
-
-        ``events`` is the boolean mask of the units whose crossing lies at exactly the nearest
-        distance of their example (several when they coincide bit for bit). Where z / dz
-        underflows to 0 (|z| < 5e-324 |dz|) the kink is taken to lie at the smallest positive
-        distance, 5e-324, so that it is still reached (and snapped) before the path moves on.
-        """
-        n = x.shape[0]
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-            ratio = x / dx                                # negative exactly where z heads for 0
-        zeros = np.flatnonzero(ratio == 0)               # z == 0 (no kink), or an underflow
-        if zeros.size:
-            z, dz = x.reshape(-1)[zeros], dx.reshape(-1)[zeros]
-            under = zeros[((z > 0) & (dz < 0)) | ((z < 0) & (dz > 0))]
-            ratio.flat[under] = -np.finfo(np.float64).smallest_subnormal
-        ratio = np.where(ratio < 0, ratio, -np.inf)      # -inf: no kink ahead (nan: z == dz == 0)
-        nearest = ratio.reshape(n, -1).max(axis=1)
-        ahead = nearest > -np.inf
-        events = (ratio == nearest.reshape((n,) + (1,) * (x.ndim - 1))) & ahead.reshape((n,) + (1,) * (x.ndim - 1))
-        return -nearest, events
+        """See :func:`relu_next_kink`."""
+        return walk.relu_next_kink(x, dx)
 
     def snap_to_kink(self, x, events, rows):
-        """Set the inputs of the units that reached their kink to exactly 0."""
-        x[events & rows.reshape((-1,) + (1,) * (x.ndim - 1))] = 0.0
-        return x
+        """See :func:`relu_snap_to_kink`."""
+        if x.dtype == np.float64 and x.flags.c_contiguous:
+            return walk.relu_snap_to_kink(x, events, rows)
+        return relu_snap_to_kink(x, events, rows)
 
 
 class Tanh(ElementwiseLayer):

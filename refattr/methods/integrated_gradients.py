@@ -10,6 +10,7 @@ from scipy.integrate import quad_vec
 
 from .. import quadrature
 from ..errors import RefattrError, RuleError
+from ..kernels.walk import add_scaled_rows
 from ..layers.base import LinearLayer
 from ..validation import DEFAULT_BASELINE, pair_with_references
 from ._common import one_hot, pick, prepare
@@ -413,7 +414,6 @@ def _walk(net, inputs, refs, targets):
     alpha = np.zeros(n_all)
     A0, dA = np.ascontiguousarray(a0), np.ascontiguousarray(da)
     S = np.zeros_like(A0)
-    scratch = np.empty_like(A0)
     S_out = np.empty_like(A0)
     pieces = np.zeros(n_all, dtype=np.int64)
     stalls = np.zeros(n_all, dtype=np.int64)
@@ -455,7 +455,7 @@ def _walk(net, inputs, refs, targets):
         ds = new_alpha - alpha
         moved = ds > 0
         # 2. integrate the current piece
-        S += np.multiply(_bshape(ds, S.ndim), g_in[p], out=scratch[:n])
+        add_scaled_rows(S, ds, g_in[p], out=S)
         pieces[row_id] += moved
         record = moved & ~done
         if record.any():
@@ -488,12 +488,12 @@ def _walk(net, inputs, refs, targets):
         all_moved = bool(moved.all())
         # (an example that did not move keeps its values: they may hold snaps made at this alpha)
         if all_moved:
-            xs[p] = A0 + _bshape(alpha, A0.ndim) * dA
+            add_scaled_rows(A0, alpha, dA, out=xs[p])
         else:
             xs[p][moved] = A0[moved] + _bshape(alpha[moved], A0.ndim) * dA[moved]
         if not refresh:
             for i in linear:
-                xs[i + 1] += _bshape(ds, dxs[i + 1].ndim) * dxs[i + 1]
+                add_scaled_rows(xs[i + 1], ds, dxs[i + 1], out=xs[i + 1])
         slope_changed = np.zeros(n, dtype=bool)       # a pattern below changed: redo JVPs
         pattern_changed = {}
         for i in range(p, nl):
