@@ -20,7 +20,8 @@ NumPy's on the same arguments, so the results agree bit for bit
 
 Inputs are converted to float64 and broadcast against each other; outputs are new float64 arrays
 of the broadcast shape. ``g`` (optional) multiplies the derivative, which fuses a VJP
-``g * f'(x)`` into the same pass.
+``g * f'(x)`` into the same pass. The loops write their result over the exponentials they read
+(element i is read before it is written), so a call allocates one array.
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ from ._jit import jit
 
 __all__ = [
     "sigmoid", "sigmoid_derivative", "swish", "swish_derivative", "tanh_derivative",
-    "tanh_secant", "sigmoid_secant", "swish_secant", "ELEMENTWISE_KERNEL_NAMES",
+    "tanh_secant", "sigmoid_secant", "swish_secant", "relu_backward_signal", "ELEMENTWISE_KERNEL_NAMES",
 ]
 
 #: The fused kernels; each has a NumPy twin of the same name in :mod:`refattr.layers.activations`.
 ELEMENTWISE_KERNEL_NAMES: tuple[str, ...] = (
     "sigmoid", "sigmoid_derivative", "swish", "swish_derivative", "tanh_derivative",
-    "tanh_secant", "sigmoid_secant", "swish_secant",
+    "tanh_secant", "sigmoid_secant", "swish_secant", "relu_backward_signal",
 )
 
 _VELTKAMP = 134217729.0  # 2**27 + 1, as in refattr.layers.activations._two_product
@@ -103,9 +104,9 @@ def _sigmoid_from(x, e):
 # Loops --------------------------------------------------------------------------------------
 
 @jit
-def _scaled_abs(x, scale, out):
+def _scaled_abs(x, beta, scale, out):
     for i in range(x.size):
-        out[i] = scale * abs(x[i])
+        out[i] = scale * abs(beta * x[i])   # beta == 1.0 leaves x exact
 
 
 @jit
@@ -219,6 +220,13 @@ def _swish_secant_from(a, h, beta, args, rare, exp_minus_64, out):
         out[i] = first + second
 
 
+@jit
+def _relu_mask(g, z, use_z, use_g, out):
+    for i in range(g.size):
+        keep = (not use_z or z[i] > 0) and (not use_g or g[i] > 0)
+        out[i] = g[i] if keep else g[i] * 0.0
+
+
 # Public functions ---------------------------------------------------------------------------
 
 def _ieee(func):
@@ -247,47 +255,49 @@ def _exp_in_place(args, expm1_rows=()):
 
 
 def _x_and_g(x, g):
-    """(shape, flat x, flat g): g broadcast against x, or ones (g * d is then d exactly)."""
+    """(shape, flat x, flat g): g broadcast against x, or a read-only view of ones (g * d is
+    then d exactly)."""
     if g is None:
         shape, (x,) = _flat(x)
-        return shape, x, np.ones(x.size)
+        return shape, x, np.broadcast_to(1.0, x.shape)
     shape, (x, g) = _flat(x, g)
     return shape, x, g
 
 
-def _exp_of_scaled_abs(x, scale):
-    """exp(scale * |x|) for flat x."""
-    e = np.empty((1, x.size))
-    _scaled_abs(x, scale, e[0])
-    _exp_in_place(e)
-    return e[0]
+def _exp_of_scaled_abs(x, beta, scale):
+    """A new array exp(scale * |beta * x|) for flat x. The derivative loops then overwrite it in
+    place with their result: one allocation per call (fresh pages cost a page fault each)."""
+    e = np.empty(x.size)
+    _scaled_abs(x, beta, scale, e)
+    np.exp(e, out=e)
+    return e
 
 
 @_ieee
 def tanh_derivative(x, g=None):
     """g * sech²(x) (g = 1 when omitted); twin of :func:`refattr.layers.activations.tanh_derivative`."""
     shape, x, g = _x_and_g(x, g)
-    out = np.empty(x.size)
-    _tanh_derivative_from(_exp_of_scaled_abs(x, -2.0), g, out)
-    return out.reshape(shape)
+    e = _exp_of_scaled_abs(x, 1.0, -2.0)
+    _tanh_derivative_from(e, g, e)
+    return e.reshape(shape)
 
 
 @_ieee
 def sigmoid_derivative(x, g=None):
     """g * σ'(x) (g = 1 when omitted); twin of :func:`refattr.layers.activations.sigmoid_derivative`."""
     shape, x, g = _x_and_g(x, g)
-    out = np.empty(x.size)
-    _sigmoid_derivative_from(_exp_of_scaled_abs(x, -1.0), g, out)
-    return out.reshape(shape)
+    e = _exp_of_scaled_abs(x, 1.0, -1.0)
+    _sigmoid_derivative_from(e, g, e)
+    return e.reshape(shape)
 
 
 @_ieee
 def sigmoid(x):
     """σ(x); twin of :func:`refattr.layers.activations.sigmoid`."""
     shape, (x,) = _flat(x)
-    out = np.empty(x.size)
-    _sigmoid_from_loop(x, _exp_of_scaled_abs(x, -1.0), out)
-    return out.reshape(shape)
+    e = _exp_of_scaled_abs(x, 1.0, -1.0)
+    _sigmoid_from_loop(x, e, e)
+    return e.reshape(shape)
 
 
 @_ieee
@@ -295,9 +305,9 @@ def swish(x, beta=1.0):
     """x σ(βx); twin of :func:`refattr.layers.activations.swish`."""
     shape, (x,) = _flat(x)
     beta = float(beta)
-    out = np.empty(x.size)
-    _swish_from(x, beta, _exp_of_scaled_abs(beta * x, -1.0), out)
-    return out.reshape(shape)
+    e = _exp_of_scaled_abs(x, beta, -1.0)
+    _swish_from(x, beta, e, e)
+    return e.reshape(shape)
 
 
 @_ieee
@@ -306,9 +316,9 @@ def swish_derivative(x, beta=1.0, g=None):
     :func:`refattr.layers.activations.swish_derivative`."""
     shape, x, g = _x_and_g(x, g)
     beta = float(beta)
-    out = np.empty(x.size)
-    _swish_derivative_from(x, beta, _exp_of_scaled_abs(beta * x, -1.0), g, out)
-    return out.reshape(shape)
+    e = _exp_of_scaled_abs(x, beta, -1.0)
+    _swish_derivative_from(x, beta, e, g, e)
+    return e.reshape(shape)
 
 
 @_ieee
@@ -353,4 +363,24 @@ def swish_secant(a, h, beta=1.0):
     np.exp(rare[:n_rare], out=rare[:n_rare])
     out = np.empty(a.size)
     _swish_secant_from(a, h, beta, args, rare, _EXP_MINUS_64, out)
+    return out.reshape(shape)
+
+
+_RELU_MASKS = {"gradient": (True, False), "deconvnet": (False, True), "guided_backprop": (True, True)}
+
+
+def relu_backward_signal(g, cache, rule):
+    """g masked by ReLU under a gradient-family rule; twin of
+    :func:`refattr.layers.activations.relu_backward_signal` (the rule is checked by the layer)."""
+    use_z, use_g = _RELU_MASKS[rule]
+    g = np.asarray(g, dtype=np.float64)
+    z = np.asarray(cache)
+    if not use_z:
+        z = g
+    elif z.shape != g.shape or z.dtype not in (np.float64, np.bool_):
+        _, (g, z) = _flat(g, z)
+    shape = g.shape
+    g, z = np.ascontiguousarray(g).reshape(-1), np.ascontiguousarray(z).reshape(-1)
+    out = np.empty(g.size)
+    _relu_mask(g, z, use_z, use_g, out)
     return out.reshape(shape)

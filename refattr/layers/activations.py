@@ -19,7 +19,7 @@ from .base import GRADIENT_RULES, ElementwiseLayer
 __all__ = [
     "ReLU", "Tanh", "Sigmoid", "Swish", "tanh_secant", "sigmoid_secant", "swish_secant",
     "sigmoid", "swish", "tanh_derivative", "sigmoid_derivative", "swish_derivative",
-    "relu_forward_along", "relu_next_kink", "relu_snap_to_kink",
+    "relu_forward_along", "relu_next_kink", "relu_snap_to_kink", "relu_backward_signal",
 ]
 
 # The functions of this module are the NumPy definitions. The layers evaluate them through the
@@ -212,6 +212,22 @@ def swish_secant(a: np.ndarray, h: np.ndarray, beta: float = 1.0) -> np.ndarray:
         return first + second
 
 
+def relu_backward_signal(g, cache, rule):
+    """The signal ReLU passes down under a gradient-family rule (SPEC section 4).
+
+    With z the forward input (``cache``: z itself, or the boolean pattern of the exact walk):
+    g * 1(z > 0) (gradient), g * 1(g > 0) (deconvnet), g * 1(z > 0) * 1(g > 0) (guided
+    backprop). A masked entry is g * 0.0 (so -0.0 where g < 0).
+    """
+    if rule == "gradient":
+        return g * (cache > 0)
+    if rule == "deconvnet":
+        return g * (g > 0)
+    if rule == "guided_backprop":
+        return g * ((cache > 0) & (g > 0))
+    raise RuleError(f"rule: unknown gradient-family rule {rule!r}; expected one of {GRADIENT_RULES}")
+
+
 # ReLU on straight-line paths (exact integrated gradients, SPEC section 5) ---------------------
 
 def relu_forward_along(x, dx):
@@ -301,13 +317,10 @@ class ReLU(ElementwiseLayer):
         return dy / (delta + zero) + (zero & (x_ref > 0))
 
     def backward_signal(self, g, cache, rule):
-        if rule == "gradient":
-            return g * (cache > 0)
-        if rule == "deconvnet":
-            return g * (g > 0)
-        if rule == "guided_backprop":
-            return g * ((cache > 0) & (g > 0))
-        raise RuleError(f"rule: unknown gradient-family rule {rule!r}; expected one of {GRADIENT_RULES}")
+        """See :func:`relu_backward_signal` (evaluated by its fused twin)."""
+        if rule not in GRADIENT_RULES:
+            raise RuleError(f"rule: unknown gradient-family rule {rule!r}; expected one of {GRADIENT_RULES}")
+        return fused.relu_backward_signal(g, cache, rule)
 
     # straight-line paths (exact integrated gradients) ----------------------------------------
     # The definitions are the module functions relu_forward_along, relu_next_kink and

@@ -99,10 +99,28 @@ def test_shapes_broadcasting_and_empty_inputs():
     assert fused.sigmoid_derivative(a, g).shape == (5, 2, 3, 4)
     assert fused.tanh_derivative(np.array(0.0)).shape == ()
     assert fused.tanh_derivative(np.array(0.0)) == 1.0
+    empty = np.empty((0, 3))
     for name in ELEMENTWISE_KERNEL_NAMES:
         fn = getattr(fused, name)
-        out = fn(np.empty((0, 3)), np.empty((0, 3))) if name.endswith("secant") else fn(np.empty((0, 3)))
+        if name == "relu_backward_signal":
+            out = fn(empty, empty, "guided_backprop")
+        else:
+            out = fn(empty, empty) if name.endswith("secant") else fn(empty)
         assert out.shape == (0, 3) and out.dtype == np.float64
     # non-contiguous and integer inputs are converted, not misread
     x = np.arange(-6, 6).reshape(3, 4)
     np.testing.assert_array_equal(fused.sigmoid(x.T), definitions.sigmoid(x.T.astype(float)))
+
+
+@pytest.mark.parametrize("rule", ["gradient", "deconvnet", "guided_backprop"])
+def test_relu_backward_signal_equals_its_definition(rule):
+    rng = np.random.default_rng(14)
+    g = rng.normal(size=(4, 3, 5))
+    z = rng.normal(size=g.shape)
+    z[0, 0, :3] = [0.0, -0.0, 5e-324]
+    g[1, 0, :2] = [0.0, -0.0]
+    for cache in (z, z > 0):                      # the trace's inputs, or the walk's pattern
+        got = fused.relu_backward_signal(g, cache, rule)
+        want = definitions.relu_backward_signal(g, cache, rule)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))   # masked g < 0 gives -0.0
