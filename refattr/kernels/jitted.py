@@ -318,10 +318,12 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups):
             for p in range(L):
                 acc[p] = 0.0
             _accumulate_streams(acc, xs_flat, offsets[co // Cog], w_flat[co])
+            out_co = out[n, co]
             for oh in range(OH):
-                base = oh * Wj
+                row = out_co[oh]
+                src = acc[oh * Wj : oh * Wj + OW]
                 for ow in range(OW):
-                    out[n, co, oh, ow] = acc[base + ow]
+                    row[ow] = src[ow]
     return out
 
 
@@ -434,9 +436,12 @@ def conv2d_input_vjp(g, weight, input_hw, stride, padding, dilation, groups):
         if flat:
             gext = np.zeros(C_out * E)
             for co in range(C_out):
+                g_co = g[n, co]
                 for oh in range(OH):
+                    dst = gext[co * E + M + oh * Wj : co * E + M + oh * Wj + OW]
+                    src = g_co[oh]
                     for ow in range(OW):
-                        gext[co * E + M + oh * Wj + ow] = g[n, co, oh, ow]
+                        dst[ow] = src[ow]
             for ci in range(C_in):
                 grp = ci // Cig
                 for pl in range(P):
