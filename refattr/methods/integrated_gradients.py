@@ -80,9 +80,10 @@ def integrated_gradients(net, x, baseline=DEFAULT_BASELINE, target=None, rule="a
     chunk_size : int
         Largest number of path points (one example at one alpha) that go through the network in
         one pass; memory grows linearly with it (about ``chunk_size`` x the total size of all
-        activations x 8 bytes x 3). Fixed rules pass fewer points at a time where ``chunk_size``
-        points would hold more than 2 MiB of activations (a cache-sized pass is faster), but never
-        fewer than 8. For ``"exact"`` it is the number of examples walked together.
+        activations x 8 bytes x 3). Fixed rules and ``"exact"`` pass fewer points at a time where
+        ``chunk_size`` points would hold more than 2 MiB of activations (a cache-sized pass is
+        faster), but never fewer than 8. For ``"exact"`` it bounds the number of examples walked
+        together.
         Results do not depend on it beyond rounding (1e-14).
 
     Returns
@@ -343,8 +344,13 @@ def _exact(net, inputs, refs, targets, chunk_size):
     values = np.empty_like(inputs)
     pieces = np.zeros(m, dtype=np.int64)
     breaks: list[np.ndarray] = []
-    for start in range(0, m, chunk_size):
-        stop = min(start + chunk_size, m)
+    # Walk at most a cache-sized pass of rows together, as _fixed does. Besides the cache, this
+    # keeps each step's dense products small: on the benchmark CNN with 2 threads, 32 rows walked
+    # together took 57 s (numba's and OpenBLAS's thread pools contending for two cores, every
+    # step), 11 rows at a time 8.9 s for the same 32 rows.
+    size = min(chunk_size, net.pass_size(inputs.shape[1:]))
+    for start in range(0, m, size):
+        stop = min(start + size, m)
         v, p, b = _walk(net, inputs[start:stop], refs[start:stop], targets[start:stop])
         values[start:stop] = v
         pieces[start:stop] = p
