@@ -1,5 +1,11 @@
 """Hot-loop kernels of :mod:`refattr`: 2-D convolution and pooling, float64, NCHW.
 
+Two further families live in their own modules, each kernel with a NumPy twin of the same name
+in :mod:`refattr.layers.activations` (the definitions) that it equals bit for bit:
+:mod:`refattr.kernels.elementwise` (sigmoid, swish, the activations' derivatives and divided
+differences, the ReLU mask of the gradient family) and :mod:`refattr.kernels.walk` (the exact
+integrated-gradients walk's ReLU steps).
+
 The functions exported here are the numba-compiled kernels of
 :mod:`refattr.kernels.jitted` (options in :mod:`refattr.kernels._jit`: no
 ``fastmath``, on-disk cache, ``prange`` over the batch axis only, so results
