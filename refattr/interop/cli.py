@@ -141,3 +141,22 @@ def add_compare_commands(subparsers) -> None:
     export.add_argument("directory", metavar="DIRECTORY")
     export.set_defaults(func=_cmd_oracle_export)
     oracle.set_defaults(func=lambda args: (oracle.print_help(), 2)[1])
+
+
+def main(argv=None) -> int:
+    """Run ``compare`` or ``oracle`` stand-alone (``python -m refattr.interop.cli compare ...``),
+    as ``refattr compare ...`` does; returns the exit code."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m refattr.interop.cli",
+                                     description="refattr compare / oracle without the refattr entry point")
+    add_compare_commands(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

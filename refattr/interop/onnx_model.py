@@ -410,7 +410,7 @@ def _match_swish(walker, x, users):
     for gate_entry, mul in (users, users[::-1]):
         if mul.op_type != "Mul" or x not in mul.input:
             continue
-        chain, beta, name = [gate_entry], 1.0, None
+        chain, beta = [gate_entry], 1.0
         if gate_entry.op_type == "HardSigmoid":
             walker.refuse(gate_entry, "x * HardSigmoid(x) is HardSwish (x * relu6(x + 3) / 6), not swish")
         if gate_entry.op_type == "Mul":  # x * beta, then Sigmoid
