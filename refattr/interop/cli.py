@@ -1,7 +1,7 @@
 """``refattr compare`` and ``refattr oracle``: the command-line side of refattr.interop.
 
-``add_compare_commands(subparsers)`` adds both commands to the ``refattr`` parser (refattr/cli.py);
-``main(argv)`` runs them stand-alone (``python -m refattr.interop.cli``).
+``add_compare_commands(subparsers)`` adds both commands to the ``refattr`` parser (refattr/cli.py),
+whose ``main`` runs them (``refattr compare ...``, ``python -m refattr.cli compare ...``).
 
 Exit codes of ``refattr compare``: 0 when every difference is explained, 1 when something is
 unexplained, 2 on bad input (a message on stderr).
@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["add_compare_commands", "main", "load_model"]
+__all__ = ["add_compare_commands", "load_model"]
 
 
 def load_model(path):
@@ -142,21 +142,3 @@ def add_compare_commands(subparsers) -> None:
     export.set_defaults(func=_cmd_oracle_export)
     oracle.set_defaults(func=lambda args: (oracle.print_help(), 2)[1])
 
-
-def main(argv=None) -> int:
-    """Run ``compare`` or ``oracle`` stand-alone (``python -m refattr.interop.cli compare ...``),
-    as ``refattr compare ...`` does; returns the exit code."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m refattr.interop.cli",
-                                     description="refattr compare / oracle without the refattr entry point")
-    add_compare_commands(parser.add_subparsers(dest="command", metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 0
-    return int(args.func(args))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

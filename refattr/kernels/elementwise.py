@@ -268,22 +268,25 @@ def _exp_of_scaled_abs(x, beta, scale):
     return e
 
 
+def _derivative(loop, scale, x, g):
+    """g * f'(x) for f' a function of e = exp(scale * |x|): the exponentials, then ``loop``
+    writes its result over them."""
+    shape, x, g = _x_and_g(x, g)
+    e = _exp_of_scaled_abs(x, 1.0, scale)
+    loop(e, g, e)
+    return e.reshape(shape)
+
+
 @_ieee
 def tanh_derivative(x, g=None):
     """g * sech²(x) (g = 1 when omitted); twin of :func:`refattr.layers.activations.tanh_derivative`."""
-    shape, x, g = _x_and_g(x, g)
-    e = _exp_of_scaled_abs(x, 1.0, -2.0)
-    _tanh_derivative_from(e, g, e)
-    return e.reshape(shape)
+    return _derivative(_tanh_derivative_from, -2.0, x, g)
 
 
 @_ieee
 def sigmoid_derivative(x, g=None):
     """g * σ'(x) (g = 1 when omitted); twin of :func:`refattr.layers.activations.sigmoid_derivative`."""
-    shape, x, g = _x_and_g(x, g)
-    e = _exp_of_scaled_abs(x, 1.0, -1.0)
-    _sigmoid_derivative_from(e, g, e)
-    return e.reshape(shape)
+    return _derivative(_sigmoid_derivative_from, -1.0, x, g)
 
 
 @_ieee

@@ -77,19 +77,3 @@ def test_oracle_export(tmp_path, capsys):
     assert code == 0 and "manifest.json" in out.out
     assert json.loads((tmp_path / "oracle" / "manifest.json").read_text())["format"] == "refattr-oracle"
 
-
-def test_stand_alone_main_runs_the_same_commands(tmp_path, capsys):
-    """The module docstring promises ``python -m refattr.interop.cli``: its main() runs the same
-    subcommands (the oracle export writes the same manifest as through the refattr script)."""
-    import subprocess
-    import sys
-
-    from refattr.interop.cli import main as interop_main
-
-    assert interop_main(["oracle", "export", str(tmp_path / "a")]) == 0
-    capsys.readouterr()
-    assert main(["oracle", "export", str(tmp_path / "b")]) == 0
-    capsys.readouterr()
-    assert (tmp_path / "a" / "manifest.json").read_text() == (tmp_path / "b" / "manifest.json").read_text()
-    done = subprocess.run([sys.executable, "-m", "refattr.interop.cli", "--help"], capture_output=True, text=True)
-    assert done.returncode == 0 and "compare" in done.stdout and "oracle" in done.stdout
