@@ -226,8 +226,9 @@ def _accumulate_streams(acc, src, offsets, weights):
 
 
 @jit_parallel
-def conv2d_forward(x, weight, stride, padding, dilation, groups):
-    """2-D cross-correlation with zero padding, strides, dilation and groups (no bias).
+def conv2d_forward(x, weight, stride, padding, dilation, groups, bias=None):
+    """2-D cross-correlation with zero padding, strides, dilation and groups, plus an optional
+    bias per output channel.
 
     .. math::
 
@@ -253,6 +254,9 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups):
         ``(dh, dw)``, positive.
     groups : int
         Number of groups ``G``; divides ``C_in`` and ``C_out``.
+    bias : ndarray, float64, shape (C_out,), or None
+        Added to each finished sum, ``out = sum + bias[c_o]`` (one rounding, as adding it
+        afterwards would give, but without another pass over ``out``).
 
     Returns
     -------
@@ -262,7 +266,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups):
     Notes
     -----
     Each output is accumulated from 0.0 over ``c`` (outer), ``k_h``, ``k_w``
-    (inner), one product at a time (:func:`_accumulate_streams`). Padding cells contribute ``w * 0.0``
+    (inner), one product at a time (:func:`_accumulate_streams`), then the bias is added. Padding cells contribute ``w * 0.0``
     (so an infinite weight over padding gives nan, as in im2col codes).
 
     Examples
@@ -278,6 +282,8 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups):
     C_out, Cig, kH, kW = weight.shape
     if groups < 1 or C_in != Cig * groups or C_out % groups != 0:
         raise ValueError("conv2d_forward: channels do not match groups")
+    if bias is not None and bias.shape[0] != C_out:
+        raise ValueError("conv2d_forward: bias does not have one entry per output channel")
     sh, sw = stride
     top, bottom, left, right = padding
     dh, dw = dilation
@@ -319,11 +325,19 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups):
                 acc[p] = 0.0
             _accumulate_streams(acc, xs_flat, offsets[co // Cog], w_flat[co])
             out_co = out[n, co]
-            for oh in range(OH):
-                row = out_co[oh]
-                src = acc[oh * Wj : oh * Wj + OW]
-                for ow in range(OW):
-                    row[ow] = src[ow]
+            if bias is None:
+                for oh in range(OH):
+                    row = out_co[oh]
+                    src = acc[oh * Wj : oh * Wj + OW]
+                    for ow in range(OW):
+                        row[ow] = src[ow]
+            else:
+                b = bias[co]
+                for oh in range(OH):
+                    row = out_co[oh]
+                    src = acc[oh * Wj : oh * Wj + OW]
+                    for ow in range(OW):
+                        row[ow] = src[ow] + b
     return out
 
 

@@ -77,8 +77,9 @@ def _im2col(xp, kernel_hw, stride, dilation, OH, OW):
 # --------------------------------------------------------------------------
 
 
-def conv2d_forward(x, weight, stride, padding, dilation, groups):
-    """2-D cross-correlation with zero padding, strides, dilation and groups (no bias).
+def conv2d_forward(x, weight, stride, padding, dilation, groups, bias=None):
+    """2-D cross-correlation with zero padding, strides, dilation and groups, plus an optional
+    bias per output channel (added to each finished sum).
 
     .. math::
 
@@ -100,6 +101,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups):
     dilation : tuple of int
         ``(dh, dw)``.
     groups : int
+    bias : ndarray, float64, shape (C_out,), or None
 
     Returns
     -------
@@ -113,6 +115,8 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups):
     C_out, Cig, kH, kW = weight.shape
     if groups < 1 or C_in != Cig * groups or C_out % groups != 0:
         raise ValueError("conv2d_forward: channels do not match groups")
+    if bias is not None and bias.shape[0] != C_out:
+        raise ValueError("conv2d_forward: bias does not have one entry per output channel")
     top, bottom, left, right = padding
     OH = _out_size(H + top + bottom, kH, dilation[0], stride[0])
     OW = _out_size(W + left + right, kW, dilation[1], stride[1])
@@ -122,8 +126,10 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups):
     cols = _im2col(_pad(x, padding, 0.0), (kH, kW), stride, dilation, OH, OW)
     cols = cols.reshape(N, groups, K, OH * OW)
     wmat = weight.reshape(groups, C_out // groups, K)
-    out = np.matmul(wmat, cols)  # (N, G, Cog, OH*OW)
-    return out.reshape(N, C_out, OH, OW)
+    out = np.matmul(wmat, cols).reshape(N, C_out, OH, OW)  # (N, G, Cog, OH*OW) before
+    if bias is not None:
+        out += np.asarray(bias, dtype=np.float64)[:, None, None]
+    return out
 
 
 def conv2d_input_vjp(g, weight, input_hw, stride, padding, dilation, groups):

@@ -202,14 +202,14 @@ class LinearLayer(Layer):
     def linear_vjp(self, g: np.ndarray, input_shape: tuple, part: str | None = None) -> np.ndarray:
         raise NotImplementedError
 
-    def add_bias(self, z: np.ndarray) -> np.ndarray:
-        """z + bias. ``z`` is the fresh output of :meth:`linear` and may be modified in place."""
-        return z
+    def affine(self, x: np.ndarray) -> np.ndarray:
+        """L(x) + b, the forward map (layers with a bias override it; without one it is L(x))."""
+        return self.linear(x)
 
     def forward(self, x):
         # The cache is the input itself (no copy); its shape is what the VJP needs, and the
         # parameter VJP of dense and convolution layers needs its values.
-        return self.add_bias(self.linear(x)), x
+        return self.affine(x), x
 
     def vjp(self, g, cache):
         return self.linear_vjp(g, cache.shape)

@@ -89,10 +89,10 @@ class Conv2D(LinearLayer):
         return kernels.conv2d_forward(np.ascontiguousarray(x), self._signed[part], self.stride,
                                       self.padding, self.dilation, self.groups)
 
-    def add_bias(self, z):
-        if self.bias is not None:
-            z += self.bias[:, None, None]   # in place: z is the fresh output of linear()
-        return z
+    def affine(self, x):
+        """L(x) + b: the kernel adds the bias to each finished sum as it writes the output."""
+        return kernels.conv2d_forward(np.ascontiguousarray(x), self.weight, self.stride,
+                                      self.padding, self.dilation, self.groups, self.bias)
 
     # backward ------------------------------------------------------------------------------
     def linear_vjp(self, g, input_shape, part=None):

@@ -67,7 +67,8 @@ class Dense(LinearLayer):
         _check_part(part)
         return x @ self._signed[part].T
 
-    def add_bias(self, z):
+    def affine(self, x):
+        z = self.linear(x)
         if self.bias is not None:
             z += self.bias   # in place: z is the fresh output of linear()
         return z
