@@ -10,11 +10,25 @@ from .errors import ShapeError, UnsupportedLayerError
 from .layers.base import Layer
 from .validation import as_float64
 
-__all__ = ["Sequential", "Trace", "PASS_BYTES"]
+__all__ = ["Sequential", "Trace", "InputShape", "PASS_BYTES"]
 
 #: Default activation budget of one pass (see :meth:`Sequential.pass_size`): 2 MiB, about an
 #: L2 cache, measured best among 1 to 8 MiB on the benchmark networks.
 PASS_BYTES = 2 * 2**20
+
+
+class InputShape:
+    """The shape of a layer's input, standing in for the input in a trace taken with
+    ``outputs=False`` (for layers whose backward pass reads nothing else). It has no values:
+    arithmetic on it fails instead of computing with stand-in numbers."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape: tuple):
+        self.shape = tuple(shape)
+
+    def __repr__(self) -> str:
+        return f"InputShape({self.shape})"
 
 
 class Trace:
@@ -136,11 +150,35 @@ class Sequential:
         """The output (N, n_outputs) for a batch x (validated first)."""
         return self.trace(self.check_input(x)).output
 
-    def trace(self, x: np.ndarray) -> Trace:
-        """Forward pass keeping every activation and cache. ``x`` must already be validated."""
+    def trace(self, x: np.ndarray, outputs: bool = True) -> Trace:
+        """Forward pass keeping every activation and cache. ``x`` must already be validated.
+
+        With ``outputs=False`` the trace holds only what :meth:`backward` reads: the forward pass
+        stops at the last layer whose backward pass reads its input's values (see
+        ``Layer.backward_reads_input``), which gives its cache without its output; from there on
+        the activations are None and the caches of the (linear) layers after it are
+        :class:`InputShape` records. The gradient family never needs the network's output values,
+        so it saves the tail of the forward pass (on the benchmark CNN, the last activation and
+        the dense layer: 7 % of a saliency call). :meth:`backward` gives the same result, bit for
+        bit, from either trace.
+        """
+        # Layers before k run forward; k is the last layer whose backward pass reads its input
+        # (every layer when outputs are wanted).
+        k = len(self.layers)
+        if not outputs:
+            k = max((i for i, layer in enumerate(self.layers) if layer.backward_reads_input), default=-1)
         activations, caches = [x], []
-        for layer in self.layers:
-            y, cache = layer.forward(activations[-1])
+        shape = x.shape   # the input shape of layer i, once i > k
+        for i, layer in enumerate(self.layers):
+            if i < k:
+                y, cache = layer.forward(activations[-1])
+            else:
+                if i == k:
+                    shape = activations[-1].shape
+                    y, cache = None, layer.backward_cache(activations[-1])
+                else:
+                    y, cache = None, InputShape(shape)
+                shape = (shape[0],) + tuple(layer.output_shape(shape[1:]))
             activations.append(y)
             caches.append(cache)
         return Trace(activations, caches)

@@ -113,6 +113,14 @@ def _add_scaled_rows(out, a, s, d):
             out[row, j] = a[row, j] + s[row] * d[row, j]
 
 
+@jit
+def _add_scaled_rows_in_place(a, s, d):
+    n, m = a.shape
+    for row in range(n):
+        for j in range(m):
+            a[row, j] = a[row, j] + s[row] * d[row, j]
+
+
 def add_scaled_rows(a, s, d, out=None):
     """a + s[:, None, ...] * d, row by row (the same two roundings as that NumPy expression).
 
@@ -125,7 +133,10 @@ def add_scaled_rows(a, s, d, out=None):
     for name, v in (("a", a), ("d", d), ("out", out)):
         if not (v.dtype == np.float64 and v.flags.c_contiguous and v.shape == a.shape):
             raise TypeError(f"add_scaled_rows: {name} must be C-contiguous float64 of shape {a.shape}")
+    s = np.ascontiguousarray(s, dtype=np.float64)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):   # as NumPy's would be, for NUMBA_DISABLE_JIT
-        _add_scaled_rows(out.reshape(n, -1), a.reshape(n, -1), np.ascontiguousarray(s, dtype=np.float64),
-                         d.reshape(n, -1))
+        if out is a:   # one argument, not two that alias: LLVM vectorises only then
+            _add_scaled_rows_in_place(a.reshape(n, -1), s, d.reshape(n, -1))
+        else:
+            _add_scaled_rows(out.reshape(n, -1), a.reshape(n, -1), s, d.reshape(n, -1))
     return out

@@ -97,6 +97,16 @@ class Layer:
     def vjp(self, g: np.ndarray, cache: Any) -> np.ndarray:
         raise NotImplementedError
 
+    #: Whether :meth:`vjp` and :meth:`backward_signal` read the values in the cache, or only the
+    #: input's shape (a linear layer's VJP is L^T g at any input). True unless a layer says
+    #: otherwise, so that a new layer is never handed a shape for its input.
+    backward_reads_input: ClassVar[bool] = True
+
+    def backward_cache(self, x: np.ndarray) -> Any:
+        """The cache :meth:`forward` would return for ``x``, without the output where the layer
+        can skip it (a backward pass needs caches, not outputs)."""
+        return self.forward(x)[1]
+
     def backward_signal(self, g: np.ndarray, cache: Any, rule: str) -> np.ndarray:
         """Signal passed to the input by the gradient family.
 
@@ -202,6 +212,8 @@ class LinearLayer(Layer):
     def linear_vjp(self, g: np.ndarray, input_shape: tuple, part: str | None = None) -> np.ndarray:
         raise NotImplementedError
 
+    backward_reads_input: ClassVar[bool] = False   # the VJP reads only cache.shape
+
     def affine(self, x: np.ndarray) -> np.ndarray:
         """L(x) + b, the forward map (layers with a bias override it; without one it is L(x))."""
         return self.linear(x)
@@ -305,6 +317,9 @@ class ElementwiseLayer(Layer):
 
     def forward(self, x):
         return self.function(x), x
+
+    def backward_cache(self, x):
+        return x
 
     def vjp(self, g, cache):
         return self.derivative(cache, g)

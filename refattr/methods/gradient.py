@@ -14,19 +14,21 @@ def backpropagate(net, x, target, rule: str, method: str) -> Attribution:
     """Run the gradient-family backward pass ``rule`` from the target output to the input.
 
     Large batches go through in passes of ``net.pass_size`` examples (whose activations fit in
-    the CPU caches); each example's arithmetic is the same in any pass.
+    the CPU caches); each example's arithmetic is the same in any pass. The forward pass stops
+    where the backward pass stops reading values (``net.trace(x, outputs=False)``).
     """
     x, t = prepare(net, x, target)
     size = net.pass_size(x.shape[1:])
+    n_outputs = net.n_outputs(x.shape[1:])
     if x.shape[0] <= size:
-        trace = net.trace(x)
-        values = net.backward(one_hot(t, trace.output.shape[1]), trace, rule=rule)
+        trace = net.trace(x, outputs=False)
+        values = net.backward(one_hot(t, n_outputs), trace, rule=rule)
     else:
         values = np.empty_like(x)
         for start in range(0, x.shape[0], size):
             part = slice(start, min(start + size, x.shape[0]))
-            trace = net.trace(x[part])
-            values[part] = net.backward(one_hot(t[part], trace.output.shape[1]), trace, rule=rule)
+            trace = net.trace(x[part], outputs=False)
+            values[part] = net.backward(one_hot(t[part], n_outputs), trace, rule=rule)
     return Attribution(values=values, method=method, options={"target": t})
 
 

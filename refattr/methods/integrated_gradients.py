@@ -255,8 +255,8 @@ def _outputs(net, points, targets, chunk_size):
 
 def _gradients(net, points, targets):
     """dt/dx at each row of ``points`` (one pass)."""
-    trace = net.trace(points)
-    return net.backward(one_hot(targets, trace.output.shape[1]), trace)
+    trace = net.trace(points, outputs=False)
+    return net.backward(one_hot(targets, net.n_outputs(points.shape[1:])), trace)
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from refattr.layers import LAYERS, AvgPool2D, Conv2D, Dense, MaxPool2D
+from refattr.layers import LAYERS, AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D
+from refattr.network import InputShape, Sequential
 from refattr.testing import FD_RTOL, check_vjp, random_network
 
 
@@ -91,3 +92,39 @@ def test_whole_random_networks_pass_the_gradient_check(seed, n_layers):
     x = rng.normal(size=(2, 2, 6, 6))
     trace = net.trace(x)
     check_vjp(lambda v: net.trace(v).output, lambda g: net.backward(g, trace), x, rng)
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_layers=st.integers(0, 5), rule=st.sampled_from(
+    ["gradient", "guided_backprop", "deconvnet"]))
+def test_backward_from_a_trace_without_outputs_is_the_same(seed, n_layers, rule):
+    """trace(x, outputs=False) stops at the last layer whose backward reads its input; the
+    layers after it get only their input's shape (a layer that declares backward_reads_input =
+    False but reads values fails here on the InputShape stand-in), and backward gives the same
+    bits as from a full trace."""
+    rng = np.random.default_rng(seed)
+    layers = list(random_network(rng, input_shape=(2, 6, 6), n_layers=n_layers).layers)
+    if rng.random() < 0.5:   # drop the last activation: the tail is Dense, Dense
+        layers = layers[:-2] + [Dense(rng.normal(size=(3, layers[-3].weight.shape[0])))]
+    net = Sequential(layers, input_shape=(2, 6, 6))
+    x = rng.normal(size=(3, 2, 6, 6))
+    g = rng.normal(size=(3, net.n_outputs((2, 6, 6))))
+    full, lean = net.trace(x), net.trace(x, outputs=False)
+    readers = [i for i, layer in enumerate(net.layers) if layer.backward_reads_input]
+    k = readers[-1] if readers else -1
+    assert lean.activations[0] is x and all(a is not None for a in lean.activations[: k + 1])
+    assert all(a is None for a in lean.activations[max(k + 1, 1):])
+    for i in range(k + 1, len(net.layers)):
+        assert isinstance(lean.caches[i], InputShape) and lean.caches[i].shape == full.activations[i].shape
+    np.testing.assert_array_equal(net.backward(g, lean, rule=rule), net.backward(g, full, rule=rule))
+
+
+def test_trace_without_outputs_on_a_linear_network_keeps_only_shapes():
+    net = Sequential([Conv2D(np.ones((2, 1, 2, 2))), Flatten(), Dense(np.ones((1, 18)))], input_shape=(1, 4, 4))
+    x = np.arange(32.0).reshape(2, 1, 4, 4)
+    lean = net.trace(x, outputs=False)
+    assert [type(c) for c in lean.caches] == [InputShape] * 3
+    assert [c.shape for c in lean.caches] == [(2, 1, 4, 4), (2, 2, 3, 3), (2, 18)]
+    # d(sum of all 18 conv outputs)/dx: each input pixel counted once per window that covers it,
+    # times the two all-ones channels
+    windows = np.array([[1, 2, 2, 1], [2, 4, 4, 2], [2, 4, 4, 2], [1, 2, 2, 1]], dtype=float)
+    np.testing.assert_array_equal(net.backward(np.ones((2, 1)), lean), np.broadcast_to(2 * windows, (2, 1, 4, 4)))
