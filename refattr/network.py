@@ -33,16 +33,18 @@ class InputShape:
 
 class Trace:
     """The record of one forward pass: activations[0] is the input, activations[i + 1] the output
-    of layer i; caches[i] is what layer i's backward passes need."""
+    of layer i; caches[i] is what layer i's backward passes need. In a trace taken with
+    ``outputs=False`` the activations past the last value a backward pass reads are None
+    (and so is ``output``)."""
 
     __slots__ = ("activations", "caches")
 
-    def __init__(self, activations: list[np.ndarray], caches: list[Any]):
+    def __init__(self, activations: list[np.ndarray | None], caches: list[Any]):
         self.activations = activations
         self.caches = caches
 
     @property
-    def output(self) -> np.ndarray:
+    def output(self) -> np.ndarray | None:
         return self.activations[-1]
 
 
