@@ -241,6 +241,10 @@ def _ieee(func):
 
 def _flat(*arrays):
     """Broadcast float64 arrays; return (shape, contiguous 1-D views or copies)."""
+    first = arrays[0]
+    if all(isinstance(a, np.ndarray) and a.dtype == np.float64 and a.flags.c_contiguous
+           and a.shape == first.shape for a in arrays):
+        return first.shape, [a.reshape(-1) for a in arrays]   # the usual case, without broadcast_arrays
     arrays = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in arrays))
     shape = arrays[0].shape
     return shape, [np.ascontiguousarray(a).reshape(-1) for a in arrays]

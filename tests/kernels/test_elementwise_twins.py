@@ -110,6 +110,11 @@ def test_shapes_broadcasting_and_empty_inputs():
     # non-contiguous and integer inputs are converted, not misread
     x = np.arange(-6, 6).reshape(3, 4)
     np.testing.assert_array_equal(fused.sigmoid(x.T), definitions.sigmoid(x.T.astype(float)))
+    xf = np.random.default_rng(3).normal(size=(4, 6))
+    for args in ((xf.T, xf.T * 2), (xf[:, ::2], xf[:, 1::2]), (xf, xf.astype(np.float32))):
+        np.testing.assert_array_equal(fused.tanh_derivative(*args), definitions.tanh_derivative(*args))
+        np.testing.assert_array_equal(fused.swish_derivative(args[0], 1.5, args[1]),
+                                      definitions.swish_derivative(args[0], 1.5, args[1]))
 
 
 @pytest.mark.parametrize("rule", ["gradient", "deconvnet", "guided_backprop"])
