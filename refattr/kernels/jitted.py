@@ -324,20 +324,15 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, bias=None):
             for p in range(L):
                 acc[p] = 0.0
             _accumulate_streams(acc, xs_flat, offsets[co // Cog], w_flat[co])
+            # Without a bias, + 0.0 leaves every sum as it is: a sum that starts at +0.0 is
+            # never -0.0, and a nan keeps its payload.
+            b = 0.0 if bias is None else bias[co]
             out_co = out[n, co]
-            if bias is None:
-                for oh in range(OH):
-                    row = out_co[oh]
-                    src = acc[oh * Wj : oh * Wj + OW]
-                    for ow in range(OW):
-                        row[ow] = src[ow]
-            else:
-                b = bias[co]
-                for oh in range(OH):
-                    row = out_co[oh]
-                    src = acc[oh * Wj : oh * Wj + OW]
-                    for ow in range(OW):
-                        row[ow] = src[ow] + b
+            for oh in range(OH):
+                row = out_co[oh]
+                src = acc[oh * Wj : oh * Wj + OW]
+                for ow in range(OW):
+                    row[ow] = src[ow] + b
     return out
 
 
