@@ -266,8 +266,9 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, bias=None):
     Notes
     -----
     Each output is accumulated from 0.0 over ``c`` (outer), ``k_h``, ``k_w``
-    (inner), one product at a time (:func:`_accumulate_streams`), then the bias is added. Padding cells contribute ``w * 0.0``
-    (so an infinite weight over padding gives nan, as in im2col codes).
+    (inner), one product at a time (:func:`_accumulate_streams`), then the bias is added.
+    Padding cells contribute ``w * 0.0`` (so an infinite weight over padding gives nan, as in
+    im2col codes).
 
     Examples
     --------

@@ -126,7 +126,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, bias=None):
     cols = _im2col(_pad(x, padding, 0.0), (kH, kW), stride, dilation, OH, OW)
     cols = cols.reshape(N, groups, K, OH * OW)
     wmat = weight.reshape(groups, C_out // groups, K)
-    out = np.matmul(wmat, cols).reshape(N, C_out, OH, OW)  # (N, G, Cog, OH*OW) before
+    out = np.matmul(wmat, cols).reshape(N, C_out, OH, OW)  # from (N, G, Cog, OH*OW)
     if bias is not None:
         out += np.asarray(bias, dtype=np.float64)[:, None, None]
     return out

@@ -84,15 +84,17 @@ class Conv2D(LinearLayer):
         return (self.out_channels, oh, ow)
 
     # forward -------------------------------------------------------------------------------
+    def _convolve(self, x, weight, bias=None):
+        return kernels.conv2d_forward(np.ascontiguousarray(x), weight, self.stride, self.padding,
+                                      self.dilation, self.groups, bias)
+
     def linear(self, x, part=None):
         _check_part(part)
-        return kernels.conv2d_forward(np.ascontiguousarray(x), self._signed[part], self.stride,
-                                      self.padding, self.dilation, self.groups)
+        return self._convolve(x, self._signed[part])
 
     def affine(self, x):
         """L(x) + b: the kernel adds the bias to each finished sum as it writes the output."""
-        return kernels.conv2d_forward(np.ascontiguousarray(x), self.weight, self.stride,
-                                      self.padding, self.dilation, self.groups, self.bias)
+        return self._convolve(x, self.weight, self.bias)
 
     # backward ------------------------------------------------------------------------------
     def linear_vjp(self, g, input_shape, part=None):

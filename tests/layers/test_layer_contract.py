@@ -119,7 +119,8 @@ def test_backward_from_a_trace_without_outputs_is_the_same(seed, n_layers, rule)
 
 
 def test_trace_without_outputs_on_a_linear_network_keeps_only_shapes():
-    net = Sequential([Conv2D(np.ones((2, 1, 2, 2))), Flatten(), Dense(np.ones((1, 18)))], input_shape=(1, 4, 4))
+    net = Sequential([Conv2D(np.ones((2, 1, 2, 2))), Flatten(), Dense(np.ones((1, 18)))],
+                     input_shape=(1, 4, 4))
     x = np.arange(32.0).reshape(2, 1, 4, 4)
     lean = net.trace(x, outputs=False)
     assert [type(c) for c in lean.caches] == [InputShape] * 3
@@ -127,4 +128,5 @@ def test_trace_without_outputs_on_a_linear_network_keeps_only_shapes():
     # d(sum of all 18 conv outputs)/dx: each input pixel counted once per window that covers it,
     # times the two all-ones channels
     windows = np.array([[1, 2, 2, 1], [2, 4, 4, 2], [2, 4, 4, 2], [1, 2, 2, 1]], dtype=float)
-    np.testing.assert_array_equal(net.backward(np.ones((2, 1)), lean), np.broadcast_to(2 * windows, (2, 1, 4, 4)))
+    np.testing.assert_array_equal(net.backward(np.ones((2, 1)), lean),
+                                  np.broadcast_to(2 * windows, (2, 1, 4, 4)))
