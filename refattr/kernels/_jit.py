@@ -19,10 +19,11 @@ of them:
     (:mod:`refattr.kernels.numpy_twins`) in agreement on such inputs.
 ``parallel``
     ``False`` for :func:`jit`. ``True`` for :func:`jit_parallel`, whose kernels
-    use ``numba.prange`` over the batch axis only: every iteration of the
-    parallel loop writes a disjoint slice of the output (or of a per-sample
-    scratch array that is reduced afterwards in a fixed order), so that results
-    are bitwise identical whatever the number of threads.
+    use ``numba.prange`` over the batch axis, or over fixed-size chunks of
+    independent elements (:mod:`refattr.kernels.elementwise`): every iteration
+    of the parallel loop writes a disjoint slice of the output (or of a
+    per-sample scratch array that is reduced afterwards in a fixed order), so
+    that results are bitwise identical whatever the number of threads.
 
 With ``NUMBA_DISABLE_JIT=1`` in the environment, both decorators return the
 plain Python function and ``numba.prange`` behaves as ``range``.
@@ -72,15 +73,16 @@ def jit(func: F) -> F:
 def jit_parallel(func: F) -> F:
     """Compile ``func`` like :func:`jit`, with ``parallel=True``.
 
-    Only for kernels whose ``prange`` loop runs over the batch axis and whose
-    iterations write disjoint memory, so that the result does not depend on the
-    number of threads or on their scheduling.
+    Only for kernels whose ``prange`` loop runs over the batch axis (or over
+    fixed-size chunks of independent elements) and whose iterations write
+    disjoint memory, so that the result does not depend on the number of
+    threads or on their scheduling.
 
     Parameters
     ----------
     func : callable
         A function written in the subset of Python and NumPy that numba
-        compiles, with a ``prange`` loop over the batch axis.
+        compiles, with a ``prange`` loop over the batch axis or element chunks.
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""Fused element-wise kernels: sigmoid and swish, the derivatives of tanh, sigmoid and swish, and
+"""Fused element-wise kernels: tanh, sigmoid and swish, the derivatives of tanh, sigmoid and swish, and
 their divided differences (secants).
 
 Their NumPy twins, with the same names and signatures, are the definitions in
@@ -11,12 +11,18 @@ only evaluates the same formulas faster, and bitwise identically:
   ``np.where`` alone costs as much as six exponentials.
 
 So every function runs in three stages: a compiled loop writes the arguments of the exponentials
-into a scratch array, NumPy evaluates them there in place, and a second compiled loop does all the
-remaining arithmetic in one pass, with branches instead of ``np.where``. Every rounded operation is
-the one of the NumPy definition, on the same operands, in the same order (no ``fastmath``, so no
-reassociation or fused multiply-add, :mod:`refattr.kernels._jit`), and the exponentials are
-NumPy's on the same arguments, so the results agree bit for bit
+into a scratch array, NumPy's exp evaluates them there in place, and a second compiled loop does
+all the remaining arithmetic in one pass, with branches instead of ``np.where``. Every rounded
+operation is the one of the NumPy definition, on the same operands, in the same order (no
+``fastmath``, so no reassociation or fused multiply-add, :mod:`refattr.kernels._jit`), and the
+exponentials are NumPy's on the same arguments, so the results agree bit for bit
 (``tests/kernels/test_elementwise_twins.py``).
+
+A ufunc call runs on one thread. On more than one, arrays of more than one :data:`CHUNK` run the
+three stages chunk by chunk in a ``prange``, each thread calling NumPy's own exp / expm1 / tanh
+loop on its chunks (:mod:`refattr.kernels.ufunc_loops`, which finds and verifies those loops).
+Each element still meets exactly the same operations, so the chunked and serial paths agree bit
+for bit, whatever the number of threads. ``tanh`` itself is NumPy's, run the same way.
 
 Inputs are converted to float64 and broadcast against each other; outputs are new float64 arrays
 of the broadcast shape. ``g`` (optional) multiplies the derivative, which fuses a VJP
@@ -32,18 +38,21 @@ from __future__ import annotations
 import functools
 import math
 
+import numba
 import numpy as np
 
-from ._jit import jit
+from . import ufunc_loops
+from ._jit import jit, jit_parallel, prange
+from .ufunc_loops import apply_loop
 
 __all__ = [
-    "sigmoid", "sigmoid_derivative", "swish", "swish_derivative", "tanh_derivative",
+    "tanh", "sigmoid", "sigmoid_derivative", "swish", "swish_derivative", "tanh_derivative",
     "tanh_secant", "sigmoid_secant", "swish_secant", "relu_backward_signal", "ELEMENTWISE_KERNEL_NAMES",
 ]
 
 #: The fused kernels; each has a NumPy twin of the same name in :mod:`refattr.layers.activations`.
 ELEMENTWISE_KERNEL_NAMES: tuple[str, ...] = (
-    "sigmoid", "sigmoid_derivative", "swish", "swish_derivative", "tanh_derivative",
+    "tanh", "sigmoid", "sigmoid_derivative", "swish", "swish_derivative", "tanh_derivative",
     "tanh_secant", "sigmoid_secant", "swish_secant", "relu_backward_signal",
 )
 
@@ -225,7 +234,151 @@ def _relu_mask(g, z, use_z, use_g, out):
         out[i] = g[i] if keep else g[i] * 0.0
 
 
-# Public functions ---------------------------------------------------------------------------
+
+# The stages around the exponentials, by kind ------------------------------------------------------
+
+_TANH, _TANH_DERIVATIVE, _SIGMOID, _SIGMOID_DERIVATIVE, _SWISH, _SWISH_DERIVATIVE = range(6)
+_TANH_SECANT, _SWISH_SECANT = range(2)
+_EXP_MINUS_64 = float(np.exp(-64.0))
+
+
+@jit
+def _exponent_scale(kind):
+    """e = exp(scale * |beta * x|) is what the pointwise kind needs (tanh' uses exp(-2|x|))."""
+    return -2.0 if kind == _TANH_DERIVATIVE else -1.0
+
+
+@jit
+def _finish_pointwise(kind, x, g, beta, e):
+    """Overwrite e = exp(scale * |beta * x|) with the result of ``kind`` (not _TANH)."""
+    if kind == _TANH_DERIVATIVE:
+        _tanh_derivative_from(e, g)
+    elif kind == _SIGMOID_DERIVATIVE:
+        _sigmoid_derivative_from(e, g)
+    elif kind == _SIGMOID:
+        _sigmoid_from_loop(x, e)
+    elif kind == _SWISH:
+        _swish_from(x, beta, e)
+    else:
+        _swish_derivative_from(x, beta, e, g)
+
+
+@jit
+def _secant_arguments(kind, a, h, beta, args):
+    if kind == _SWISH_SECANT:
+        _swish_secant_arguments(a, h, beta, args)
+    else:
+        _tanh_secant_arguments(a, h, args)
+
+
+@jit
+def _finish_secant(kind, a, h, beta, scale, args, out):
+    if kind == _SWISH_SECANT:
+        _swish_secant_from(a, h, beta, args, _EXP_MINUS_64, out)
+    else:
+        _tanh_secant_from(a, h, args, scale, out)
+
+
+# Two ways to run the stages -------------------------------------------------------------------
+#
+# Serial: each stage over the whole array, the exponentials by NumPy's ufuncs (one thread).
+# Chunked: with NumPy's own exp / expm1 / tanh loops callable from compiled code
+# (refattr.kernels.ufunc_loops), one prange over chunks of CHUNK elements, each chunk through the
+# same stages on slices. Every element meets the same operations either way, so the results are
+# the same bit for bit, whatever the number of threads; a chunk's scratch stays in the core's cache.
+
+#: Elements per task of the chunked drivers (32 KiB per float64 array). Arrays of at most one
+#: chunk run serially, which has no fork-join to pay.
+CHUNK = 4096
+
+
+@jit_parallel
+def _pointwise_chunks(kind, x, g, beta, out, loop):
+    """out = ``kind`` of x; ``loop`` is the address of NumPy's tanh loop for _TANH, of its exp loop
+    otherwise."""
+    n = x.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        s = c * CHUNK
+        e = min(n, s + CHUNK)
+        if kind == _TANH:
+            apply_loop(loop, x[s:e], out[s:e])
+        else:
+            _scaled_abs(x[s:e], beta, _exponent_scale(kind), out[s:e])
+            apply_loop(loop, out[s:e], out[s:e])
+            _finish_pointwise(kind, x[s:e], g[s:e], beta, out[s:e])
+
+
+@jit_parallel
+def _secant_chunks(kind, a, h, beta, scale, out, exp_loop, expm1_loop):
+    """out = the divided difference ``kind`` at (a, h); scratch row 2 takes expm1, the others exp
+    (the loops' addresses)."""
+    n = a.size
+    rows = 5 if kind == _SWISH_SECANT else 3
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        s = c * CHUNK
+        e = min(n, s + CHUNK)
+        args = np.empty((rows, e - s))
+        _secant_arguments(kind, a[s:e], h[s:e], beta, args)
+        for r in range(rows):
+            apply_loop(expm1_loop if r == 2 else exp_loop, args[r], args[r])
+        _finish_secant(kind, a[s:e], h[s:e], beta, scale, args, out[s:e])
+
+
+@jit_parallel
+def _relu_mask_chunks(g, z, use_z, use_g, out):
+    n = g.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        s = c * CHUNK
+        e = min(n, s + CHUNK)
+        _relu_mask(g[s:e], z[s:e], use_z, use_g, out[s:e])
+
+
+def _chunked(size, loops=True):
+    """Run chunked? Where NumPy's loops were found and verified (if ``loops``), with more than
+    one chunk of work and more than one thread to share it (on one thread the serial path saves
+    the parallel region's set-up)."""
+    return (ufunc_loops.AVAILABLE or not loops) and size > CHUNK and numba.get_num_threads() > 1
+
+
+def _pointwise(kind, x, g=None, beta=1.0):
+    """``kind`` of x (times g for the derivatives; beta for swish), as a new array of x's shape.
+
+    One allocation per call: the result is written over the exponentials it is made from (fresh
+    pages cost a page fault each)."""
+    if kind in (_TANH_DERIVATIVE, _SIGMOID_DERIVATIVE, _SWISH_DERIVATIVE):
+        shape, x, g = _x_and_g(x, g)
+    else:
+        shape, (x,) = _flat(x)
+        g = x                                    # unused; an array of x's type, to compile once
+    out = np.empty(x.size)
+    if _chunked(x.size):
+        loop = ufunc_loops.TANH if kind == _TANH else ufunc_loops.EXP
+        _pointwise_chunks(kind, x, g, beta, out, loop.address)
+    elif kind == _TANH:
+        np.tanh(x, out=out)
+    else:
+        _scaled_abs(x, beta, _exponent_scale(kind), out)
+        np.exp(out, out=out)
+        _finish_pointwise(kind, x, g, beta, out)
+    return out.reshape(shape)
+
+
+def _secant(kind, a, h, beta=1.0, scale=1.0):
+    """The divided difference ``kind`` at (a, h) (times ``scale``), as a new array."""
+    shape, (a, h) = _flat(a, h)
+    out = np.empty(a.size)
+    if _chunked(a.size):
+        _secant_chunks(kind, a, h, beta, scale, out, ufunc_loops.EXP.address, ufunc_loops.EXPM1.address)
+    else:
+        args = np.empty((5 if kind == _SWISH_SECANT else 3, a.size))
+        _secant_arguments(kind, a, h, beta, args)
+        for row in range(args.shape[0]):
+            (np.expm1 if row == 2 else np.exp)(args[row], out=args[row])
+        _finish_secant(kind, a, h, beta, scale, args, out)
+    return out.reshape(shape)
+
+
+# Public functions ---------------------------------------------------------------------------------
 
 def _ieee(func):
     """Run ``func`` with IEEE exceptions quiet, as the NumPy definitions do: a + h may overflow
@@ -250,12 +403,6 @@ def _flat(*arrays):
     return shape, [np.ascontiguousarray(a).reshape(-1) for a in arrays]
 
 
-def _exp_in_place(args, expm1_rows=()):
-    """Exponentiate the rows of ``args`` in place (``expm1`` for the rows listed)."""
-    for row in range(args.shape[0]):
-        (np.expm1 if row in expm1_rows else np.exp)(args[row], out=args[row])
-
-
 def _x_and_g(x, g):
     """(shape, flat x, flat g): g broadcast against x, or a read-only view of ones (g * d is
     then d exactly)."""
@@ -266,76 +413,48 @@ def _x_and_g(x, g):
     return shape, x, g
 
 
-def _exp_of_scaled_abs(x, beta, scale):
-    """A new array exp(scale * |beta * x|) for flat x. The derivative loops then overwrite it in
-    place with their result: one allocation per call (fresh pages cost a page fault each)."""
-    e = np.empty(x.size)
-    _scaled_abs(x, beta, scale, e)
-    np.exp(e, out=e)
-    return e
-
-
-def _derivative(loop, scale, x, g):
-    """g * f'(x) for f' a function of e = exp(scale * |x|): the exponentials, then ``loop``
-    writes its result over them."""
-    shape, x, g = _x_and_g(x, g)
-    e = _exp_of_scaled_abs(x, 1.0, scale)
-    loop(e, g)
-    return e.reshape(shape)
+@_ieee
+def tanh(x):
+    """tanh(x), NumPy's values (on every thread for large arrays); twin of
+    :func:`refattr.layers.activations.tanh`."""
+    return _pointwise(_TANH, x)
 
 
 @_ieee
 def tanh_derivative(x, g=None):
     """g * sech²(x) (g = 1 when omitted); twin of :func:`refattr.layers.activations.tanh_derivative`."""
-    return _derivative(_tanh_derivative_from, -2.0, x, g)
+    return _pointwise(_TANH_DERIVATIVE, x, g)
 
 
 @_ieee
 def sigmoid_derivative(x, g=None):
     """g * σ'(x) (g = 1 when omitted); twin of :func:`refattr.layers.activations.sigmoid_derivative`."""
-    return _derivative(_sigmoid_derivative_from, -1.0, x, g)
+    return _pointwise(_SIGMOID_DERIVATIVE, x, g)
 
 
 @_ieee
 def sigmoid(x):
     """σ(x); twin of :func:`refattr.layers.activations.sigmoid`."""
-    shape, (x,) = _flat(x)
-    e = _exp_of_scaled_abs(x, 1.0, -1.0)
-    _sigmoid_from_loop(x, e)
-    return e.reshape(shape)
+    return _pointwise(_SIGMOID, x)
 
 
 @_ieee
 def swish(x, beta=1.0):
     """x σ(βx); twin of :func:`refattr.layers.activations.swish`."""
-    shape, (x,) = _flat(x)
-    beta = float(beta)
-    e = _exp_of_scaled_abs(x, beta, -1.0)
-    _swish_from(x, beta, e)
-    return e.reshape(shape)
+    return _pointwise(_SWISH, x, beta=float(beta))
 
 
 @_ieee
 def swish_derivative(x, beta=1.0, g=None):
     """g * s'(x) for s(x) = x σ(βx) (g = 1 when omitted); twin of
     :func:`refattr.layers.activations.swish_derivative`."""
-    shape, x, g = _x_and_g(x, g)
-    beta = float(beta)
-    e = _exp_of_scaled_abs(x, beta, -1.0)
-    _swish_derivative_from(x, beta, e, g)
-    return e.reshape(shape)
+    return _pointwise(_SWISH_DERIVATIVE, x, g, float(beta))
 
 
 @_ieee
 def tanh_secant(a, h):
     """(tanh(a + h) - tanh(a)) / h; twin of :func:`refattr.layers.activations.tanh_secant`."""
-    shape, (a, h) = _flat(a, h)
-    args = np.empty((3, a.size))
-    _tanh_secant_arguments(a, h, args)
-    _exp_in_place(args, expm1_rows=(2,))
-    out = np.empty(a.size)
-    _tanh_secant_from(a, h, args, 1.0, out)
-    return out.reshape(shape)
+    return _secant(_TANH_SECANT, a, h)
 
 
 @_ieee
@@ -343,30 +462,14 @@ def sigmoid_secant(a, h):
     """(σ(a + h) - σ(a)) / h = tanh_secant(a/2, h/2) / 4; twin of
     :func:`refattr.layers.activations.sigmoid_secant`."""
     shape, (a, h) = _flat(a, h)
-    a, h = a * 0.5, h * 0.5
-    args = np.empty((3, a.size))
-    _tanh_secant_arguments(a, h, args)
-    _exp_in_place(args, expm1_rows=(2,))
-    out = np.empty(a.size)
-    _tanh_secant_from(a, h, args, 0.25, out)
-    return out.reshape(shape)
-
-
-_EXP_MINUS_64 = float(np.exp(-64.0))
+    return _secant(_TANH_SECANT, a * 0.5, h * 0.5, scale=0.25).reshape(shape)
 
 
 @_ieee
 def swish_secant(a, h, beta=1.0):
     """(s(a + h) - s(a)) / h for s(x) = x σ(βx); twin of
     :func:`refattr.layers.activations.swish_secant`."""
-    shape, (a, h) = _flat(a, h)
-    beta = float(beta)
-    args = np.empty((5, a.size))
-    _swish_secant_arguments(a, h, beta, args)
-    _exp_in_place(args, expm1_rows=(2,))
-    out = np.empty(a.size)
-    _swish_secant_from(a, h, beta, args, _EXP_MINUS_64, out)
-    return out.reshape(shape)
+    return _secant(_SWISH_SECANT, a, h, float(beta))
 
 
 _RELU_MASKS = {"gradient": (True, False), "deconvnet": (False, True), "guided_backprop": (True, True)}
@@ -385,5 +488,5 @@ def relu_backward_signal(g, cache, rule):
     shape = g.shape
     g, z = np.ascontiguousarray(g).reshape(-1), np.ascontiguousarray(z).reshape(-1)
     out = np.empty(g.size)
-    _relu_mask(g, z, use_z, use_g, out)
+    (_relu_mask_chunks if _chunked(g.size, loops=False) else _relu_mask)(g, z, use_z, use_g, out)
     return out.reshape(shape)

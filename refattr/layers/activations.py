@@ -18,7 +18,7 @@ from .base import GRADIENT_RULES, ElementwiseLayer
 
 __all__ = [
     "ReLU", "Tanh", "Sigmoid", "Swish", "tanh_secant", "sigmoid_secant", "swish_secant",
-    "sigmoid", "swish", "tanh_derivative", "sigmoid_derivative", "swish_derivative",
+    "tanh", "sigmoid", "swish", "tanh_derivative", "sigmoid_derivative", "swish_derivative",
     "relu_forward_along", "relu_next_kink", "relu_snap_to_kink", "relu_backward_signal",
 ]
 
@@ -77,6 +77,12 @@ def _sigmoid(x):
 
 def _times(d, g):
     return d if g is None else np.asarray(g, dtype=np.float64) * d
+
+
+def tanh(x):
+    """tanh(x): NumPy's ``np.tanh`` in float64, the definition (the fused twin calls the same
+    loop, on chunks, on every thread)."""
+    return np.tanh(np.asarray(x, dtype=np.float64))
 
 
 def sigmoid(x):
@@ -344,7 +350,7 @@ class Tanh(ElementwiseLayer):
     """tanh(x); its divided difference is :func:`tanh_secant`, its derivative :func:`tanh_derivative`."""
 
     def function(self, x):
-        return np.tanh(x)
+        return fused.tanh(x)
 
     def secant(self, a, h):
         return fused.tanh_secant(a, h)

@@ -11,10 +11,12 @@ kernels.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
 from refattr.kernels import elementwise as fused
+from refattr.kernels import ufunc_loops
 from refattr.kernels.elementwise import ELEMENTWISE_KERNEL_NAMES
 from refattr.layers import activations as definitions
 
@@ -115,6 +117,47 @@ def test_shapes_broadcasting_and_empty_inputs():
         np.testing.assert_array_equal(fused.tanh_derivative(*args), definitions.tanh_derivative(*args))
         np.testing.assert_array_equal(fused.swish_derivative(args[0], 1.5, args[1]),
                                       definitions.swish_derivative(args[0], 1.5, args[1]))
+
+
+def _calls(n):
+    """(name, arguments) for every kernel, on inputs of n elements that cover the branches."""
+    rng = np.random.default_rng(15)
+    a, h = (np.resize(v, n) for v in _pairs())
+    order = rng.permutation(n)
+    a, h = a[order], h[order]
+    keep = (np.abs(a) < 1e200) & (np.abs(h) < 1e200)    # as in the swish tests above
+    a_s, h_s = np.where(keep, a, 1.5), np.where(keep, h, -0.25)
+    x = rng.permutation(np.resize(_values(), n))
+    x_s = np.where(np.abs(x) < 1e300, x, 3.0)
+    g = rng.normal(size=n)
+    return [("tanh", (x,)), ("tanh_derivative", (x, g)), ("sigmoid_derivative", (x,)),
+            ("sigmoid", (x,)), ("swish", (x_s, 1.702)), ("swish_derivative", (x_s, -0.75, g)),
+            ("tanh_secant", (a, h)), ("sigmoid_secant", (a, h)), ("swish_secant", (a_s, h_s, 0.5)),
+            ("relu_backward_signal", (g, x, "guided_backprop"))]
+
+
+def test_chunked_kernels_equal_their_definitions():
+    # Several chunks and a ragged tail: on two threads the kernels run chunk by chunk on both
+    # (NumPy's exp / tanh loops called from the threads), on one thread they run serially.
+    # Both must give the NumPy definitions' bits exactly.
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread here")
+    n = 3 * fused.CHUNK + 517
+    calls = _calls(n)
+    assert {name for name, _ in calls} == set(ELEMENTWISE_KERNEL_NAMES)
+    threads = numba.get_num_threads()
+    try:
+        for count in (2, 1):
+            numba.set_num_threads(count)
+            for name, args in calls:
+                expected = getattr(definitions, name)(*args)
+                loops = name != "relu_backward_signal"
+                assert fused._chunked(n, loops) == (count == 2 and (ufunc_loops.AVAILABLE or not loops))
+                got = getattr(fused, name)(*args)
+                np.testing.assert_array_equal(got, expected, err_msg=f"{name} on {count} thread(s)")
+                np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
+    finally:
+        numba.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("rule", ["gradient", "deconvnet", "guided_backprop"])
