@@ -42,11 +42,22 @@ def _pairs():
     return np.concatenate([a.ravel(), extra_a, -extra_h]), np.concatenate([h.ravel(), extra_h, extra_h])
 
 
+@pytest.fixture(params=["serial", "chunked"])
+def either_path(request, monkeypatch):
+    """Run the test on each path of the kernels: serially, and chunk by chunk (forced even for
+    inputs of one chunk, where NumPy's loops are available: the kernels then call them)."""
+    if request.param == "serial":
+        monkeypatch.setattr(fused, "_chunked", lambda size, loops=True: False)
+    else:
+        monkeypatch.setattr(fused, "_chunked", lambda size, loops=True: (ufunc_loops.AVAILABLE or not loops) and size > 0)
+
+
 def test_every_kernel_has_a_numpy_definition():
     for name in ELEMENTWISE_KERNEL_NAMES:
         assert callable(getattr(fused, name)) and callable(getattr(definitions, name))
 
 
+@pytest.mark.usefixtures("either_path")
 @pytest.mark.parametrize("name", ["tanh_secant", "sigmoid_secant"])
 def test_secants_equal_their_definitions(name):
     a, h = _pairs()
@@ -57,6 +68,7 @@ def test_secants_equal_their_definitions(name):
     assert np.all(np.isfinite(got))
 
 
+@pytest.mark.usefixtures("either_path")
 @pytest.mark.parametrize("beta", BETAS)
 def test_swish_secant_equals_its_definition(beta):
     a, h = _pairs()
@@ -69,6 +81,7 @@ def test_swish_secant_equals_its_definition(beta):
     assert np.any(-np.minimum(np.abs(beta * a), np.abs(beta * (a + h))) < -600.0)
 
 
+@pytest.mark.usefixtures("either_path")
 @pytest.mark.parametrize("name", ["tanh_derivative", "sigmoid_derivative"])
 def test_derivatives_equal_their_definitions(name):
     x = _values()
@@ -77,6 +90,7 @@ def test_derivatives_equal_their_definitions(name):
     np.testing.assert_array_equal(getattr(fused, name)(x, g), getattr(definitions, name)(x, g))
 
 
+@pytest.mark.usefixtures("either_path")
 @pytest.mark.parametrize("beta", BETAS)
 def test_swish_and_its_derivative_equal_their_definitions(beta):
     x = _values()
@@ -87,11 +101,13 @@ def test_swish_and_its_derivative_equal_their_definitions(beta):
     np.testing.assert_array_equal(fused.swish_derivative(x, beta, g), definitions.swish_derivative(x, beta, g))
 
 
+@pytest.mark.usefixtures("either_path")
 def test_sigmoid_equals_its_definition():
     x = _values()
     np.testing.assert_array_equal(fused.sigmoid(x), definitions.sigmoid(x))
 
 
+@pytest.mark.usefixtures("either_path")
 def test_shapes_broadcasting_and_empty_inputs():
     a = np.random.default_rng(1).normal(size=(2, 3, 4))
     h = np.random.default_rng(2).normal(size=(3, 1))
@@ -137,9 +153,9 @@ def _calls(n):
 
 
 def test_chunked_kernels_equal_their_definitions():
-    # Several chunks and a ragged tail: on two threads the kernels run chunk by chunk on both
-    # (NumPy's exp / tanh loops called from the threads), on one thread they run serially.
-    # Both must give the NumPy definitions' bits exactly.
+    # Several chunks and a ragged tail: the kernels run chunk by chunk, on both threads or on one
+    # (NumPy's exp / tanh loops called from the threads). Each must give the NumPy definitions'
+    # bits exactly (the serial path, on arrays of one chunk, is what the tests above check).
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("numba has one thread here")
     n = 3 * fused.CHUNK + 517
@@ -152,7 +168,7 @@ def test_chunked_kernels_equal_their_definitions():
             for name, args in calls:
                 expected = getattr(definitions, name)(*args)
                 loops = name != "relu_backward_signal"
-                assert fused._chunked(n, loops) == (count == 2 and (ufunc_loops.AVAILABLE or not loops))
+                assert fused._chunked(n, loops) == (ufunc_loops.AVAILABLE or not loops)
                 got = getattr(fused, name)(*args)
                 np.testing.assert_array_equal(got, expected, err_msg=f"{name} on {count} thread(s)")
                 np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
@@ -160,6 +176,7 @@ def test_chunked_kernels_equal_their_definitions():
         numba.set_num_threads(threads)
 
 
+@pytest.mark.usefixtures("either_path")
 @pytest.mark.parametrize("rule", ["gradient", "deconvnet", "guided_backprop"])
 def test_relu_backward_signal_equals_its_definition(rule):
     rng = np.random.default_rng(14)
