@@ -87,7 +87,8 @@ def _sign(v):
 
 @jit
 def _tanh_parts(a, h, a_lo, h_lo):
-    """(b, same_sign, a_is_min, correction) of ``_tanh_secant_parts``; b = fl(a + h)."""
+    """(b, b_lo, same_sign, a_is_min, correction) of ``_tanh_secant_parts``; b + b_lo = a + h
+    (with the corrections) to first order."""
     b, b_lo = _two_sum(a, h)
     b_lo = b_lo + a_lo + h_lo
     abs_a, abs_b = abs(a), abs(b)
@@ -95,7 +96,7 @@ def _tanh_parts(a, h, a_lo, h_lo):
     a_is_min = abs_a <= abs_b
     m_lo = _sign(a) * a_lo if a_is_min else _sign(b) * b_lo
     correction = 1.0 - 2.0 * m_lo if same_sign else 1.0
-    return b, same_sign, a_is_min, correction
+    return b, b_lo, same_sign, a_is_min, correction
 
 
 @jit
@@ -168,7 +169,7 @@ def _tanh_secant_from(a, h, args, scale, out):
     """scale * exp(exponent) * factor; exp(exponent) is 1 or one of args[0], args[1] (exponent is
     exactly -2|a| or -2|b| there)."""
     for i in range(a.size):
-        b, same_sign, a_is_min, correction = _tanh_parts(a[i], h[i], 0.0, 0.0)
+        b, _, same_sign, a_is_min, correction = _tanh_parts(a[i], h[i], 0.0, 0.0)
         factor = _tanh_factor(abs(h[i]), correction, args[0, i], args[1, i], args[2, i])
         e_exponent = (args[0, i] if a_is_min else args[1, i]) if same_sign else 1.0
         out[i] = scale * (e_exponent * factor)
@@ -186,43 +187,52 @@ def _swish_exponent(half_a, half_b, same_sign):
 @jit
 def _swish_secant_arguments(a, h, beta, args):
     """Arguments of the exponentials of ``swish_secant``: args[0..2] as for tanh_secant at
-    (βa/2, βh/2) with their rounding corrections, args[3] = -|lo| for σ(lo), args[4] the
-    shifted exponent of the second term. (Every element gets every row: a loop without a
-    data-dependent counter is vectorised, five times faster than one with it.)"""
+    (βa/2, βh/2) with their rounding corrections (exp(-|β lo|) is args[0] or args[1]),
+    args[3] the shifted exponent of the second term. Returns whether any element is shifted:
+    only then does row 3 need exponentials of its own (otherwise exp(exponent) is 1, args[0] or
+    args[1]). (Every element gets every row: a loop without a data-dependent counter is
+    vectorised, five times faster than one with it.)"""
+    shifted = False
+    for i in range(a.size):
+        beta_a, beta_a_lo = _two_product(a[i], beta)
+        beta_h, beta_h_lo = _two_product(h[i], beta)
+        half_a, half_h = 0.5 * beta_a, 0.5 * beta_h
+        half_b, _, same_sign, _, _ = _tanh_parts(half_a, half_h, 0.5 * beta_a_lo, 0.5 * beta_h_lo)
+        args[0, i] = -2.0 * abs(half_a)
+        args[1, i] = -2.0 * abs(half_b)
+        args[2, i] = -2.0 * abs(half_h)
+        exponent, shift = _swish_exponent(half_a, half_b, same_sign)
+        args[3, i] = exponent
+        shifted = shifted or shift != 0.0
+    return shifted
+
+
+@jit
+def _swish_secant_from(a, h, beta, args, shifted, exp_minus_64, out):
+    """The secant from the exponentials: rows 0..2, and row 3 where ``shifted`` (the flag of
+    ``_swish_secant_arguments``); else exp(exponent) is taken from rows 0 and 1, which hold it
+    for the same float argument."""
     for i in range(a.size):
         b, _ = _two_sum(a[i], h[i])
         beta_a, beta_a_lo = _two_product(a[i], beta)
         beta_h, beta_h_lo = _two_product(h[i], beta)
-        lo = beta_a if a[i] <= b else beta * b
         half_a, half_h = 0.5 * beta_a, 0.5 * beta_h
-        half_b, same_sign, _, _ = _tanh_parts(half_a, half_h, 0.5 * beta_a_lo, 0.5 * beta_h_lo)
-        args[0, i] = -2.0 * abs(half_a)
-        args[1, i] = -2.0 * abs(half_b)
-        args[2, i] = -2.0 * abs(half_h)
-        args[3, i] = -abs(lo)
-        args[4, i] = _swish_exponent(half_a, half_b, same_sign)[0]
-
-
-@jit
-def _swish_secant_from(a, h, beta, args, exp_minus_64, out):
-    for i in range(a.size):
-        b, b_lo = _two_sum(a[i], h[i])
-        beta_a, beta_a_lo = _two_product(a[i], beta)
-        beta_h, beta_h_lo = _two_product(h[i], beta)
-        beta_b, beta_b_lo = _two_product(b, beta)
-        beta_b_lo = beta_b_lo + beta * b_lo
+        half_a_lo = 0.5 * beta_a_lo
+        half_b, half_b_lo, same_sign, a_is_min, correction = _tanh_parts(half_a, half_h, half_a_lo,
+                                                                        0.5 * beta_h_lo)
         if a[i] <= b:
-            lo, lo_lo, hi = beta_a, beta_a_lo, b
+            lo, lo_lo, hi, e_lo = 2.0 * half_a, 2.0 * half_a_lo, b, args[0, i]
         else:
-            lo, lo_lo, hi = beta_b, beta_b_lo, a[i]
-        e_lo = args[3, i]
+            lo, lo_lo, hi, e_lo = 2.0 * half_b, 2.0 * half_b_lo, a[i], args[1, i]
         first = _sigmoid_from(lo, e_lo) * (1.0 + _sigmoid_from(-lo, e_lo) * lo_lo)
-        half_a, half_h = 0.5 * beta_a, 0.5 * beta_h
-        half_b, same_sign, _, correction = _tanh_parts(half_a, half_h, 0.5 * beta_a_lo, 0.5 * beta_h_lo)
         factor = _tanh_factor(abs(half_h), correction, args[0, i], args[1, i], args[2, i])
         shift = _swish_exponent(half_a, half_b, same_sign)[1]
         e_shift = exp_minus_64 if shift != 0.0 else 1.0          # exp(-shift)
-        second = (0.25 * beta * hi * e_shift) * args[4, i] * factor
+        if shifted:
+            e_exponent = args[3, i]
+        else:
+            e_exponent = (args[0, i] if a_is_min else args[1, i]) if same_sign else 1.0
+        second = (0.25 * beta * hi * e_shift) * e_exponent * factor
         out[i] = first + second
 
 
@@ -264,16 +274,17 @@ def _finish_pointwise(kind, x, g, beta, e):
 
 @jit
 def _secant_arguments(kind, a, h, beta, args):
+    """Fill the rows of exponent arguments; return whether row 3 (swish) needs exponentials."""
     if kind == _SWISH_SECANT:
-        _swish_secant_arguments(a, h, beta, args)
-    else:
-        _tanh_secant_arguments(a, h, args)
+        return _swish_secant_arguments(a, h, beta, args)
+    _tanh_secant_arguments(a, h, args)
+    return False
 
 
 @jit
-def _finish_secant(kind, a, h, beta, scale, args, out):
+def _finish_secant(kind, a, h, beta, scale, args, row3, out):
     if kind == _SWISH_SECANT:
-        _swish_secant_from(a, h, beta, args, _EXP_MINUS_64, out)
+        _swish_secant_from(a, h, beta, args, row3, _EXP_MINUS_64, out)
     else:
         _tanh_secant_from(a, h, args, scale, out)
 
@@ -312,15 +323,15 @@ def _secant_chunks(kind, a, h, beta, scale, out, exp_loop, expm1_loop):
     """out = the divided difference ``kind`` at (a, h); scratch row 2 takes expm1, the others exp
     (the loops' addresses)."""
     n = a.size
-    rows = 5 if kind == _SWISH_SECANT else 3
+    rows = 4 if kind == _SWISH_SECANT else 3
     for c in prange((n + CHUNK - 1) // CHUNK):
         s = c * CHUNK
         e = min(n, s + CHUNK)
         args = np.empty((rows, e - s))
-        _secant_arguments(kind, a[s:e], h[s:e], beta, args)
-        for r in range(rows):
+        row3 = _secant_arguments(kind, a[s:e], h[s:e], beta, args)
+        for r in range(4 if row3 else 3):
             apply_loop(expm1_loop if r == 2 else exp_loop, args[r], args[r])
-        _finish_secant(kind, a[s:e], h[s:e], beta, scale, args, out[s:e])
+        _finish_secant(kind, a[s:e], h[s:e], beta, scale, args, row3, out[s:e])
 
 
 @jit_parallel
@@ -369,11 +380,11 @@ def _secant(kind, a, h, beta=1.0, scale=1.0):
     if _chunked(a.size):
         _secant_chunks(kind, a, h, beta, scale, out, ufunc_loops.EXP.address, ufunc_loops.EXPM1.address)
     else:
-        args = np.empty((5 if kind == _SWISH_SECANT else 3, a.size))
-        _secant_arguments(kind, a, h, beta, args)
-        for row in range(args.shape[0]):
+        args = np.empty((4 if kind == _SWISH_SECANT else 3, a.size))
+        row3 = _secant_arguments(kind, a, h, beta, args)
+        for row in range(4 if row3 else 3):
             (np.expm1 if row == 2 else np.exp)(args[row], out=args[row])
-        _finish_secant(kind, a, h, beta, scale, args, out)
+        _finish_secant(kind, a, h, beta, scale, args, row3, out)
     return out.reshape(shape)
 
 

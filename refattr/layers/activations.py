@@ -201,18 +201,24 @@ def swish_secant(a: np.ndarray, h: np.ndarray, beta: float = 1.0) -> np.ndarray:
     h = np.asarray(h, dtype=np.float64)
     beta = float(beta)
     with np.errstate(under="ignore", over="ignore"):
-        b, b_lo = _two_sum(a, h)
+        b, _ = _two_sum(a, h)
         beta_a, beta_a_lo = _two_product(a, beta)
         beta_h, beta_h_lo = _two_product(h, beta)
-        beta_b, beta_b_lo = _two_product(b, beta)
-        beta_b_lo = beta_b_lo + beta * b_lo
+        # Halves of β a, β h, β b with their rounding errors: β b / 2 = half_a + half_h exactly,
+        # carried as half_b + half_b_lo (TwoSum). sigmoid_secant(β a, β h) below works on the
+        # same halves, so σ(β lo) = σ(2 half) needs no exponential of its own: exp(-|2 half|)
+        # is the exp(-2|half|) of the secant's parts (a doubling is exact).
+        half_a, half_h = 0.5 * beta_a, 0.5 * beta_h
+        half_a_lo, half_h_lo = 0.5 * beta_a_lo, 0.5 * beta_h_lo
+        half_b, half_b_lo = _two_sum(half_a, half_h)
+        half_b_lo = half_b_lo + half_a_lo + half_h_lo
         a_is_lo = a <= b
-        lo = np.where(a_is_lo, beta_a, beta_b)
-        lo_lo = np.where(a_is_lo, beta_a_lo, beta_b_lo)
+        lo = 2.0 * np.where(a_is_lo, half_a, half_b)               # β min(a, b)
+        lo_lo = 2.0 * np.where(a_is_lo, half_a_lo, half_b_lo)      # and its rounding error
         hi = np.where(a_is_lo, b, a)
         first = _sigmoid(lo) * (1.0 + _sigmoid(-lo) * lo_lo)
         # sigmoid_secant(βa, βh) = tanh_secant(βa / 2, βh / 2) / 4 = exp(exponent) * factor / 4.
-        exponent, factor = _tanh_secant_parts(0.5 * beta_a, 0.5 * beta_h, 0.5 * beta_a_lo, 0.5 * beta_h_lo)
+        exponent, factor = _tanh_secant_parts(half_a, half_h, half_a_lo, half_h_lo)
         shift = np.where(exponent < -600.0, 64.0, 0.0)   # exponent + 64 is exact for |exponent| >= 600
         second = (0.25 * beta * hi * np.exp(-shift)) * np.exp(exponent + shift) * factor
         return first + second

@@ -79,6 +79,13 @@ def test_swish_secant_equals_its_definition(beta):
     np.testing.assert_array_equal(got, expected)
     # the shifted-exponent branch was exercised
     assert np.any(-np.minimum(np.abs(beta * a), np.abs(beta * (a + h))) < -600.0)
+    # Without any shifted element the kernel takes exp(exponent) from the exponentials of
+    # sigmoid_secant's parts instead of computing it: every sign pattern, no element shifted.
+    moderate = (np.abs(beta * a) < 590.0) & (np.abs(beta * (a + h)) < 590.0)   # exponent > -600
+    a, h = a[moderate], h[moderate]
+    assert np.any(a * (a + h) > 0) and np.any(a * (a + h) < 0)
+    assert np.any(h > 0) and np.any(h < 0)
+    np.testing.assert_array_equal(fused.swish_secant(a, h, beta), definitions.swish_secant(a, h, beta))
 
 
 @pytest.mark.usefixtures("either_path")
