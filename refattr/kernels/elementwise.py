@@ -185,7 +185,32 @@ def _swish_exponent(half_a, half_b, same_sign):
 
 
 @jit
+def _times_beta(x, beta, unit):
+    """(fl(β x), its rounding error): TwoProduct, or (x, 0.0) when ``unit`` (β == 1), which is
+    what TwoProduct gives there (its error terms cancel to +0.0)."""
+    return (x, 0.0) if unit else _two_product(x, beta)
+
+
+@jit
 def _swish_secant_arguments(a, h, beta, args):
+    """See ``_swish_secant_arguments_loop``; β == 1 (SiLU) compiled separately, without the
+    TwoProducts."""
+    if beta == 1.0:
+        return _swish_secant_arguments_loop(a, h, 1.0, True, args)
+    return _swish_secant_arguments_loop(a, h, beta, False, args)
+
+
+@jit
+def _swish_secant_from(a, h, beta, args, shifted, exp_minus_64, out):
+    """See ``_swish_secant_from_loop``; β == 1 (SiLU) compiled separately."""
+    if beta == 1.0:
+        _swish_secant_from_loop(a, h, 1.0, True, args, shifted, exp_minus_64, out)
+    else:
+        _swish_secant_from_loop(a, h, beta, False, args, shifted, exp_minus_64, out)
+
+
+@jit
+def _swish_secant_arguments_loop(a, h, beta, unit, args):
     """Arguments of the exponentials of ``swish_secant``: args[0..2] as for tanh_secant at
     (βa/2, βh/2) with their rounding corrections (exp(-|β lo|) is args[0] or args[1]),
     args[3] the shifted exponent of the second term. Returns whether any element is shifted:
@@ -194,8 +219,8 @@ def _swish_secant_arguments(a, h, beta, args):
     vectorised, five times faster than one with it.)"""
     shifted = False
     for i in range(a.size):
-        beta_a, beta_a_lo = _two_product(a[i], beta)
-        beta_h, beta_h_lo = _two_product(h[i], beta)
+        beta_a, beta_a_lo = _times_beta(a[i], beta, unit)
+        beta_h, beta_h_lo = _times_beta(h[i], beta, unit)
         half_a, half_h = 0.5 * beta_a, 0.5 * beta_h
         half_b, _, same_sign, _, _ = _tanh_parts(half_a, half_h, 0.5 * beta_a_lo, 0.5 * beta_h_lo)
         args[0, i] = -2.0 * abs(half_a)
@@ -208,14 +233,14 @@ def _swish_secant_arguments(a, h, beta, args):
 
 
 @jit
-def _swish_secant_from(a, h, beta, args, shifted, exp_minus_64, out):
+def _swish_secant_from_loop(a, h, beta, unit, args, shifted, exp_minus_64, out):
     """The secant from the exponentials: rows 0..2, and row 3 where ``shifted`` (the flag of
     ``_swish_secant_arguments``); else exp(exponent) is taken from rows 0 and 1, which hold it
     for the same float argument."""
     for i in range(a.size):
         b, _ = _two_sum(a[i], h[i])
-        beta_a, beta_a_lo = _two_product(a[i], beta)
-        beta_h, beta_h_lo = _two_product(h[i], beta)
+        beta_a, beta_a_lo = _times_beta(a[i], beta, unit)
+        beta_h, beta_h_lo = _times_beta(h[i], beta, unit)
         half_a, half_h = 0.5 * beta_a, 0.5 * beta_h
         half_a_lo = 0.5 * beta_a_lo
         half_b, half_b_lo, same_sign, a_is_min, correction = _tanh_parts(half_a, half_h, half_a_lo,
