@@ -142,31 +142,37 @@ def test_shapes_broadcasting_and_empty_inputs():
                                       definitions.swish_derivative(args[0], 1.5, args[1]))
 
 
-def _calls(n):
-    """(name, arguments) for every kernel, on inputs of n elements that cover the branches."""
+def _calls(shape):
+    """(name, arguments) for every kernel, on inputs of the given shape that cover the branches."""
+    n = int(np.prod(shape))
     rng = np.random.default_rng(15)
     a, h = (np.resize(v, n) for v in _pairs())
     order = rng.permutation(n)
-    a, h = a[order], h[order]
+    a, h = a[order].reshape(shape), h[order].reshape(shape)
     keep = (np.abs(a) < 1e200) & (np.abs(h) < 1e200)    # as in the swish tests above
     a_s, h_s = np.where(keep, a, 1.5), np.where(keep, h, -0.25)
-    x = rng.permutation(np.resize(_values(), n))
+    x = rng.permutation(np.resize(_values(), n)).reshape(shape)
     x_s = np.where(np.abs(x) < 1e300, x, 3.0)
-    g = rng.normal(size=n)
+    g = rng.normal(size=shape)
     return [("tanh", (x,)), ("tanh_derivative", (x, g)), ("sigmoid_derivative", (x,)),
             ("sigmoid", (x,)), ("swish", (x_s, 1.702)), ("swish_derivative", (x_s, -0.75, g)),
             ("tanh_secant", (a, h)), ("sigmoid_secant", (a, h)), ("swish_secant", (a_s, h_s, 0.5)),
-            ("relu_backward_signal", (g, x, "guided_backprop"))]
+            ("swish_secant", (a_s, h_s, 1.0)), ("relu_backward_signal", (g, x, "guided_backprop"))]
 
 
-def test_chunked_kernels_equal_their_definitions():
-    # Several chunks and a ragged tail: the kernels run chunk by chunk, on both threads or on one
-    # (NumPy's exp / tanh loops called from the threads). Each must give the NumPy definitions'
-    # bits exactly (the serial path, on arrays of one chunk, is what the tests above check).
+# Several chunks and a ragged tail (3 * CHUNK + 517 = 5 * 2561 elements): image-shaped arrays run
+# their chunks on all threads, rows of features on the calling thread (next to BLAS's threads).
+CHUNKED_SHAPES = [(5, 1, 1, 2561), (5, 2561), (12805,)]
+
+
+@pytest.mark.parametrize("shape", CHUNKED_SHAPES)
+def test_chunked_kernels_equal_their_definitions(shape):
+    # Each path must give the NumPy definitions' bits exactly, on two threads and on one (the
+    # serial path, on arrays of one chunk, is what the tests above check).
+    assert np.prod(shape) == 3 * fused.CHUNK + 517
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("numba has one thread here")
-    n = 3 * fused.CHUNK + 517
-    calls = _calls(n)
+    calls = _calls(shape)
     assert {name for name, _ in calls} == set(ELEMENTWISE_KERNEL_NAMES)
     threads = numba.get_num_threads()
     try:
@@ -175,10 +181,11 @@ def test_chunked_kernels_equal_their_definitions():
             for name, args in calls:
                 expected = getattr(definitions, name)(*args)
                 loops = name != "relu_backward_signal"
-                assert fused._chunked(n, loops) == (ufunc_loops.AVAILABLE or not loops)
+                assert fused._chunked(expected.size, loops) == (ufunc_loops.AVAILABLE or not loops)
                 got = getattr(fused, name)(*args)
                 np.testing.assert_array_equal(got, expected, err_msg=f"{name} on {count} thread(s)")
                 np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
+                assert numba.get_num_threads() == count      # a serial run restores the count
     finally:
         numba.set_num_threads(threads)
 
