@@ -26,6 +26,7 @@ Shapes passed to ``output_shape`` are example shapes (no batch axis); ``None`` s
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -57,9 +58,10 @@ class DeltaPair:
     pos: np.ndarray
     neg: np.ndarray
 
-    @property
+    @functools.cached_property
     def delta(self) -> np.ndarray:
-        """Δ = x - x', computed from the two forward passes (so exact zeros stay exact)."""
+        """Δ = x - x', computed from the two forward passes (so exact zeros stay exact); on first
+        use, once (under Rescale a linear layer never needs it)."""
         return self.x - self.x_ref
 
 
@@ -234,9 +236,9 @@ class LinearLayer(Layer):
         return False   # the sign of the total Δx_i decides, not the input's own split
 
     def deeplift_forward(self, inp, y, y_ref, cache, cache_ref, *, rule, maxpool_rule, parts=True):
-        delta = inp.delta
         if not parts:
-            return None, None, (delta, cache.shape)
+            return None, None, (inp, cache.shape)
+        delta = inp.delta
         # Stack Δx+ = max(Δx, 0) over Δx- = min(Δx, 0) so that each signed map runs once.
         n = delta.shape[0]
         stacked = np.empty((2 * n,) + delta.shape[1:])
@@ -246,22 +248,22 @@ class LinearLayer(Layer):
         ln = self.linear(stacked, "neg")
         pos = lp[:n] + ln[n:]
         neg = ln[:n] + lp[n:]
-        return pos, neg, (delta, cache.shape)
+        return pos, neg, (inp, cache.shape)
 
     def deeplift_backward(self, m_pos, m_neg, dl_cache):
-        delta, input_shape = dl_cache
+        inp, input_shape = dl_cache
         if m_pos is m_neg:
             # M+ == M- = M: both sign cases (and their mean) give L+^T M + L-^T M = L^T M.
             m = self.linear_vjp(m_pos, input_shape)
             return m, m
-        n = delta.shape[0]
+        n = m_pos.shape[0]
         stacked = np.concatenate([m_pos, m_neg])
         stacked_shape = (2 * n,) + tuple(input_shape[1:])
         gp = self.linear_vjp(stacked, stacked_shape, "pos")
         gn = self.linear_vjp(stacked, stacked_shape, "neg")
         if_pos = gp[:n] + gn[n:]   # L+^T M+ + L-^T M-
         if_neg = gn[:n] + gp[n:]   # L-^T M+ + L+^T M-
-        m = select_by_sign(delta, if_pos, if_neg)
+        m = select_by_sign(inp.delta, if_pos, if_neg)
         return m, m
 
 
