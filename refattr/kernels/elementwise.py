@@ -269,7 +269,6 @@ def _relu_mask(g, z, use_z, use_g, out):
         out[i] = g[i] if keep else g[i] * 0.0
 
 
-
 # The stages around the exponentials, by kind ------------------------------------------------------
 
 _TANH, _TANH_DERIVATIVE, _SIGMOID, _SIGMOID_DERIVATIVE, _SWISH, _SWISH_DERIVATIVE = range(6)

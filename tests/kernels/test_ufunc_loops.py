@@ -60,7 +60,7 @@ def test_a_loop_reproduces_its_ufunc(name):
     assert np.all(wide[1::3] == 7.0) and np.all(wide[2::3] == 7.0)
     # every short length, at every offset modulo a vector width
     for start in range(8):
-        for length in range(0, 20):
+        for length in range(20):
             piece = np.full(length, 7.0)
             ufunc_loops.apply_loop(loop.address, x[start:start + length], piece)
             assert _same_bits(piece, expected[start:start + length])
