@@ -3,9 +3,9 @@
 Two further families live in their own modules, each kernel with a NumPy twin of the same name
 in :mod:`refattr.layers.activations` (the definitions) that it equals bit for bit:
 :mod:`refattr.kernels.elementwise` (tanh, sigmoid, swish, the activations' derivatives and
-divided differences, the ReLU mask of the gradient family; on several threads chunk by chunk,
-calling NumPy's own exp / tanh loops found by :mod:`refattr.kernels.ufunc_loops`) and :mod:`refattr.kernels.walk` (the exact
-integrated-gradients walk's ReLU steps).
+divided differences, the ReLU mask of the gradient family; large arrays chunk by chunk, calling
+NumPy's own exp / tanh loops found by :mod:`refattr.kernels.ufunc_loops`) and
+:mod:`refattr.kernels.walk` (the exact integrated-gradients walk's ReLU steps).
 
 The functions exported here are the numba-compiled kernels of
 :mod:`refattr.kernels.jitted` (options in :mod:`refattr.kernels._jit`: no

@@ -1,5 +1,5 @@
-"""Fused element-wise kernels: tanh, sigmoid and swish, the derivatives of tanh, sigmoid and swish, and
-their divided differences (secants).
+"""Fused element-wise kernels: tanh, sigmoid and swish, the derivatives of tanh, sigmoid and
+swish, and their divided differences (secants).
 
 Their NumPy twins, with the same names and signatures, are the definitions in
 :mod:`refattr.layers.activations`, where the formulas are derived; read those first. This module
@@ -18,9 +18,11 @@ operation is the one of the NumPy definition, on the same operands, in the same 
 exponentials are NumPy's on the same arguments, so the results agree bit for bit
 (``tests/kernels/test_elementwise_twins.py``).
 
-A ufunc call runs on one thread. On more than one, arrays of more than one :data:`CHUNK` run the
-three stages chunk by chunk in a ``prange``, each thread calling NumPy's own exp / expm1 / tanh
-loop on its chunks (:mod:`refattr.kernels.ufunc_loops`, which finds and verifies those loops).
+A ufunc call runs on one thread. Arrays of more than one :data:`CHUNK` run the three stages chunk
+by chunk in a ``prange``, each thread calling NumPy's own exp / expm1 / tanh loop on its chunks
+(:mod:`refattr.kernels.ufunc_loops`, which finds and verifies those loops; where it finds none,
+every call takes the serial path). Image-shaped arrays use all of numba's threads; rows of
+features (rank <= 2) stay on the calling thread, next to BLAS's threads (:func:`_run_chunks`).
 Each element still meets exactly the same operations, so the chunked and serial paths agree bit
 for bit, whatever the number of threads. ``tanh`` itself is NumPy's, run the same way.
 

@@ -19,9 +19,10 @@ How
 
 Checks
     The struct is read only after its header agrees with what Python says of the ufunc (name,
-    number of inputs and outputs, number and order of the loops' signatures), and a loop is only
-    used after it has reproduced the ufunc itself bit for bit on a probe of several thousand
-    values (special values, every binade, lengths 1 to 40, in place and not). Where anything
+    number of inputs and outputs, number of loops, position of the first ``d->d`` loop); only a
+    loop without a ``data`` argument is taken, and only after it has reproduced the ufunc itself
+    bit for bit on a probe of several thousand values (special values, every binade, lengths 1
+    to 40, in place and not). Where anything
     differs (another NumPy, another Python build) or under ``NUMBA_DISABLE_JIT=1``,
     :data:`AVAILABLE` is False and the kernels run their serial path, which calls the ufuncs
     (same values, one thread).
@@ -40,6 +41,7 @@ from numba.extending import intrinsic
 from ._jit import jit
 
 __all__ = ["UfuncLoop", "apply_loop", "AVAILABLE", "EXP", "EXPM1", "TANH"]
+
 
 class UfuncLoop:
     """The float64 -> float64 inner loop of a NumPy ufunc: ``address`` is the C function that
@@ -161,7 +163,8 @@ def _call_unary_loop(typingctx, address, src, dst, n, src_step, dst_step):
         loop_address, src_address, dst_address, length, step_in, step_out = as_intp
         pointers = cgutils.alloca_once(builder, byte_pointer, size=2)
         builder.store(builder.inttoptr(src_address, byte_pointer), pointers)
-        builder.store(builder.inttoptr(dst_address, byte_pointer), builder.gep(pointers, [ir.Constant(intp, 1)]))
+        builder.store(builder.inttoptr(dst_address, byte_pointer),
+                      builder.gep(pointers, [ir.Constant(intp, 1)]))
         sizes = cgutils.alloca_once(builder, intp, size=3)       # the dimension, then the steps
         for i, value in enumerate((length, step_in, step_out)):
             builder.store(value, builder.gep(sizes, [ir.Constant(intp, i)]))
@@ -179,4 +182,5 @@ def apply_loop(loop_address, src, dst):
     """dst[i] = f(src[i]) by the ufunc loop at ``loop_address`` (a :attr:`UfuncLoop.address`), on
     1-D float64 arrays of one size; ``dst`` may be ``src`` itself (in place), not partly overlap it."""
     if src.size > 0:
-        _call_unary_loop(loop_address, src.ctypes.data, dst.ctypes.data, src.size, src.strides[0], dst.strides[0])
+        _call_unary_loop(loop_address, src.ctypes.data, dst.ctypes.data, src.size,
+                         src.strides[0], dst.strides[0])

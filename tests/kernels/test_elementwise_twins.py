@@ -49,7 +49,8 @@ def either_path(request, monkeypatch):
     if request.param == "serial":
         monkeypatch.setattr(fused, "_chunked", lambda size, loops=True: False)
     else:
-        monkeypatch.setattr(fused, "_chunked", lambda size, loops=True: (ufunc_loops.AVAILABLE or not loops) and size > 0)
+        monkeypatch.setattr(fused, "_chunked",
+                            lambda size, loops=True: (ufunc_loops.AVAILABLE or not loops) and size > 0)
 
 
 def test_every_kernel_has_a_numpy_definition():

@@ -14,7 +14,8 @@ import pytest
 
 from refattr.kernels import ufunc_loops
 
-needs_jit = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="the loops are called from compiled code only")
+needs_jit = pytest.mark.skipif(numba.config.DISABLE_JIT,
+                               reason="the loops are called from compiled code only")
 LOOPS = ("EXP", "EXPM1", "TANH")
 
 
