@@ -5,11 +5,15 @@ See README.md for the notation table and conventions.
 """
 
 from .errors import (
+    ArgumentError as ArgumentError,
+    ImportMismatchError as ImportMismatchError,
     NonFiniteError as NonFiniteError,
     RefattrError as RefattrError,
+    ResourceError as ResourceError,
     RuleError as RuleError,
     ShapeError as ShapeError,
     TargetError as TargetError,
+    UnsafeFileError as UnsafeFileError,
     UnsupportedLayerError as UnsupportedLayerError,
 )
 from .layers import (
@@ -41,4 +45,5 @@ __all__ = [
     "Sequential", "Dense", "Conv2D", "ReLU", "Tanh", "Sigmoid", "Swish", "Flatten", "AvgPool2D", "MaxPool2D",
     "Attribution", "gradient", "input_x_gradient", "guided_backprop", "deconvnet", "deeplift", "deeplift_layers", "integrated_gradients",
     "RefattrError", "ShapeError", "NonFiniteError", "TargetError", "RuleError", "UnsupportedLayerError",
+    "ArgumentError", "ResourceError", "UnsafeFileError", "ImportMismatchError",
 ]

@@ -14,6 +14,10 @@ __all__ = [
     "TargetError",
     "RuleError",
     "UnsupportedLayerError",
+    "ArgumentError",
+    "ResourceError",
+    "UnsafeFileError",
+    "ImportMismatchError",
 ]
 
 
@@ -26,7 +30,8 @@ class ShapeError(RefattrError):
 
 
 class NonFiniteError(RefattrError):
-    """An input, baseline or weight holds NaN or Inf."""
+    """An input, baseline or weight holds NaN or Inf, or a finite input overflows inside the
+    network (the message names the layer whose output stopped being finite)."""
 
 
 class TargetError(RefattrError):
@@ -39,3 +44,24 @@ class RuleError(RefattrError):
 
 class UnsupportedLayerError(RefattrError):
     """A layer that a method has no rule for, or an object that is not a refattr layer."""
+
+
+class ArgumentError(RefattrError):
+    """An argument of the wrong type, or a value outside its range, that no more specific class
+    covers (e.g. ``rtol=nan``, ``count_include_pad='no'``, a path that is a directory)."""
+
+
+class ResourceError(RefattrError):
+    """A request that would need more memory or time than is reasonable to attempt (e.g.
+    ``n_steps=10**9``); the message says how much it would take and how to ask for less."""
+
+
+class UnsafeFileError(RefattrError):
+    """A file that refattr refuses to load because loading it could run code or read files outside
+    it (a pickle without ``trust_pickle=True``, ONNX external data outside a path-loaded model)."""
+
+
+class ImportMismatchError(RefattrError):
+    """An imported model computes a different function from its source (checked on a probe input),
+    or the source holds something that would make the import compute something else (hooks, an
+    overridden ``forward``)."""
