@@ -9,15 +9,35 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ArgumentError, ShapeError
 from ..layers import Conv2D, Dense
+from ..validation import as_float64
 
 __all__ = ["affine_of", "fold", "as_layer"]
 
 
 def affine_of(gamma, beta, mean, var, eps) -> tuple[np.ndarray, np.ndarray]:
-    """(scale, shift) of a BatchNorm with these statistics, in float64."""
-    scale = np.asarray(gamma, np.float64) / np.sqrt(np.asarray(var, np.float64) + float(eps))
-    return scale, np.asarray(beta, np.float64) - np.asarray(mean, np.float64) * scale
+    """(scale, shift) of a BatchNorm with these statistics, in float64.
+
+    Raises NonFiniteError for a non-finite parameter, ShapeError unless the four are vectors of one
+    length, and ArgumentError where var + eps is not positive (a variance is >= 0 and eps > 0;
+    the square root would be NaN).
+    """
+    gamma, beta, mean, var = (as_float64(a, f"BatchNorm {name}", ndim=1) for a, name in
+                              ((gamma, "weight (gamma)"), (beta, "bias (beta)"), (mean, "running_mean"),
+                               (var, "running_var")))
+    if not gamma.shape == beta.shape == mean.shape == var.shape:
+        raise ShapeError(f"BatchNorm: expected weight, bias, running_mean and running_var of one length (one per "
+                         f"channel), got shapes {gamma.shape}, {beta.shape}, {mean.shape}, {var.shape}")
+    eps = float(as_float64(eps, "BatchNorm eps", ndim=0))
+    denominator = var + eps
+    if not np.all(denominator > 0):
+        c = int(np.argmin(denominator))
+        raise ArgumentError(f"BatchNorm running_var: expected running_var + eps > 0 in every channel, got "
+                            f"{float(var[c])!r} + {eps!r} in channel {c}; a variance is never negative (check where "
+                            f"the statistics came from)")
+    scale = gamma / np.sqrt(denominator)
+    return scale, beta - mean * scale
 
 
 def fold(layer, scale, shift):

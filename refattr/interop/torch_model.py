@@ -1,16 +1,21 @@
 """PyTorch ``nn.Sequential`` <-> :class:`refattr.Sequential`.
 
-torch is imported inside the functions. Weights are copied in PyTorch's own layouts (SPEC section
-1), converted to float64 (exact from float32).
+torch is imported inside the functions. Weights are copied in PyTorch's own layouts (batch axis
+first, ``Linear.weight`` (out, in), ``Conv2d.weight`` (C_out, C_in // groups, kH, kW)), converted
+to float64 (exact from float32). Every import is checked: what would make the module compute
+something other than its layers (hooks, an instance ``forward``) is refused, and the imported
+network is run against the module on a probe input.
 """
 
 from __future__ import annotations
 
 import copy
+import numbers
+import warnings
 
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedLayerError
+from ..errors import ArgumentError, ImportMismatchError, NonFiniteError, RefattrError, ShapeError, UnsupportedLayerError
 from ..layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Swish, Tanh
 from ..network import Sequential
 from . import _batchnorm as batchnorm
@@ -38,6 +43,30 @@ def _numpy(tensor) -> np.ndarray:
     return tensor.detach().cpu().double().numpy().copy()
 
 
+#: The import check's tolerance: the imported network's output on the probe input may differ from
+#: the module's own float64 output by at most this much, relative to the largest |output| over
+#: the probe batch. Both sides evaluate the same float64 arithmetic in a different order (BLAS
+#: blocking, convolution algorithms, BatchNorm folded into the layer before it), which costs a
+#: few ulps per layer: about 1e-15 to 1e-13 relative on the networks in refattr's tests. Outputs
+#: that cancel (a large sum of terms giving a small result) lose the same absolute accuracy
+#: relative to a smaller scale, and 1e-9 leaves four orders of magnitude for that, while a hook or
+#: a patched forward changes outputs by far more (0.3 to 7.5 relative in the cases that prompted
+#: this check).
+PROBE_RTOL = 1e-9
+
+#: The probe batch: PROBE_EXAMPLES standard normal examples drawn with this seed (unit-sized inputs
+#: cross ReLU kinks, reach both tails of tanh and sigmoid and exercise every weight), then one
+#: all-zero example (the usual baseline).
+PROBE_SEED = 0
+PROBE_EXAMPLES = 3
+
+#: Square image sizes searched for a convolutional network's probe when ``input_shape`` is not
+#: given; the size chosen is the smallest that the network accepts from PROBE_MIN_SIDE on (so that
+#: every kernel weight meets real, not padded, inputs), else the largest accepted below it.
+PROBE_SIDES = range(1, 257)
+PROBE_MIN_SIDE = 8
+
+
 def _walk(module, prefix=""):
     """Yield (path, leaf module) in execution order, descending into nn.Sequential containers."""
     torch = require_torch()
@@ -53,11 +82,118 @@ def _walk(module, prefix=""):
             yield path, child
 
 
+def _label(path, module) -> str:
+    """How messages name a torch module: its path in the Sequential and its type."""
+    kind = f"{type(module).__module__}.{type(module).__name__}"
+    return f"module {path!r} ({kind})" if path else f"module ({kind})"
+
+
+def _kind(module):
+    """The class whose computation ``module`` runs.
+
+    A module with ``torch.nn.utils.parametrize`` parametrizations (e.g.
+    ``torch.nn.utils.parametrizations.weight_norm``) has a class made by torch, ``Parametrized<Base>``,
+    which only turns the parametrized tensors into properties computed on access; it computes what
+    ``Base`` computes with those tensors, so it is imported as ``Base``.
+    """
+    from torch.nn.utils import parametrize
+
+    kind = type(module)
+    if parametrize.is_parametrized(module) and len(kind.__bases__) == 1:
+        base = kind.__bases__[0]
+        own = set(vars(kind))
+        if kind.__name__ == f"Parametrized{base.__name__}" and not own & {"forward", "__call__", "_call_impl"}:
+            return base
+    return kind
+
+
 def _refuse(path, position, module, reason):
     raise UnsupportedLayerError(
-        f"module {path!r} ({type(module).__module__}.{type(module).__name__}) at position {position} of "
-        f"the flattened Sequential: {reason}. Supported: {SUPPORTED_TORCH}"
+        f"{_label(path, module)} at position {position} of the flattened Sequential: {reason}. "
+        f"Supported: {SUPPORTED_TORCH}"
     )
+
+
+def _hook_name(hook) -> str:
+    return getattr(hook, "__qualname__", None) or type(hook).__qualname__
+
+
+def _old_style_norms() -> tuple:
+    """(WeightNorm, SpectralNorm): the pre-hook classes of the deprecated weight_norm / spectral_norm
+    (a class torch no longer has is left out)."""
+    import importlib
+
+    found = []
+    for module, name in (("torch.nn.utils.weight_norm", "WeightNorm"),
+                         ("torch.nn.utils.spectral_norm", "SpectralNorm")):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):  # pragma: no cover - depends on the torch version
+            found.append(())
+    return tuple(found)
+
+
+def _hook_refusal(label, kind, hook, register) -> ImportMismatchError:
+    WeightNorm, SpectralNorm = _old_style_norms()
+    if isinstance(hook, WeightNorm):
+        return ImportMismatchError(
+            f"{label}: uses the old-style torch.nn.utils.weight_norm, whose forward pre-hook recomputes "
+            f"{hook.name!r} from {hook.name}_g and {hook.name}_v at every call, so the stored {hook.name!r} "
+            f"can be stale; call torch.nn.utils.remove_weight_norm(module) first, or use "
+            f"torch.nn.utils.parametrizations.weight_norm, whose weight is computed on access"
+        )
+    if isinstance(hook, SpectralNorm):
+        return ImportMismatchError(
+            f"{label}: uses the old-style torch.nn.utils.spectral_norm, whose forward pre-hook recomputes "
+            f"{hook.name!r} at every call (and updates its power iteration in training mode); call "
+            f"torch.nn.utils.remove_spectral_norm(module) first, or use "
+            f"torch.nn.utils.parametrizations.spectral_norm in eval mode"
+        )
+    return ImportMismatchError(
+        f"{label}: has a {kind} {_hook_name(hook)!r} ({register}), which runs at every call and can change "
+        f"what the module computes; refattr imports the layers alone. Remove it (handle.remove() on the "
+        f"handle {register} returned) before importing, or build the module without it"
+    )
+
+
+def _refuse_what_changes_the_call(module):
+    """Refuse hooks and instance attributes that make ``module(x)`` compute something other than its
+    layers' own ``forward``.
+
+    Refused: forward hooks and forward pre-hooks, on any module or registered globally
+    (``torch.nn.modules.module.register_module_forward_hook`` / ``..._pre_hook``), since their
+    return values replace a module's input or output; a ``forward`` or ``_call_impl`` set on an
+    instance, which replaces the class's. Allowed: backward hooks and backward pre-hooks. They run
+    in torch's autograd on gradients only (a full backward hook wraps the module's inputs and
+    outputs in an identity autograd function), so the forward function that is imported is the
+    same with or without them; refattr computes its gradients from the imported layers.
+    """
+    torch = require_torch()
+    registry = torch.nn.modules.module
+    for kind, hooks, register in (
+            ("global forward pre-hook", registry._global_forward_pre_hooks,
+             "torch.nn.modules.module.register_module_forward_pre_hook"),
+            ("global forward hook", registry._global_forward_hooks,
+             "torch.nn.modules.module.register_module_forward_hook")):
+        for hook in hooks.values():
+            raise ImportMismatchError(
+                f"module: a {kind} {_hook_name(hook)!r} is registered ({register}); it runs at every module's call "
+                f"and can change what the module computes, while refattr imports the layers alone. Remove it "
+                f"(handle.remove() on the handle {register.rsplit('.', 1)[1]} returned) before importing"
+            )
+    for path, m in module.named_modules(remove_duplicate=False):
+        label = _label(path, m)
+        for name in ("forward", "_call_impl"):
+            if name in vars(m):
+                raise ImportMismatchError(
+                    f"{label}: has {name} set on the instance ({_hook_name(vars(m)[name])!r}), so calling it "
+                    f"does not run {type(m).__name__}.forward; refattr imports the layer's own computation. "
+                    f"Delete the attribute (del module.{name}) or express the computation as layers"
+                )
+        for kind, hooks, register in (("forward pre-hook", m._forward_pre_hooks, "register_forward_pre_hook"),
+                                      ("forward hook", m._forward_hooks, "register_forward_hook")):
+            for hook in hooks.values():
+                raise _hook_refusal(label, kind, hook, register)
 
 
 def _conv_padding(path, position, m):
@@ -88,8 +224,23 @@ def _batchnorm_affine(path, position, m):
     return batchnorm.affine_of(gamma, beta, mean, var, m.eps)
 
 
+def _example_shape(input_shape):
+    """``input_shape`` as a tuple of positive ints, or None."""
+    if input_shape is None:
+        return None
+    try:
+        dims = tuple(input_shape)
+    except TypeError:
+        dims = None
+    if dims is None or not dims or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1
+                                       for d in dims):
+        raise ArgumentError(f"input_shape: expected one example's shape as a tuple of positive ints, without the "
+                            f"batch axis (e.g. (4,) or (3, 32, 32)), got {input_shape!r}")
+    return tuple(int(d) for d in dims)
+
+
 def from_torch(module, input_shape=None) -> Sequential:
-    """Convert a PyTorch ``nn.Sequential`` into a :class:`refattr.Sequential`.
+    """Convert a PyTorch ``nn.Sequential`` into a :class:`refattr.Sequential`, and check it.
 
     Parameters
     ----------
@@ -97,9 +248,18 @@ def from_torch(module, input_shape=None) -> Sequential:
         Nested Sequentials are flattened. Every leaf must be one of: Linear, Conv2d, ReLU, Tanh,
         Sigmoid, SiLU, Flatten, MaxPool2d, AvgPool2d, BatchNorm1d/2d (eval mode), Dropout (eval
         mode, dropped), Identity (dropped), ZeroPad2d directly before a Conv2d or AvgPool2d (merged
-        into its padding; this is what :func:`to_torch` writes for asymmetric padding).
+        into its padding; this is what :func:`to_torch` writes for asymmetric padding). A leaf with
+        ``torch.nn.utils.parametrize`` parametrizations (e.g.
+        ``torch.nn.utils.parametrizations.weight_norm``) is imported with its parametrized
+        tensors as computed now.
     input_shape : tuple of int, optional
-        One example's shape, passed to :class:`refattr.Sequential` so that shapes are checked now.
+        One example's shape, passed to :class:`refattr.Sequential` so that shapes are checked now,
+        and the shape of the import check's probe. Without it the probe's shape is inferred: the
+        first Linear's ``(in_features,)`` when the network starts with one, else
+        ``(C, s, s)`` with C the first Conv2d's input channels (1 without a Conv2d) and s the
+        smallest side in 8..256 that the network accepts (the largest in 1..7 if none). A
+        network that accepts no such square (e.g. a Linear after Flatten that fits only
+        rectangular images) needs ``input_shape``.
 
     Returns
     -------
@@ -115,9 +275,28 @@ def from_torch(module, input_shape=None) -> Sequential:
         ``padding_mode`` other than 'zeros', ``ceil_mode=True``, max-pool dilation other than 1,
         ``divisor_override``, ``return_indices``, a Flatten other than (1, -1), BatchNorm or
         Dropout in training mode, BatchNorm without running statistics.
+    ImportMismatchError
+        When something would make ``module(x)`` compute other than its layers: a forward hook or
+        forward pre-hook on any module or registered globally, a ``forward`` (or ``_call_impl``)
+        set on an instance, the old-style ``torch.nn.utils.weight_norm`` or ``spectral_norm``
+        (whose pre-hooks recompute the weight at each call; the stored one may be stale). Backward
+        hooks are allowed: they do not change the forward function. And when the import check
+        fails (below).
+    ShapeError, NonFiniteError, ArgumentError
+        For parameters refattr's layers refuse (NaN weights, a Linear with no inputs, a BatchNorm
+        whose running_var + eps is not positive) and for an ``input_shape`` the network does not
+        accept; the message starts with the torch module's path and type.
 
     Notes
     -----
+    - **The import check.** After conversion the module itself, as the user calls it (a float64
+      copy on the CPU, as :func:`torch_forward` runs it), and the imported network are run on a
+      probe batch: 3 standard normal examples (seed 0) and the zero input. If the largest
+      difference exceeds 1e-9 times the largest |output| over the batch (``PROBE_RTOL``: float64
+      rounding in a different order costs about 1e-15 to 1e-13; the margin is for outputs that
+      cancel), the import is refused with ImportMismatchError. This catches what no explicit
+      refusal does, e.g. a layer class whose ``forward`` was patched or a Sequential subclass
+      with its own ``__call__``. An all-zero output must be matched exactly.
     - **BatchNorm** in eval mode is the per-channel affine map scale * z + shift with
       scale = gamma / sqrt(running_var + eps), shift = beta - running_mean * scale. It is folded
       into the preceding Linear or Conv2d when it directly follows one (Dropout and Identity in
@@ -136,69 +315,184 @@ def from_torch(module, input_shape=None) -> Sequential:
             f"module: expected a torch.nn.Sequential (whose forward runs its children in order), got "
             f"{type(module).__module__}.{type(module).__name__}; refattr can only import a sequence of layers"
         )
+    example_shape = _example_shape(input_shape)
+    _refuse_what_changes_the_call(module)
+    layers, labels = _convert(module)
+    for shape in (None,) if example_shape is None else (None, example_shape):
+        _check_shapes(layers, labels, shape)
+    net = Sequential(layers, input_shape=example_shape)
+    _check_import(module, net, example_shape)
+    return net
+
+
+def _convert(module):
+    """(refattr layers, the label of the torch module each one comes from)."""
+    torch = require_torch()
+    nn = torch.nn
     layers: list = []
+    labels: list = []
     foldable = False  # True while the last emitted layer is a Dense/Conv2D with nothing but identities after it
     pad = None  # (top, bottom, left, right) of a ZeroPad2d waiting for its Conv2d / AvgPool2d
     for position, (path, m) in enumerate(_walk(module)):
-        kind = type(m)
-        if pad is not None and kind not in (nn.Conv2d, nn.AvgPool2d, nn.Identity, nn.Dropout, nn.Dropout1d,
-                                            nn.Dropout2d):
-            _refuse(path, position, m, "a ZeroPad2d is supported only directly before a Conv2d or AvgPool2d, "
-                                       "whose padding it becomes")
-        if kind is nn.ZeroPad2d:
-            left, right, top, bottom = (int(p) for p in m.padding)
-            if min(left, right, top, bottom) < 0 or pad is not None:
-                _refuse(path, position, m, "negative padding (cropping) or two ZeroPad2d in a row")
-            pad = (top, bottom, left, right)
-            foldable = False
-            continue
-        if kind is nn.Conv2d:
-            padding = _conv_padding(path, position, m)
-            if pad is not None:
-                padding = tuple(a + b for a, b in zip(pad, _four(padding)))
+        label = _label(path, m)
+        n_before = len(layers)
+        try:
+            kind = _kind(m)
+            if pad is not None and kind not in (nn.Conv2d, nn.AvgPool2d, nn.Identity, nn.Dropout, nn.Dropout1d,
+                                                nn.Dropout2d):
+                _refuse(path, position, m, "a ZeroPad2d is supported only directly before a Conv2d or AvgPool2d, "
+                                           "whose padding it becomes")
+            if kind is nn.ZeroPad2d:
+                left, right, top, bottom = (int(p) for p in m.padding)
+                if min(left, right, top, bottom) < 0 or pad is not None:
+                    _refuse(path, position, m, "negative padding (cropping) or two ZeroPad2d in a row")
+                pad = (top, bottom, left, right)
+                foldable = False
+                continue
+            if kind is nn.Conv2d:
+                padding = _conv_padding(path, position, m)
+                if pad is not None:
+                    padding = tuple(a + b for a, b in zip(pad, _four(padding)))
+                    pad = None
+                layers.append(Conv2D(_numpy(m.weight), None if m.bias is None else _numpy(m.bias),
+                                     stride=tuple(m.stride), padding=padding,
+                                     dilation=tuple(m.dilation), groups=int(m.groups)))
+                foldable = True
+            elif kind is nn.AvgPool2d and pad is not None:
+                own = _four(_pair(m.padding))
+                if any(own) and not m.count_include_pad:
+                    _refuse(path, position, m, "count_include_pad=False after a ZeroPad2d (the padded zeros are "
+                                               "real cells, the pool's own padding is not)")
+                layer = _convert_parameter_free(path, position, m)
+                try:
+                    layers.append(AvgPool2D(layer.kernel, stride=layer.stride,
+                                            padding=tuple(a + b for a, b in zip(pad, own)), count_include_pad=True))
+                except ShapeError as exc:
+                    _refuse(path, position, m, f"with the ZeroPad2d before it: {exc}")
                 pad = None
-            layers.append(Conv2D(_numpy(m.weight), None if m.bias is None else _numpy(m.bias),
-                                 stride=tuple(m.stride), padding=padding,
-                                 dilation=tuple(m.dilation), groups=int(m.groups)))
-            foldable = True
-        elif kind is nn.AvgPool2d and pad is not None:
-            own = _four(_pair(m.padding))
-            if any(own) and not m.count_include_pad:
-                _refuse(path, position, m, "count_include_pad=False after a ZeroPad2d (the padded zeros are real "
-                                           "cells, the pool's own padding is not)")
-            layer = _convert_parameter_free(path, position, m)
-            try:
-                layers.append(AvgPool2D(layer.kernel, stride=layer.stride,
-                                        padding=tuple(a + b for a, b in zip(pad, own)), count_include_pad=True))
-            except ShapeError as exc:
-                _refuse(path, position, m, f"with the ZeroPad2d before it: {exc}")
-            pad = None
-            foldable = False
-        elif kind is nn.Linear:
-            layers.append(Dense(_numpy(m.weight), None if m.bias is None else _numpy(m.bias)))
-            foldable = True
-        elif kind in (nn.BatchNorm1d, nn.BatchNorm2d):
-            scale, shift = _batchnorm_affine(path, position, m)
-            if foldable:
-                layers[-1] = batchnorm.fold(layers[-1], scale, shift)
+                foldable = False
+            elif kind is nn.Linear:
+                layers.append(Dense(_numpy(m.weight), None if m.bias is None else _numpy(m.bias)))
+                foldable = True
+            elif kind in (nn.BatchNorm1d, nn.BatchNorm2d):
+                scale, shift = _batchnorm_affine(path, position, m)
+                if foldable:
+                    layers[-1] = batchnorm.fold(layers[-1], scale, shift)
+                else:
+                    layers.append(batchnorm.as_layer(scale, shift, images=kind is nn.BatchNorm2d))
+                # a second BatchNorm in a row folds into the result as well
+                foldable = True
+            elif kind in (nn.Dropout, nn.Dropout1d, nn.Dropout2d):
+                if m.training:
+                    _refuse(path, position, m, "in training mode (random); call model.eval()")
+            elif kind is nn.Identity:
+                pass
             else:
-                layers.append(batchnorm.as_layer(scale, shift, images=kind is nn.BatchNorm2d))
-            # a second BatchNorm in a row folds into the result as well
-            foldable = True
-        elif kind in (nn.Dropout, nn.Dropout1d, nn.Dropout2d):
-            if m.training:
-                _refuse(path, position, m, "in training mode (random); call model.eval()")
-        elif kind is nn.Identity:
-            pass
-        else:
-            layers.append(_convert_parameter_free(path, position, m))
-            foldable = False
+                layers.append(_convert_parameter_free(path, position, m))
+                foldable = False
+        except RefattrError as exc:
+            if str(exc).startswith(label):
+                raise
+            # a refattr layer's own message names its parameter ("Dense weight"); say which module
+            raise type(exc)(f"{label} at position {position}: {exc}") from None
+        labels.extend([label] * (len(layers) - n_before))
     if pad is not None:
         raise UnsupportedLayerError("module: ends with a ZeroPad2d; it is supported only directly before a Conv2d "
                                     "or AvgPool2d")
     if not layers:
         raise UnsupportedLayerError("module: the Sequential has no layers that compute anything")
-    return Sequential(layers, input_shape=input_shape)
+    return layers, labels
+
+
+def _check_shapes(layers, labels, example_shape):
+    """Propagate ``example_shape`` (None: only what is known without it) through the layers, naming
+    the torch module a ShapeError comes from."""
+    shape = example_shape
+    for layer, label in zip(layers, labels):
+        try:
+            shape = layer.output_shape(shape)
+        except ShapeError as exc:
+            given = "" if example_shape is None else f" (with input_shape={example_shape})"
+            raise ShapeError(f"{label}{given}: {exc}") from None
+
+
+def _fits(net, example_shape) -> bool:
+    try:
+        net.output_shape(example_shape)
+    except ShapeError:
+        return False
+    return True
+
+
+def _probe_shape(net) -> tuple:
+    """One example's shape for the import check when ``input_shape`` was not given (see from_torch)."""
+    first = next((layer for layer in net.layers if isinstance(layer, (Dense, Conv2D))), None)
+    vector = (first.in_features,) if isinstance(first, Dense) else (PROBE_MIN_SIDE,)
+    if not isinstance(first, Conv2D) and _fits(net, vector):
+        return vector
+    if isinstance(first, Conv2D):
+        channels = [first.in_channels]
+    elif isinstance(first, Dense):  # only pooling, element-wise layers and Flatten before it: C h w = in_features
+        channels = [c for c in range(1, first.in_features + 1) if first.in_features % c == 0]
+    else:
+        channels = [1]
+    below = None
+    for side in PROBE_SIDES:
+        fitting = next(((c, side, side) for c in channels if _fits(net, (c, side, side))), None)
+        if fitting is not None:
+            if side >= PROBE_MIN_SIDE:
+                return fitting
+            below = fitting
+    if below is not None:
+        return below
+    c = channels[0] if len(channels) == 1 else "C"
+    raise ShapeError(
+        f"input_shape: needed to check the import; the network accepts no square image ({c}, s, s) with s in "
+        f"{PROBE_SIDES.start}..{PROBE_SIDES.stop - 1}; pass one example's shape, "
+        f"e.g. from_torch(module, input_shape=({c}, H, W))"
+    )
+
+
+def _check_import(module, net, input_shape):
+    """Run the module and the imported network on the probe batch; refuse a difference beyond rounding."""
+    example_shape = _probe_shape(net) if input_shape is None else input_shape
+    rng = np.random.default_rng(PROBE_SEED)
+    x = np.concatenate([rng.standard_normal((PROBE_EXAMPLES,) + example_shape), np.zeros((1,) + example_shape)])
+    probe = (f"the import check's probe input ({PROBE_EXAMPLES} standard normal examples, seed {PROBE_SEED}, "
+             f"and the zero input, shape {x.shape})")
+    try:
+        with warnings.catch_warnings():
+            # the module's own warnings (e.g. Conv2d padding='same' with an even kernel) are about
+            # running it, which the user does anyway, not about the import
+            warnings.simplefilter("ignore")
+            expected = torch_forward(module, x)
+    except Exception as exc:  # the user's module may raise anything; say where it came from
+        hint = ("the shape was inferred from the imported network; pass input_shape= with the shape the module "
+                "expects" if input_shape is None else "check input_shape")
+        raise ImportMismatchError(f"module: running it on {probe} raised {type(exc).__name__}: {exc}; {hint}") from exc
+    if expected.shape != (x.shape[0],) + net.output_shape(x.shape[1:]):
+        raise ImportMismatchError(f"module: on {probe} it returns shape {expected.shape}, the imported network "
+                                  f"{(x.shape[0],) + net.output_shape(x.shape[1:])}")
+    if not np.all(np.isfinite(expected)):
+        raise NonFiniteError(f"module: its output on {probe} is not finite; with weights this large neither it nor "
+                             f"the imported network can be evaluated on inputs of size 1")
+    try:
+        actual = net(x)
+    except NonFiniteError as exc:
+        raise NonFiniteError(f"module: the imported network overflows on {probe} (the module's output is finite): "
+                             f"{exc}") from None
+    difference = np.abs(actual - expected)
+    scale = max(float(np.max(np.abs(expected))), float(np.max(np.abs(actual))))
+    worst = np.unravel_index(int(np.argmax(difference)), difference.shape)
+    if not difference[worst] <= PROBE_RTOL * scale:
+        raise ImportMismatchError(
+            f"module: the imported network computes a different function: on {probe}, output {worst[1]} of "
+            f"example {worst[0]} is {float(actual[worst])!r} imported and {float(expected[worst])!r} from the "
+            f"module (difference "
+            f"{difference[worst]:.3g}, {difference[worst] / scale:.3g} of the largest |output| {scale:.3g}; "
+            f"rounding allows {PROBE_RTOL:g}). Something changes what the module computes beyond its layers' "
+            f"parameters (a patched forward or __call__, a custom module class); run the module's layers unmodified"
+        )
 
 
 def _four(padding):
@@ -212,7 +506,7 @@ def _four(padding):
 def _convert_parameter_free(path, position, m):
     torch = require_torch()
     nn = torch.nn
-    kind = type(m)
+    kind = _kind(m)
     if kind is nn.ReLU:
         return ReLU()
     if kind is nn.Tanh:
@@ -264,6 +558,10 @@ def to_torch(net: Sequential):
     """
     torch = require_torch()
     nn = torch.nn
+    if not isinstance(net, Sequential):
+        hint = " (to import a torch module, use from_torch)" if isinstance(net, nn.Module) else ""
+        raise ArgumentError(f"net: expected a refattr.Sequential, got {type(net).__module__}.{type(net).__name__}"
+                            f"{hint}")
     modules = []
 
     def tensor(a):
@@ -326,8 +624,14 @@ def to_torch(net: Sequential):
 
 
 def torch_forward(module, x) -> np.ndarray:
-    """``module(x)`` in float64 on a copy of the module (the caller's module is not changed)."""
+    """``module(x)`` in float64 on the CPU, run on a copy of the module (the caller's module is not changed).
+
+    ``x`` is an array or a tensor; a tensor that requires grad is detached (the forward values are
+    the same). The copy keeps the module's hooks, so this is the module as the caller runs it.
+    """
     torch = require_torch()
-    model = copy.deepcopy(module).double()
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().double().numpy()
+    model = copy.deepcopy(module).to(device="cpu", dtype=torch.float64)
     with torch.no_grad():
         return _numpy(model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))))
