@@ -156,3 +156,58 @@ def test_bad_rules_and_sizes_are_refused_with_a_clear_message(rule, n, words):
         nodes_and_weights(rule, n)
     for word in words:
         assert word in str(info.value)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 9, 20, 41])
+def test_gauss_legendre_companion_matches_the_vandermonde_solve(n):
+    # The O(n) barycentric formula against the interpolatory rule computed the direct way: solve
+    # V^T w = moments in the Legendre basis on the n - 1 nodes left after dropping the middle one.
+    from numpy.polynomial import legendre
+    t, _ = legendre.leggauss(n)
+    keep = np.arange(n) != n // 2
+    moments = np.zeros(n - 1)
+    moments[0] = 2.0                              # int_{-1}^{1} P_k = 2 [k == 0]
+    expected = np.zeros(n)
+    expected[keep] = np.linalg.solve(legendre.legvander(t[keep], n - 2).T, moments) / 2.0
+    np.testing.assert_allclose(companion_weights("gauss_legendre", n), expected, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("n", [1, 5, 50, 100])
+def test_gauss_legendre_nodes_agree_with_numpys_eigenvalue_method(n):
+    # scipy's roots_legendre (Golub-Welsch + Newton) against numpy's leggauss (companion matrix
+    # eigenvalues + Newton): two implementations, the same nodes and weights to rounding (against
+    # 40-digit weights at n = 50 both are off by 3e-15 to 5e-15, relative 1e-13).
+    from numpy.polynomial import legendre
+    t, w = legendre.leggauss(n)
+    nodes, weights = nodes_and_weights("gauss_legendre", n)
+    np.testing.assert_allclose(nodes, (t + 1) / 2, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(weights, w / 2, rtol=0, atol=1e-14)
+
+
+def test_large_gauss_legendre_rules_are_computed_and_the_largest_are_refused():
+    from refattr.errors import ResourceError
+    from refattr.quadrature import MAX_GAUSS_LEGENDRE
+    nodes, weights = nodes_and_weights("gauss_legendre", 4000)      # 114 s with eigenvalues; 0.3 s here
+    assert abs(weights.sum() - 1.0) <= 1e-13 and np.all(np.diff(nodes) > 0)
+    # degree 2: int_0^1 a^2 = 1/3, exact for any n >= 2
+    assert float(np.sum(weights * nodes ** 2)) == pytest.approx(1 / 3, rel=1e-13)
+    companion = companion_weights("gauss_legendre", 4000)
+    assert abs(companion.sum() - 1.0) <= 1e-12 and companion.min() >= 0
+    with pytest.raises(ResourceError, match=r"n_steps.*Gauss-Legendre.*quad"):
+        nodes_and_weights("gauss_legendre", MAX_GAUSS_LEGENDRE + 1)
+
+
+def test_gauss_kronrod_pair_of_the_adaptive_rule():
+    # K15 integrates x^k exactly on [-1, 1] for k <= 22 (2 / (k + 1) for even k, 0 for odd) and
+    # not k = 24; the embedded G7 is numpy's 7-point Gauss rule; the constants were computed in
+    # 40 digits by tests/data/gauss_kronrod_15.py.
+    from numpy.polynomial import legendre
+    from refattr.methods._adaptive import GAUSS_INDEX, GAUSS_WEIGHTS, KRONROD_NODES, KRONROD_WEIGHTS
+    exact = lambda k: 0.0 if k % 2 else 2.0 / (k + 1)
+    for k in range(23):
+        # a sum of 15 terms of size <= 0.21: rounding below 15 * 1.1e-16 * 0.21 * 2
+        assert np.sum(KRONROD_WEIGHTS * KRONROD_NODES ** k) == pytest.approx(exact(k), abs=1e-15)
+    assert abs(np.sum(KRONROD_WEIGHTS * KRONROD_NODES ** 24) - exact(24)) > 1e-9     # 5.7e-9
+    t, w = legendre.leggauss(7)
+    np.testing.assert_allclose(KRONROD_NODES[GAUSS_INDEX], t, rtol=0, atol=5e-16)
+    np.testing.assert_allclose(GAUSS_WEIGHTS, w, rtol=0, atol=5e-16)   # numpy's rounding

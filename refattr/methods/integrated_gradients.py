@@ -6,13 +6,12 @@ import math
 import numbers
 
 import numpy as np
-from scipy.integrate import quad_vec
-
 from .. import quadrature
-from ..errors import RefattrError, RuleError
+from ..errors import RefattrError, ResourceError, RuleError
 from ..kernels.walk import add_scaled_rows
-from ..layers.base import LinearLayer
+from ..layers.base import ElementwiseLayer, LinearLayer
 from ..validation import DEFAULT_BASELINE, pair_with_references
+from ._adaptive import integrate_rows
 from ._common import one_hot, pick, prepare
 from .result import Attribution
 
@@ -28,9 +27,22 @@ DEFAULT_CHUNK_SIZE = 1024
 #: rounding of the incremental updates a += ds * da cannot accumulate.
 _REFRESH_EVERY = 64
 
-#: quad_vec's absolute tolerance, in units of each example's integrand scale (see ``_quad``):
+#: quad's absolute tolerance, in units of each example's integrand scale (see ``_quad``):
 #: below this the float64 rounding of the integrand itself dominates.
 _QUAD_ATOL = 1e-15
+
+#: Intervals quad may use for one (example, baseline) row before it stops unconverged.
+QUAD_MAX_INTERVALS = 1000
+
+#: Largest memory the fixed rules' node and weight arrays may take (3 arrays of n_steps float64).
+_MAX_NODE_BYTES = 2**30
+
+#: The left and right Riemann sums' companion difference is asymptotically equal to their error
+#: (not larger); it is doubled so that it bounds the error on smooth integrands.
+_COMPANION_SAFETY = {"left": 2.0, "right": 2.0}
+
+#: Relative rounding allowed in the completeness check of an error estimate (see ``_honest``).
+_GAP_ROUNDING = 1e-12
 
 
 
@@ -189,6 +201,13 @@ def integrated_gradients(net, x, baseline=DEFAULT_BASELINE, target=None, rule="a
         raise RuleError(f"n_steps: expected an int >= 1 (gradient evaluations per example), got {n_steps!r}")
     if rule in quadrature.RULES:
         quadrature.check_n(n_steps, rule, quadrature.MIN_STEPS[rule])
+        if 24 * int(n_steps) > _MAX_NODE_BYTES:
+            raise ResourceError(
+                f"n_steps: {n_steps} nodes would need {24 * int(n_steps) / 2**30:.3g} GiB for the nodes and "
+                f"weights alone (and {n_steps} gradient evaluations per example); at most "
+                f"{_MAX_NODE_BYTES // 24} are accepted. Fixed rules converge long before on smooth networks; "
+                f"use rule='quad' for a tolerance-driven result or rule='exact' on piecewise-linear networks"
+            )
     if (isinstance(rtol, (bool, np.bool_)) or not isinstance(rtol, numbers.Real)
             or not math.isfinite(rtol) or not 0 < rtol < 1):
         raise RuleError(f"rtol: expected a float with 0 < rtol < 1 (relative tolerance of rule 'quad'), "
@@ -215,23 +234,44 @@ def integrated_gradients(net, x, baseline=DEFAULT_BASELINE, target=None, rule="a
 
     options = {"rule": used, "requested_rule": rule, "target": t, "chunk_size": chunk_size,
                "n_baselines": k if baselines is not None else None}
+    m = inputs.shape[0]
+    bounds, untrusted = None, None      # per-row per-feature error bounds; rows without a bound
     if used == "exact":
         values, pieces, breaks = _exact(net, inputs, refs, targets, chunk_size)
-        error = np.zeros(inputs.shape[0])
         if baselines is None:
             options.update(breakpoints=breaks, n_pieces=pieces)
         else:
             options.update(breakpoints=[breaks[i * k:(i + 1) * k] for i in range(n)],
                            n_pieces=pieces.reshape(n, k))
     elif used == "quad":
-        values, error, info = _quad(net, inputs, refs, targets, float(rtol), chunk_size)
+        values, bounds, info = _quad(net, inputs, refs, targets, float(rtol), chunk_size)
+        untrusted = np.zeros(m, dtype=bool)
         options.update(rtol=float(rtol), **info)
     else:
-        values, error, nodes, weights = _fixed(net, inputs, refs, targets, used, int(n_steps), chunk_size)
+        values, bounds, kinked, nodes, weights = _fixed(net, inputs, refs, targets, used, int(n_steps),
+                                                        chunk_size)
+        untrusted = kinked
         options.update(n_steps=int(n_steps), nodes=nodes, weights=weights)
 
     # completeness against t(x) - t(x'), per (example, baseline) pair, then the mean over baselines
-    delta_t = _outputs(net, inputs, targets, chunk_size) - _outputs(net, refs, targets, chunk_size)
+    t_in, t_ref = _outputs(net, inputs, targets, chunk_size), _outputs(net, refs, targets, chunk_size)
+    delta_t = t_in - t_ref
+    if used == "exact":
+        error = np.zeros(m)
+    elif bounds is None:
+        error = None
+    else:
+        error, contradicted = _honest(values, bounds, untrusted, delta_t, np.abs(t_in) + np.abs(t_ref))
+        note = np.where(untrusted, "the activation pattern changes between nodes: no bound",
+                        np.where(contradicted, "the completeness gap exceeds the summed error bounds: no bound",
+                                 ""))
+        if used == "quad":
+            options["quad_converged"] = options["quad_converged"] & ~contradicted
+        options["error_estimate_note"] = note if k == 1 else note.reshape(n, k)
+        if used == "quad" and k > 1:
+            options["quad_converged"] = options["quad_converged"].reshape(n, k).all(axis=1)
+            options["n_intervals"] = options["n_intervals"].reshape(n, k)
+            options["error_scale"] = options["error_scale"].reshape(n, k)
     if k > 1:
         values = values.reshape((n, k) + x.shape[1:]).mean(axis=1)
         delta_t = delta_t.reshape(n, k).mean(axis=1)
@@ -239,6 +279,23 @@ def integrated_gradients(net, x, baseline=DEFAULT_BASELINE, target=None, rule="a
     gap = values.reshape(n, -1).sum(axis=1) - delta_t
     return Attribution(values=values, completeness_gap=gap, error_estimate=error,
                        method="integrated_gradients", options=options)
+
+
+def _honest(values, bounds, untrusted, delta_t, t_size):
+    """max_i of the per-feature bounds, or inf where no bound can be claimed. Returns (error, contradicted).
+
+    The completeness gap sum_i values_i - (t(x) - t(x')) is the sum of the per-feature errors
+    (the exact integral is complete), so |gap| <= sum_i bound_i must hold up to the rounding of the
+    sums; where it does not, the bounds are disproved and the row gets inf. Rows flagged
+    ``untrusted`` (no valid bound at all) get inf too.
+    """
+    m = values.shape[0]
+    flat, b = values.reshape(m, -1), bounds.reshape(m, -1)
+    gap = np.abs(flat.sum(axis=1) - delta_t)
+    rounding = _GAP_ROUNDING * (np.abs(flat).sum(axis=1) + t_size)
+    contradicted = ~untrusted & (gap > b.sum(axis=1) + rounding)
+    error = np.where(untrusted | contradicted, np.inf, b.max(axis=1))
+    return error, contradicted
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,10 +310,37 @@ def _outputs(net, points, targets, chunk_size):
     return out
 
 
-def _gradients(net, points, targets):
-    """dt/dx at each row of ``points`` (one pass)."""
+def _gradients(net, points, targets, patterns=False):
+    """dt/dx at each row of ``points`` (one pass), and the rows' activation patterns (see
+    ``_pattern``; None without ``patterns`` or for a network without kinks)."""
     trace = net.trace(points, outputs=False)
-    return net.backward(one_hot(targets, net.n_outputs(points.shape[1:])), trace)
+    grads = net.backward(one_hot(targets, net.n_outputs(points.shape[1:])), trace)
+    return grads, (_pattern(net, trace) if patterns else None)
+
+
+def _pattern(net, trace):
+    """Per row, the signature of the smooth piece the point lies on: (P, K) floats, or None.
+
+    Piecewise-linear non-linear layers (ReLU, max pooling) make the integrand jump where their
+    pattern changes: for an element-wise layer the signature is its derivative at its input
+    (ReLU: 0 or 1), for any other the integer arrays of its cache (max pooling: the winning cells).
+    A layer whose cache holds no integer array gives its input, so every point differs from every
+    other: no interval is trusted to be smooth (the safe side).
+    """
+    parts = []
+    for i, layer in enumerate(net.layers):
+        if not layer.piecewise_linear or isinstance(layer, LinearLayer):
+            continue
+        x_in = trace.activations[i]
+        rows = x_in.shape[0]
+        if isinstance(layer, ElementwiseLayer):
+            parts.append(layer.derivative(x_in).reshape(rows, -1))
+            continue
+        cache = trace.caches[i] if isinstance(trace.caches[i], tuple) else (trace.caches[i],)
+        ints = [c.reshape(rows, -1) for c in cache if isinstance(c, np.ndarray) and c.dtype.kind in "iu"
+                and c.ndim >= 1 and c.shape[0] == rows]
+        parts.extend(ints if ints else [x_in.reshape(rows, -1)])
+    return np.concatenate(parts, axis=1).astype(np.float64) if parts else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,6 +352,10 @@ def _fixed(net, inputs, refs, targets, rule, n_steps, chunk_size):
     Pairs are ordered node-major and each row's sum is accumulated in increasing k, so the result
     does not depend on ``chunk_size`` (only on the gradient of each row, which is computed the
     same way in any batch up to the rounding of BLAS blocking).
+
+    Returns values, per-feature error bounds (|Q_n - Q_companion| times the rule's safety factor,
+    or None without a companion), rows whose activation pattern differs between nodes (kinks
+    between nodes: the companion difference bounds nothing there), nodes, weights.
     """
     nodes, weights = quadrature.nodes_and_weights(rule, n_steps)
     companion = quadrature.companion_weights(rule, n_steps)
@@ -275,6 +363,8 @@ def _fixed(net, inputs, refs, targets, rule, n_steps, chunk_size):
     m = inputs.shape[0]
     total = np.zeros_like(inputs)
     total_c = None if companion is None else np.zeros_like(inputs)
+    first_pattern = None
+    kinked = np.zeros(m, dtype=bool)
     # at most chunk_size points per pass, fewer where they would not fit in the caches (the
     # benchmark CNN's 1600 GL-50 points: ~640 ms in passes of 1024, ~310 ms in passes of 11)
     pass_size = min(chunk_size, net.pass_size(inputs.shape[1:]))
@@ -284,7 +374,14 @@ def _fixed(net, inputs, refs, targets, rule, n_steps, chunk_size):
         node, row = pair // m, pair % m
         shape = (-1,) + (1,) * (inputs.ndim - 1)
         points = refs[row] + nodes[node].reshape(shape) * delta[row]
-        grads = _gradients(net, points, targets[row])
+        grads, pattern = _gradients(net, points, targets[row], patterns=companion is not None)
+        if pattern is not None:
+            if first_pattern is None:
+                first_pattern = np.empty((m, pattern.shape[1]))
+            at_first = node == 0
+            first_pattern[row[at_first]] = pattern[at_first]
+            later = ~at_first
+            kinked[row[later]] |= (pattern[later] != first_pattern[row[later]]).any(axis=1)
         # rows of one node are contiguous within the chunk and hold consecutive examples
         for kk in np.unique(node):
             sel = np.nonzero(node == kk)[0]
@@ -295,44 +392,40 @@ def _fixed(net, inputs, refs, targets, rule, n_steps, chunk_size):
                 total_c[rows] += companion[kk] * grads[lo:hi]
     values = delta * total
     if total_c is None:
-        return values, None, nodes, weights
-    error = np.abs(values - delta * total_c).reshape(m, -1).max(axis=1)
-    return values, error, nodes, weights
+        return values, None, kinked, nodes, weights
+    bounds = _COMPANION_SAFETY.get(rule, 1.0) * np.abs(values - delta * total_c)
+    return values, bounds, kinked, nodes, weights
 
 
 # --------------------------------------------------------------------------------------------
 # adaptive quadrature
 # --------------------------------------------------------------------------------------------
 def _quad(net, inputs, refs, targets, rtol, chunk_size):
-    """quad_vec on the integrand (x - x') * grad(x' + a (x - x')) of the whole batch."""
+    """Adaptive Gauss-Kronrod on each row's integrand (x - x') * grad(x' + a (x - x')), row by row.
+
+    Returns values, per-feature error bounds, and the diagnostics for ``options``.
+    """
     delta = inputs - refs
     m = inputs.shape[0]
-    n_calls = [0]
+    shape = (-1,) + (1,) * (inputs.ndim - 1)
 
-    def integrand(a):
-        n_calls[0] += 1
-        out = np.empty_like(inputs)
-        for start in range(0, m, chunk_size):
-            stop = min(start + chunk_size, m)
-            out[start:stop] = _gradients(net, refs[start:stop] + a * delta[start:stop], targets[start:stop])
-        out *= delta
-        return out.reshape(-1)
+    def evaluate(rows, alphas):
+        points = refs[rows] + alphas.reshape(shape) * delta[rows]
+        grads, pattern = _gradients(net, points, targets[rows], patterns=True)
+        return (grads * delta[rows]).reshape(rows.size, -1), pattern
 
-    # per-example scale: the largest integrand entry at a = 0, 1/2, 1
-    scale = np.zeros(m)
-    for a in (0.0, 0.5, 1.0):
-        scale = np.maximum(scale, np.abs(integrand(a)).reshape(m, -1).max(axis=1))
-    floor = scale.max() if scale.max() > 0 else 1.0
-    scale = np.where(scale > 0, scale, floor)
+    def scale(first):
+        # s_n: the largest integrand entry at the ends and nodes of [0, 1]; 1 where it is 0 there
+        s = np.abs(first).max(axis=(1, 2))
+        return np.where(s > 0, s, 1.0)
 
-    def norm(v):
-        return float(np.max(np.abs(np.reshape(v, (m, -1))).max(axis=1) / scale))
-
-    result, err, info = quad_vec(integrand, 0.0, 1.0, epsabs=_QUAD_ATOL, epsrel=rtol, norm=norm,
-                                 full_output=True)
-    values = np.asarray(result).reshape(inputs.shape)
-    return values, float(err) * scale, {"n_evaluations": n_calls[0], "quad_converged": bool(info.success),
-                                        "quad_message": info.message, "error_scale": scale}
+    d = int(np.prod(inputs.shape[1:]))
+    batch = max(min(chunk_size, net.pass_size(inputs.shape[1:])), 17)
+    integral, bounds, converged, n_intervals, n_points, s = integrate_rows(
+        evaluate, m, d, scale, rtol, _QUAD_ATOL, QUAD_MAX_INTERVALS, batch)
+    return (integral.reshape(inputs.shape), bounds.reshape(inputs.shape),
+            {"n_evaluations": n_points, "quad_converged": converged, "n_intervals": n_intervals,
+             "error_scale": s})
 
 
 # --------------------------------------------------------------------------------------------
