@@ -3,11 +3,54 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
+from .errors import ArgumentError, RefattrError
 
-__all__ = ["main"]
+__all__ = ["main", "input_file", "output_directory", "fail"]
+
+
+def input_file(path, name: str) -> str:
+    """``path`` as a str, checked to name an existing regular file (``name`` is the argument, e.g. "--inputs").
+
+    A directory, a missing path, or a device, pipe or socket raises
+    :class:`~refattr.errors.ArgumentError`: reading a pipe could block for ever, and a directory
+    gives a raw ``IsADirectoryError`` deep inside the loaders.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ArgumentError(f"{name}: no such file {path!r}; expected the path of an existing file")
+    if os.path.isdir(path):
+        raise ArgumentError(f"{name}: {path!r} is a directory; expected the path of a file")
+    if not os.path.isfile(path):
+        raise ArgumentError(f"{name}: {path!r} is not a regular file (a device, pipe or socket); expected the path "
+                            f"of a file")
+    return path
+
+
+def output_directory(path, name: str) -> str:
+    """Create the directory ``path`` (and its parents) if needed and return it as a str.
+
+    A path that exists and is not a directory, or one that cannot be created (a parent is a file,
+    no permission), raises :class:`~refattr.errors.ArgumentError` naming ``name``.
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ArgumentError(f"{name}: {path!r} exists and is not a directory; name a new or an existing directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ArgumentError(f"{name}: cannot create the directory {path!r} ({exc.strerror or exc}); name a directory "
+                            f"that can be created") from None
+    return path
+
+
+def fail(command: str, exc: RefattrError) -> int:
+    """Print ``refattr COMMAND: error: MESSAGE`` on one line on stderr and return 2, the bad-input exit code."""
+    print(f"refattr {command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+    return 2
 
 
 def _cmd_info(args) -> int:
@@ -23,6 +66,10 @@ def _cmd_info(args) -> int:
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
+    try:
+        output_directory(args.out, "--out")
+    except RefattrError as exc:
+        return fail("demo", exc)
     run_demo(args.out, progress=not args.quiet)
     print(f"figures and tables written to {args.out}/")
     return 0

@@ -9,47 +9,188 @@ unexplained, 2 on bad input (a message on stderr).
 
 from __future__ import annotations
 
+import importlib
 import os
-import sys
+import pickle
+import warnings
+from collections.abc import Mapping
 
 import numpy as np
 
+from ..cli import fail, input_file, output_directory
+from ..errors import ArgumentError, RefattrError, UnsafeFileError
+
 __all__ = ["add_compare_commands", "load_model"]
 
+#: What to do with a file whose loading would execute code (repeated in the ``--help`` text).
+WAYS_OUT = ("save a state dict (torch.save(model.state_dict(), path)) and name the architecture with "
+            "--architecture MODULE:CALLABLE (Python: architecture='module:callable'); or export the model to ONNX "
+            "(torch.onnx.export) and pass the .onnx file; or, only for a file you trust, pass --trust-pickle "
+            "(Python: trust_pickle=True), which EXECUTES the code stored in the file")
 
-def load_model(path):
-    """A model file -> what compare_captum / compare_attributions accept.
 
-    ``.onnx``: the ONNX file (read by :func:`refattr.interop.from_onnx`); ``.pt`` / ``.pth``: a
-    full pickled ``torch.nn.Module`` (``torch.load(weights_only=False)``, which runs the pickle:
-    load only files you trust).
+def load_model(path, *, trust_pickle: bool = False, architecture: str | None = None):
+    """A model file -> what compare_captum / compare_attributions accept. Never runs code from the file by default.
+
+    Parameters
+    ----------
+    path : str or path
+        ``.onnx``: an ONNX model (read by :func:`refattr.interop.from_onnx`; ONNX holds no code).
+        ``.pt`` / ``.pth``: read with ``torch.load(weights_only=True)``, torch's restricted
+        unpickler (tensors and plain containers, no code). A state dict needs ``architecture``;
+        a full pickled module is refused unless ``trust_pickle``.
+        ``.pt2`` (``torch.export.save``): refused unless ``trust_pickle``, because
+        ``torch.export.load`` unpickles parts of the archive (its sample inputs and any pickled
+        weights or constants) with ``weights_only=False``; with ``trust_pickle`` the program's
+        ``ExportedProgram.module()`` is returned.
+    trust_pickle : bool
+        Load pickles in full (``torch.load(weights_only=False)``, ``torch.export.load``), which
+        executes whatever code the file holds. Only for files you trust.
+    architecture : str, optional
+        ``"package.module:callable"``: an importable function or class that, called with no
+        arguments, returns the ``torch.nn.Module`` a state dict belongs to; the weights are loaded
+        with ``load_state_dict(strict=True)``.
+
+    Raises
+    ------
+    UnsafeFileError
+        The file holds a pickled object whose loading would run code, and ``trust_pickle`` is False.
+    ArgumentError
+        A missing path, a directory, an unknown suffix, an unreadable file, a state dict without
+        (or not fitting) ``architecture``.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"MODEL: no such file {path!r}")
+    path = input_file(path, "MODEL")
+    if architecture is not None and not path.endswith((".pt", ".pth")):
+        raise ArgumentError(f"--architecture: only for a .pt/.pth file holding a state dict, but MODEL is {path!r}; "
+                            f"drop --architecture")
     if path.endswith(".onnx"):
         from .onnx_model import _load
 
         return _load(path)
     if path.endswith((".pt", ".pth")):
+        return _load_torch_file(path, trust_pickle, architecture)
+    if path.endswith(".pt2"):
+        if not trust_pickle:
+            raise UnsafeFileError(f"MODEL: {path!r} is a torch.export archive, and torch.export.load unpickles parts "
+                                  f"of it (sample inputs, pickled weights and constants) with weights_only=False, "
+                                  f"which runs any code stored there; refattr does not load it by default. Instead: "
+                                  f"{WAYS_OUT}")
         from .torch_model import require_torch
 
         torch = require_torch()
-        model = torch.load(path, map_location="cpu", weights_only=False)
-        if not isinstance(model, torch.nn.Module):
-            raise ValueError(f"MODEL: {path!r} holds a {type(model).__name__}, not a full torch.nn.Module "
-                             f"(save with torch.save(model), not model.state_dict())")
-        return model.eval()
-    raise ValueError(f"MODEL: expected a .onnx file or a .pt/.pth full PyTorch module, got {path!r}")
+        try:
+            program = torch.export.load(path)
+        except Exception as exc:  # torch's readers raise many types on a damaged archive
+            raise ArgumentError(f"MODEL: torch.export.load cannot read {path!r} ({_first_line(exc)}); expected a file "
+                                f"written by torch.export.save") from None
+        return program.module()
+    raise ArgumentError(f"MODEL: expected a .onnx file, a .pt/.pth PyTorch file or a .pt2 torch.export archive, "
+                        f"got {path!r}")
+
+
+def _load_torch_file(path, trust_pickle, architecture):
+    from .torch_model import require_torch
+
+    torch = require_torch()
+    try:
+        content = _torch_load(torch, path, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not trust_pickle:
+            reason = str(exc).partition("WeightsUnpickler error:")[2].strip().split("\n")[0]
+            raise UnsafeFileError(f"MODEL: {path!r} holds a pickled object that torch's weights-only loader refuses"
+                                  + (f" ({reason})" if reason else "") + "; loading it in full runs code stored in "
+                                  f"the file, which refattr does not do by default. Instead: {WAYS_OUT}") from None
+        content = _torch_load(torch, path, weights_only=False)
+    if isinstance(content, torch.nn.Module):
+        if architecture is not None:
+            raise ArgumentError(f"--architecture: MODEL {path!r} holds a full module, not a state dict; drop "
+                                f"--architecture")
+        return content.eval()
+    if not isinstance(content, Mapping):
+        raise ArgumentError(f"MODEL: {path!r} holds a {type(content).__name__}; expected a state dict "
+                            f"(torch.save(model.state_dict(), path)) or, with --trust-pickle, a full torch.nn.Module")
+    for key, value in content.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise ArgumentError(f"MODEL: {path!r} holds a dict whose entry {key!r} is a {type(value).__name__}, not a "
+                                f"tensor; expected a state dict (torch.save(model.state_dict(), path)); for a "
+                                f"training checkpoint, save its model's state dict alone")
+    if architecture is None:
+        raise ArgumentError(f"MODEL: {path!r} holds a state dict ({len(content)} tensors: weights without the "
+                            f"architecture); name the architecture with --architecture MODULE:CALLABLE (Python: "
+                            f"architecture='package.module:callable'), an importable function or class that returns "
+                            f"the torch.nn.Module these weights belong to")
+    model = _architecture(torch, architecture)
+    try:
+        model.load_state_dict(content, strict=True)
+    except RuntimeError as exc:  # torch reports missing, unexpected and mis-shaped keys this way
+        raise ArgumentError(f"MODEL: the state dict in {path!r} does not fit --architecture {architecture!r}: "
+                            f"{' '.join(str(exc).split())}") from None
+    return model.eval()
+
+
+def _torch_load(torch, path, *, weights_only):
+    """torch.load on the CPU; an UnpicklingError of the weights-only loader propagates, any other failure
+    to read the file becomes an ArgumentError."""
+    try:
+        with warnings.catch_warnings():
+            # torch warns about pickle protocols other than its default one; a valid file either way
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as exc:  # torch's readers raise many types on a damaged file (KeyError, EOFError, ...)
+        if weights_only and isinstance(exc, pickle.UnpicklingError):
+            raise
+        raise ArgumentError(f"MODEL: torch.load cannot read {path!r} ({_first_line(exc)}); expected a file written "
+                            f"by torch.save") from None
+
+
+def _architecture(torch, spec):
+    """``"package.module:callable"`` -> the torch.nn.Module that calling it with no arguments returns."""
+    module_name, colon, name = spec.partition(":") if isinstance(spec, str) else ("", "", "")
+    if not (module_name and colon and name) or ":" in name:
+        raise ArgumentError(f"--architecture: expected MODULE:CALLABLE (e.g. 'mypackage.models:make_net'), got "
+                            f"{spec!r}")
+    try:
+        target = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ArgumentError(f"--architecture: cannot import {module_name!r} ({exc}); the module must be importable "
+                            f"(installed, or its folder on PYTHONPATH)") from None
+    for part in name.split("."):
+        if not hasattr(target, part):
+            raise ArgumentError(f"--architecture: {module_name!r} has no attribute {name!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ArgumentError(f"--architecture: {spec!r} is a {type(target).__name__}, not callable; expected a function "
+                            f"or class that returns a torch.nn.Module")
+    model = target()
+    if not isinstance(model, torch.nn.Module):
+        raise ArgumentError(f"--architecture: {spec}() returned a {type(model).__name__}; expected a torch.nn.Module")
+    return model
+
+
+def _first_line(exc) -> str:
+    text = str(exc).strip().split("\n")[0]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _array(path, name):
+    """A .npy file -> a real numeric array, read without unpickling."""
     if path is None:
         return None
+    path = input_file(path, name)
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        raise ArgumentError(f"{name}: {path!r} is not a .npy file (no NumPy header); save the array with "
+                            f"numpy.save(path, array)")
     try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{name}: no such file {path!r}") from None
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError) as exc:  # object arrays (need pickle), damaged headers, truncated data
+        raise ArgumentError(f"{name}: cannot read {path!r} without unpickling ({_first_line(exc)}); refattr reads "
+                            f".npy files with allow_pickle=False: save a numeric array, e.g. "
+                            f"numpy.save(path, numpy.asarray(a, dtype=numpy.float64))") from None
+    if array.dtype.kind not in "biuf":
+        raise ArgumentError(f"{name}: {path!r} holds an array of dtype {array.dtype}; expected real numbers")
+    return array
 
 
 def _targets(value):
@@ -58,22 +199,25 @@ def _targets(value):
     try:
         return int(value)
     except ValueError:
-        return _array(value, "--targets")
+        pass
+    if not os.path.exists(value):
+        raise ArgumentError(f"--targets: expected an integer or a .npy file of integers, got {value!r}, which is "
+                            f"neither an integer nor an existing file")
+    return _array(value, "--targets")
 
 
 def _cmd_compare(args) -> int:
-    from ..errors import RefattrError
     from .compare import compare_attributions, compare_captum
 
     try:
-        model = load_model(args.model)
+        model = load_model(args.model, trust_pickle=args.trust_pickle, architecture=args.architecture)
         inputs = _array(args.inputs, "--inputs")
         baselines = _array(args.baselines, "--baselines")
         baselines = 0.0 if baselines is None else baselines
         targets = _targets(args.targets)
         if args.attributions is not None:
             if args.method is None:
-                raise ValueError("--method: required with --attributions (e.g. --method integrated_gradients)")
+                raise ArgumentError("--method: required with --attributions (e.g. --method integrated_gradients)")
             report = compare_attributions(model, inputs, _array(args.attributions, "--attributions"), args.method,
                                           baselines, targets, rule=args.rule, n_steps=args.n_steps,
                                           maxpool_rule=args.maxpool_rule, rtol=args.rtol)
@@ -82,9 +226,8 @@ def _cmd_compare(args) -> int:
             report = compare_captum(model, inputs, baselines, targets, methods, n_steps=args.n_steps,
                                     shap_baselines=_array(args.shap_baselines, "--shap-baselines"),
                                     **({} if args.rtol is None else {"rtol": args.rtol}))
-    except (RefattrError, ValueError, FileNotFoundError, ImportError) as exc:
-        print(f"refattr compare: error: {exc}", file=sys.stderr)
-        return 2
+    except (RefattrError, ImportError) as exc:  # bad input, or torch / captum / onnx not installed
+        return fail("compare", exc)
     print(report.to_json() if args.json else report.table())
     return 0 if report.ok else 1
 
@@ -92,6 +235,10 @@ def _cmd_compare(args) -> int:
 def _cmd_oracle_export(args) -> int:
     from ..testing.oracle import export_oracle
 
+    try:
+        output_directory(args.directory, "DIRECTORY")
+    except RefattrError as exc:
+        return fail("oracle export", exc)
     manifest = export_oracle(args.directory)
     n = sum(len(c["attributions"]) for c in manifest["cases"])
     print(f"wrote {len(manifest['cases'])} cases ({n} reference attributions) to {args.directory} "
@@ -108,8 +255,24 @@ def add_compare_commands(subparsers) -> None:
         "compare", help="diff Captum (or your own attributions) against refattr's reference",
         description="Run Captum's methods on MODEL and classify every difference from refattr's reference as "
                     "rounding, a documented convention, the peer's approximation error, or unexplained (exit 1). "
-                    "With --attributions, diff your own attributions instead.")
-    compare.add_argument("model", metavar="MODEL", help="a .onnx file, or a .pt/.pth full PyTorch module (torch.save(model))")
+                    "With --attributions, diff your own attributions instead. Exit 0: every difference explained; "
+                    "1: something unexplained; 2: bad input. "
+                    "MODEL files are never unpickled by default, because unpickling runs code stored in the file: "
+                    "a .pt/.pth file is read with torch's weights-only loader, so give a state dict "
+                    "(torch.save(model.state_dict(), path)) together with --architecture MODULE:CALLABLE, or export "
+                    "the model to ONNX. A full pickled module (torch.save(model)) or a .pt2 torch.export archive "
+                    "loads only with --trust-pickle, which EXECUTES the file: use it only for files you trust.")
+    compare.add_argument("model", metavar="MODEL",
+                         help="a .onnx file; or a .pt/.pth state dict with --architecture; a full pickled module "
+                              "(.pt/.pth) or a .pt2 archive only with --trust-pickle (EXECUTES code in the file)")
+    compare.add_argument("--architecture", metavar="MODULE:CALLABLE",
+                         help="for a state-dict MODEL: an importable function or class (e.g. "
+                              "mypackage.models:make_net) that, called with no arguments, returns the torch.nn.Module the weights belong to "
+                              "(loaded with load_state_dict(strict=True)); the module must be on PYTHONPATH")
+    compare.add_argument("--trust-pickle", action="store_true",
+                         help="DANGER: unpickle MODEL in full (torch.load(weights_only=False), torch.export.load), "
+                              "which EXECUTES any code stored in the file; only for files you trust. Safer: a state "
+                              "dict with --architecture, or an ONNX export")
     compare.add_argument("--inputs", required=True, metavar="X.npy", help="inputs, batch axis first")
     compare.add_argument("--baselines", metavar="B.npy", help="baseline: one example's shape or the inputs' shape "
                                                               "(default 0)")

@@ -26,18 +26,19 @@ import copy
 import importlib
 import importlib.util
 import json
+import numbers
 import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from .. import __version__
-from ..errors import RuleError
+from ..errors import ArgumentError, RuleError
 from ..layers import MaxPool2D, ReLU, Sigmoid, Swish, Tanh
 from ..methods import deconvnet, gradient, guided_backprop, input_x_gradient
 from ..methods._common import pick, prepare
 from ..network import Sequential
-from ..validation import as_baselines, broadcast_baseline
+from ..validation import as_baselines, as_float64, broadcast_baseline
 from . import captum_conventions as cc
 
 __all__ = ["Cause", "MethodComparison", "Report", "compare_captum", "compare_attributions", "relative_difference",
@@ -181,13 +182,46 @@ def relative_difference(actual, expected) -> float:
 
     Normwise per example, so that a near-zero attribution does not inflate the ratio; where an
     example's expected attributions are all zero the denominator is max |actual| (0 if both are).
+    NaN or Inf on either side never compares as equal: such an example's difference is ``inf``.
     """
     a = np.asarray(actual, dtype=np.float64).reshape(np.shape(actual)[0], -1)
     e = np.asarray(expected, dtype=np.float64).reshape(np.shape(expected)[0], -1)
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(e))):
+        return float("inf")
     diff = np.max(np.abs(a - e), axis=1)
     scale = np.max(np.abs(e), axis=1)
     scale = np.where(scale > 0, scale, np.max(np.abs(a), axis=1))
     return float(np.max(np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)))
+
+
+def _max_abs_difference(actual, expected) -> float:
+    """max |actual - expected|, ``inf`` where either side holds NaN or Inf."""
+    a, e = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(e))):
+        return float("inf")
+    return float(np.max(np.abs(a - e)))
+
+
+def _check_rtol(rtol) -> float:
+    """``rtol`` as a float, checked to be a real number with 0 < rtol < 1 (not a bool, NaN or Inf)."""
+    if isinstance(rtol, (bool, np.bool_)) or not isinstance(rtol, numbers.Real):
+        raise ArgumentError(f"rtol: expected a float with 0 < rtol < 1 (e.g. 1e-12), got {type(rtol).__name__} "
+                            f"{rtol!r}")
+    if not (np.isfinite(rtol) and 0 < rtol < 1):
+        raise ArgumentError(f"rtol: expected a finite float with 0 < rtol < 1 (e.g. 1e-12 for float64, 1e-5 for "
+                            f"float32 attributions), got {rtol!r}; rtol=inf would call any result equal, rtol=nan "
+                            f"none")
+    return float(rtol)
+
+
+def _non_finite_cause(values, who: str):
+    """A Cause naming the first NaN/Inf of ``values``, or None when all are finite."""
+    bad = ~np.isfinite(np.asarray(values, dtype=np.float64))
+    if not bad.any():
+        return None
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    return Cause("unexplained", f"{who} returned {int(bad.sum())} non-finite value(s) (first at index {index}: "
+                                f"{np.asarray(values)[index]}); NaN and Inf never agree with anything", float("inf"))
 
 
 # refattr's reference methods -----------------------------------------------------------------
@@ -199,7 +233,10 @@ def reference_method(name: str):
 
 
 def _gap(net, x, baseline_values, target, values, baselines=None) -> float:
-    """max_n |sum(phi_n) - (t(x_n) - t(x'_n))| (mean over K baselines when ``baselines``)."""
+    """max_n |sum(phi_n) - (t(x_n) - t(x'_n))| (mean over K baselines when ``baselines``); ``inf`` where
+    ``values`` holds NaN or Inf."""
+    if not np.all(np.isfinite(values)):
+        return float("inf")
     tx = pick(net(x), target)
     if baselines is None:
         tb = pick(net(baseline_values), target)
@@ -211,8 +248,13 @@ def _gap(net, x, baseline_values, target, values, baselines=None) -> float:
 
 def _classify(entry: MethodComparison, peer, reference, reproduction, components, rtol, what_reproduced):
     """Fill in the verdict and causes of ``entry`` (see the module docstring)."""
-    entry.max_abs_diff = float(np.max(np.abs(np.asarray(peer) - np.asarray(reference))))
+    entry.max_abs_diff = _max_abs_difference(peer, reference)
     entry.max_rel_diff = relative_difference(peer, reference)
+    non_finite = _non_finite_cause(peer, "the peer")
+    if non_finite is not None:
+        entry.verdict = "unexplained"
+        entry.causes.append(non_finite)
+        return
     if entry.max_rel_diff <= rtol:
         entry.verdict = "agree"
         entry.causes.append(Cause("rounding", "equal to the reference up to float64 rounding", entry.max_rel_diff))
@@ -373,14 +415,16 @@ def compare_captum(model, inputs, baselines=0.0, targets=None, methods=None, *, 
     methods : iterable of str, optional
         Some of :data:`CAPTUM_METHODS` (default: all).
     n_steps : int
-        Captum's ``n_steps`` for IntegratedGradients.
+        Captum's ``n_steps`` for IntegratedGradients, >= 1.
     ig_methods : iterable of str
         Captum's IG ``method`` values to compare (default: all five).
     shap_baselines : array_like (K, *example_shape), K >= 2, optional
         DeepLiftShap's baseline distribution. Default: the per-example baselines broadcast to the
         inputs' shape (K = N; repeated once more if N == 1, as Captum needs K >= 2).
     rtol : float
-        Relative difference below which two results count as equal up to rounding.
+        Relative difference below which two results count as equal up to rounding; a finite
+        float with 0 < rtol < 1 (else :class:`~refattr.errors.ArgumentError`). A peer result
+        holding NaN or Inf is always ``unexplained``.
 
     Returns
     -------
@@ -410,6 +454,9 @@ def compare_captum(model, inputs, baselines=0.0, targets=None, methods=None, *, 
         print(report.table())          # one line per method, causes with their sizes
         assert report.ok, report.unexplained
     """
+    rtol = _check_rtol(rtol)
+    if isinstance(n_steps, (bool, np.bool_)) or not isinstance(n_steps, numbers.Integral) or n_steps < 1:
+        raise ArgumentError(f"n_steps: expected an int >= 1 (Captum's IntegratedGradients steps), got {n_steps!r}")
     captum, cattr = _load_captum()
     from .torch_model import require_torch
 
@@ -526,6 +573,8 @@ def _compare_ig(net, peer_model, cattr, x, xr, t, tx, tb, torch_target, n_steps,
         entry.reference = (f"refattr integrated_gradients(rule='auto' -> {chosen!r}"
                            + ("" if estimate is None else f", error estimate {estimate:.1e}") + ")")
         rule = cc.REFATTR_RULE[method]
+        # refattr's rule first: it refuses an n_steps too large to allocate before Captum tries
+        same_rule = integrated_gradients(net, x, xr, target=t, rule=rule, n_steps=n_steps).values
         peer = run_peer(entry, lambda: cattr.IntegratedGradients(peer_model).attribute(
             tx.clone().requires_grad_(), tb.clone(), target=torch_target, n_steps=n_steps, method=method))
         entry.reference_completeness_gap = _gap(net, x, xr, t, reference.values)
@@ -534,7 +583,6 @@ def _compare_ig(net, peer_model, cattr, x, xr, t, tx, tb, torch_target, n_steps,
         entry.peer_completeness_gap = _gap(net, x, xr, t, peer)
         reproduction = cc.captum_integrated_gradients(net, x, xr, t, method, n_steps)
         unrounded = cc.captum_integrated_gradients(net, x, xr, t, method, n_steps, float32=False)
-        same_rule = integrated_gradients(net, x, xr, target=t, rule=rule, n_steps=n_steps).values
         components = [Cause("convention", "Captum rounds " + ("the step weights" if method == "gausslegendre" else
                                                              "the Riemann nodes and step weights")
                             + " to float32 (torch default dtype), even for float64 inputs",
@@ -582,7 +630,15 @@ def compare_attributions(model, inputs, attributions, method: str, baselines=0.0
     maxpool_rule : str, optional
         DeepLIFT's max-pool rule for refattr's reference (default "delta_routing" where needed).
     rtol : float, optional
-        Rounding tolerance; defaults to 1e-12 for float64 attributions and 1e-5 for float32 ones.
+        Rounding tolerance, 0 < rtol < 1; defaults to 1e-12 for float64 attributions and 1e-5
+        for float32 ones.
+
+    Raises
+    ------
+    NonFiniteError
+        ``attributions`` holds NaN or Inf (the message gives the first index); nothing is computed.
+    ArgumentError
+        ``rtol`` is not a finite float in (0, 1).
 
     The verdict follows :mod:`refattr.interop.compare`: ``agree`` with the reference,
     ``approximation`` (equal to refattr's computation with the same fixed quadrature rule, which
@@ -590,13 +646,14 @@ def compare_attributions(model, inputs, attributions, method: str, baselines=0.0
     convention: Captum's float32 quadrature or trapezoid weights, Captum's DeepLift, the absolute
     value of the gradient), or ``unexplained``.
     """
+    dtype = np.asarray(attributions).dtype
+    values = as_float64(attributions, "attributions")  # NonFiniteError names the first NaN/Inf
+    if rtol is None:
+        rtol = FLOAT32_RTOL if dtype in (np.float32, np.float16) else FLOAT64_RTOL
+    rtol = _check_rtol(rtol)
     net = model if isinstance(model, Sequential) else _onnx_net(model) if _is_onnx(model) else _as_models(model)[0]
     x, t = prepare(net, inputs, targets)
     forward_diff, forward_rtol = (None, None) if isinstance(model, Sequential) else _source_forward_diff(model, net, x)
-    values = np.asarray(attributions)
-    if rtol is None:
-        rtol = FLOAT32_RTOL if values.dtype in (np.float32, np.float16) else FLOAT64_RTOL
-    values = values.astype(np.float64)
     if values.shape != x.shape:
         raise RuleError(f"attributions: expected the inputs' shape {x.shape}, got {values.shape}")
     xr = broadcast_baseline(baselines, x)
@@ -658,7 +715,7 @@ def compare_attributions(model, inputs, attributions, method: str, baselines=0.0
 
 
 def _classify_candidates(entry, values, reference, candidates, rtol):
-    entry.max_abs_diff = float(np.max(np.abs(values - reference)))
+    entry.max_abs_diff = _max_abs_difference(values, reference)
     entry.max_rel_diff = relative_difference(values, reference)
     if entry.max_rel_diff <= rtol:
         entry.verdict = "agree"

@@ -18,7 +18,7 @@ def files(tmp_path_factory):
     torch.manual_seed(0)
     # piecewise linear, so that the reference integral is the exact one (fast)
     model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)).double().eval()
-    torch.save(model, d / "model.pt")
+    torch.save(model, d / "model.pt")  # a full pickled module: written here, so trusted (--trust-pickle below)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, 4))
     np.save(d / "x.npy", x)
@@ -41,12 +41,12 @@ def run(capsys, *argv):
 
 
 def test_compare_captum_table_and_json(files, capsys):
-    code, out = run(capsys, "compare", files / "model.pt", "--inputs", files / "x.npy", "--baselines", files / "b.npy",
-                    "--targets", files / "t.npy", "--methods", "Saliency,DeepLift,IntegratedGradients")
+    code, out = run(capsys, "compare", files / "model.pt", "--trust-pickle", "--inputs", files / "x.npy", "--baselines",
+                    files / "b.npy", "--targets", files / "t.npy", "--methods", "Saliency,DeepLift,IntegratedGradients")
     assert code == 0, out.out
     assert "every difference is explained" in out.out and "IntegratedGradients[riemann_trapezoid" in out.out
-    code, out = run(capsys, "compare", files / "model.pt", "--inputs", files / "x.npy", "--targets", "1", "--json",
-                    "--methods", "Saliency")
+    code, out = run(capsys, "compare", files / "model.pt", "--trust-pickle", "--inputs", files / "x.npy", "--targets",
+                    "1", "--json", "--methods", "Saliency")
     report = json.loads(out.out)
     assert code == 0 and report["ok"] and report["entries"][0]["verdict"] == "agree"
 
@@ -57,8 +57,8 @@ def test_compare_captum_table_and_json(files, capsys):
     ("ig_wrong.npy", "right", "unexplained", 1),
 ])
 def test_compare_own_attributions(files, capsys, attributions, rule, verdict, code):
-    got, out = run(capsys, "compare", files / "model.pt", "--inputs", files / "x.npy", "--baselines", files / "b.npy",
-                   "--targets", files / "t.npy", "--attributions", files / attributions, "--method",
+    got, out = run(capsys, "compare", files / "model.pt", "--trust-pickle", "--inputs", files / "x.npy", "--baselines",
+                   files / "b.npy", "--targets", files / "t.npy", "--attributions", files / attributions, "--method",
                    "integrated_gradients", "--rule", rule, "--n-steps", "50", "--json")
     report = json.loads(out.out)
     assert got == code and report["entries"][0]["verdict"] == verdict
@@ -67,8 +67,8 @@ def test_compare_own_attributions(files, capsys, attributions, rule, verdict, co
 def test_bad_input_exits_2(files, capsys):
     code, out = run(capsys, "compare", files / "missing.pt", "--inputs", files / "x.npy")
     assert code == 2 and "no such file" in out.err
-    code, out = run(capsys, "compare", files / "model.pt", "--inputs", files / "x.npy", "--attributions",
-                    files / "ig_right.npy")
+    code, out = run(capsys, "compare", files / "model.pt", "--trust-pickle", "--inputs", files / "x.npy",
+                    "--attributions", files / "ig_right.npy")
     assert code == 2 and "--method" in out.err
 
 
