@@ -1,8 +1,14 @@
 """A sequential ONNX graph -> :class:`refattr.Sequential`.
 
-The onnx package is used only to read the graph (``numpy_helper`` for initializers); nothing is
-executed by it here. :func:`onnx_forward` runs a model in onnxruntime (or ONNX's own reference
-evaluator) to check an import.
+The onnx package reads the graph (``numpy_helper`` for initializers, ``checker.check_node`` for
+each node against its operator schema). :func:`onnx_forward` runs a model in onnxruntime (or
+ONNX's own reference evaluator); :func:`from_onnx` uses it to check every import on a probe batch.
+
+Files are read defensively: a model's tensors may keep their values in external files
+(``data_location=EXTERNAL``, ONNX's format for models over 2 GB); refattr reads those only for a
+model loaded from its path, and only from files inside the model's folder. A model given as bytes
+or as an ``onnx.ModelProto`` has no folder, and onnx would resolve its external files against the
+working directory, so such a model is refused (:class:`~refattr.errors.UnsafeFileError`).
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedLayerError
+from ..errors import (ArgumentError, ImportMismatchError, RefattrError, ShapeError, UnsafeFileError,
+                      UnsupportedLayerError)
 from ..layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Swish, Tanh
 from ..network import Sequential
 from . import _batchnorm as batchnorm
@@ -26,6 +33,15 @@ SUPPORTED_ONNX = ("Gemm (transA=0), MatMul with a constant 2-D right operand, Ad
                   "Reshape to (N, -1), MaxPool and AveragePool (2-D, ceil_mode 0, dilations 1), "
                   "BatchNormalization (inference), Identity, Dropout (inference), Constant")
 
+#: The op types from_onnx reads (besides Constant and the Mul / Sigmoid of x * Sigmoid(x)).
+IMPORTED_OPS = ("Gemm", "MatMul", "Add", "Conv", "Relu", "Tanh", "Sigmoid", "Swish", "HardSwish", "Flatten", "Reshape",
+                "MaxPool", "AveragePool", "BatchNormalization", "Identity", "Dropout")
+#: Element types refattr reads from a tensor: real numbers (the weights are converted to float64).
+REAL_TYPES = ("FLOAT", "DOUBLE", "FLOAT16", "BFLOAT16", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16",
+              "UINT32", "UINT64", "BOOL")
+#: Element types of a graph input refattr can attribute (floating point).
+INPUT_TYPES = ("FLOAT", "DOUBLE", "FLOAT16", "BFLOAT16")
+
 
 def require_onnx():
     """Import onnx or raise an ImportError that says what to install."""
@@ -36,16 +52,202 @@ def require_onnx():
     return onnx
 
 
+# Reading a model -----------------------------------------------------------------------------
 def _load(model):
+    """The ``onnx.ModelProto`` of ``model`` (a ModelProto, serialized bytes or a path).
+
+    Every tensor's values end up inside the returned proto: external data is read only for a path
+    (from the model's own folder) and refused otherwise. onnx's and protobuf's errors (a corrupt,
+    empty or graphless file) become refattr errors naming the source. ``onnx.checker`` is not run:
+    it rejects models that runtimes run (an output without a declared shape); from_onnx checks
+    what it reads itself.
+    """
     onnx = require_onnx()
     if isinstance(model, onnx.ModelProto):
-        return model
-    if isinstance(model, (bytes, bytearray)):
-        return onnx.load_from_string(bytes(model))
-    if isinstance(model, (str, os.PathLike)):
-        return onnx.load(os.fspath(model))
-    raise UnsupportedLayerError(f"model: expected an onnx.ModelProto, a path or serialized bytes, got "
-                                f"{type(model).__module__}.{type(model).__name__}")
+        source, proto = "model (an onnx.ModelProto)", model
+        _refuse_external_data(proto, source)
+    elif isinstance(model, (bytes, bytearray, memoryview)):
+        data = bytes(model)
+        source = f"model ({len(data)} serialized bytes)"
+        proto = _parse(len(data), source, lambda: onnx.load_from_string(data))
+        _refuse_external_data(proto, source)
+    elif isinstance(model, (str, os.PathLike)):
+        path = os.fsdecode(os.fspath(model))
+        source = f"model file {path!r}"
+        if os.path.isdir(path):
+            raise ArgumentError(f"{source} is a directory; expected an .onnx file (pass the path of the model "
+                                f"file inside it)")
+        if not os.path.isfile(path):
+            raise ArgumentError(f"{source}: no such file; check the path (relative paths start at the working "
+                                f"directory {os.getcwd()!r})")
+        size = os.path.getsize(path)
+        proto = _parse(size, source, lambda: onnx.load(path, load_external_data=False))
+        _read_external_data(proto, source, os.path.dirname(os.path.abspath(path)))
+    else:
+        raise ArgumentError(f"model: expected an onnx.ModelProto, a path or serialized bytes, got "
+                            f"{type(model).__module__}.{type(model).__name__}")
+    if not proto.HasField("graph") or not (len(proto.graph.node) or len(proto.graph.input)):
+        raise ArgumentError(f"{source} holds no graph (no nodes, no inputs), so it is not an ONNX model; check "
+                            f"that it is the model file (written by onnx.save or torch.onnx.export)")
+    return proto
+
+
+def _parse(size, source, parse):
+    """``parse()``, with an empty input and protobuf's decoding errors as ArgumentError."""
+    from google.protobuf import message, text_format
+
+    if not size:
+        raise ArgumentError(f"{source} is empty (0 bytes); expected a serialized ONNX model: was the file "
+                            f"written completely (onnx.save(model, path))?")
+    try:
+        return parse()
+    except (message.Error, text_format.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ArgumentError(f"{source} is not an ONNX model: it could not be decoded ({type(exc).__name__}: "
+                            f"{exc}); the file may be truncated or not an .onnx file. Save the model again "
+                            f"with onnx.save(model, path)") from None
+    except OSError as exc:
+        raise ArgumentError(f"{source} could not be read ({exc}); check its permissions") from None
+
+
+def _tensors(proto):
+    """(where, TensorProto) for every tensor a model holds: initializers, sparse initializers and
+    tensor attributes, in the main graph, its subgraphs and the model's functions."""
+    from onnx import AttributeProto
+
+    def graph_tensors(graph, where):
+        for t in graph.initializer:
+            yield f"{where}initializer {t.name!r}", t
+        for s in graph.sparse_initializer:
+            yield f"{where}sparse initializer {s.values.name!r}", s.values
+            yield f"{where}sparse initializer {s.values.name!r} (indices)", s.indices
+        yield from node_tensors(graph.node, where)
+
+    def node_tensors(nodes, where):
+        for node in nodes:
+            for a in node.attribute:
+                at = f"{where}attribute {a.name!r} of node {node.name or node.op_type!r}"
+                if a.type == AttributeProto.TENSOR:
+                    yield at, a.t
+                for t in a.tensors:
+                    yield at, t
+                for s in [a.sparse_tensor] * a.HasField("sparse_tensor") + list(a.sparse_tensors):
+                    yield at, s.values
+                    yield at, s.indices
+                for g in [a.g] * a.HasField("g") + list(a.graphs):
+                    yield from graph_tensors(g, f"{at}: subgraph {g.name!r}: ")
+
+    yield from graph_tensors(proto.graph, "")
+    for f in proto.functions:
+        yield from node_tensors(f.node, f"function {f.name!r}: ")
+
+
+def _external_location(tensor):
+    """The external file a tensor's values are stored in, or None when they are stored inline."""
+    from onnx import TensorProto
+
+    if tensor.data_location != TensorProto.EXTERNAL and not len(tensor.external_data):
+        return None
+    return next((e.value for e in tensor.external_data if e.key == "location"), "")
+
+
+def _refuse_external_data(proto, source):
+    for where, tensor in _tensors(proto):
+        location = _external_location(tensor)
+        if location is not None:
+            raise UnsafeFileError(
+                f"{source}: {where} keeps its values in the external file {location!r}. refattr reads "
+                f"external data only for a model loaded from its path (from the model's own folder); for a "
+                f"model in memory onnx would look the file up relative to the working directory. Pass the "
+                f"model's path (from_onnx('path/to/model.onnx')) instead")
+
+
+def _read_external_data(proto, source, folder):
+    """Read every external tensor of a path-loaded model from ``folder``, refusing any file that is
+    not inside it (absolute locations, '..' leading out, symbolic links pointing out)."""
+    import onnx
+
+    root = os.path.realpath(folder)
+    for where, tensor in _tensors(proto):
+        location = _external_location(tensor)
+        if location is None:
+            continue
+        target = os.path.realpath(os.path.join(root, location))
+        if (not location or os.path.isabs(location) or os.path.splitdrive(location)[0]
+                or os.path.commonpath([root, target]) != root):
+            raise UnsafeFileError(
+                f"{source}: {where} keeps its values in the external file {location!r}, which is not inside "
+                f"the model's folder {folder!r}; ONNX external data locations are relative paths inside it. "
+                f"Move the data file next to the model and set the location to its relative name")
+    try:
+        onnx.load_external_data_for_model(proto, folder)
+    except (onnx.checker.ValidationError, OSError, ValueError) as exc:
+        raise ArgumentError(f"{source}: its external data could not be read from the model's folder {folder!r} "
+                            f"({type(exc).__name__}: {exc}); keep the data files (regular files, not links) "
+                            f"next to the model, as onnx.save_model(..., save_as_external_data=True) "
+                            f"writes them") from None
+    for where, tensor in _tensors(proto):  # tensors onnx does not load (sparse, in functions)
+        if _external_location(tensor) is not None:
+            raise UnsafeFileError(f"{source}: {where} keeps its values in an external file that onnx does not "
+                                  f"load; store that tensor inline (onnx.save_model(..., "
+                                  f"save_as_external_data=False))")
+
+
+# Reading the graph ---------------------------------------------------------------------------
+def _dtype_name(elem_type) -> str:
+    from onnx import TensorProto
+
+    return TensorProto.DataType.Name(elem_type) if elem_type in TensorProto.DataType.values() else str(elem_type)
+
+
+def _array(tensor, what):
+    """A TensorProto's values as a NumPy array, refusing what refattr does not read as real numbers."""
+    from onnx import numpy_helper
+
+    if _external_location(tensor) is not None:  # _load inlines or refuses these; never read one here
+        raise UnsafeFileError(f"model: {what} keeps its values in an external file; load the model from its path")
+    kind = _dtype_name(tensor.data_type)
+    if kind not in REAL_TYPES:
+        raise UnsupportedLayerError(f"model: {what} has element type {kind}; refattr reads real-valued tensors "
+                                    f"({', '.join(REAL_TYPES)}): not complex numbers (whose imaginary part would "
+                                    f"be lost), strings, or floats of fewer than 16 bits. Convert it to float32 or "
+                                    f"float64")
+    if any(d < 0 for d in tensor.dims):
+        raise ArgumentError(f"model: {what} has dims {list(tensor.dims)}; ONNX tensor dims are sizes >= 0. "
+                            f"The file is malformed: export the model again")
+    try:
+        return numpy_helper.to_array(tensor)
+    except (ValueError, TypeError) as exc:
+        raise ArgumentError(f"model: {what} could not be read ({exc}): its stored values do not fill its "
+                            f"dims {list(tensor.dims)} as {kind}. The file is malformed: export the model "
+                            f"again") from None
+
+
+def _input_shape(value, declared):
+    """One example's shape: the ``input_shape`` argument, else what the graph input declares."""
+    dims = value.type.tensor_type.shape.dim
+    for i, d in enumerate(dims):
+        if d.HasField("dim_value") and d.dim_value < 1:
+            raise ArgumentError(f"model: graph input {value.name!r} declares dimension {i} as {d.dim_value}; "
+                                f"sizes are >= 1 (leave a size unknown with a name, dim_param). The file is "
+                                f"malformed: export the model again")
+    graph = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims[1:])
+    if declared is None:
+        return graph if len(dims) >= 2 else None
+    try:
+        shape = tuple(declared)
+    except TypeError:
+        shape = None
+    if shape is None or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1
+                                for d in shape):
+        raise ArgumentError(f"input_shape: expected a tuple of ints >= 1 (one example's shape, e.g. (3, 32, 32)), "
+                            f"got {declared!r}")
+    shape = tuple(int(d) for d in shape)
+    if value.type.tensor_type.HasField("shape") and (
+            len(shape) != len(graph) or any(g not in (None, d) for g, d in zip(graph, shape))):
+        raise ArgumentError(f"input_shape: {shape} does not fit the graph input {value.name!r}, whose examples have "
+                            f"shape [{', '.join('?' if g is None else str(g) for g in graph)}] (? = not fixed); pass "
+                            f"a shape that fits it")
+    return shape
 
 
 class _Walker:
@@ -53,16 +255,22 @@ class _Walker:
 
     def __init__(self, proto, input_shape):
         onnx = require_onnx()
-        from onnx import helper, numpy_helper
+        from onnx import helper
 
-        self.helper = helper
+        self.helper, self.onnx = helper, onnx
+        self.schema_context = onnx.checker.C.CheckerContext()
+        self.schema_context.ir_version = proto.ir_version
+        self.schema_context.opset_imports = {o.domain: o.version for o in proto.opset_import}
         graph = proto.graph
-        self.consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+        self.consts = {init.name: _array(init, f"initializer {init.name!r}") for init in graph.initializer}
         self.nodes = []
         self.index = {}  # id(node) -> position in graph.node
         for i, node in enumerate(graph.node):
             self.index[id(node)] = i
+            if not node.output or not node.output[0]:
+                self.invalid(node, "it has no output")
             if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+                self.validate(node)
                 self.consts[node.output[0]] = self._constant(node)
             else:
                 self.nodes.append(node)
@@ -78,41 +286,111 @@ class _Walker:
                 f"{[v.name for v in inputs]} and outputs {[v.name for v in graph.output]}"
             )
         self.input = inputs[0]
+        elem = _dtype_name(self.input.type.tensor_type.elem_type)  # UNDEFINED for a non-tensor input
+        if elem not in INPUT_TYPES:
+            raise UnsupportedLayerError(f"model: graph input {self.input.name!r} has element type {elem}; refattr "
+                                        f"attributes floating-point tensor inputs ({', '.join(INPUT_TYPES)})")
         self.output = graph.output[0].name
         self.graph_outputs = {v.name for v in graph.output}
-        if input_shape is None:
-            dims = inputs[0].type.tensor_type.shape.dim
-            input_shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
-                                for d in dims[1:]) if len(dims) >= 2 else None
-        self.input_shape = input_shape
-        self.onnx = onnx
+        self.input_shape = _input_shape(self.input, input_shape)
 
     def _constant(self, node):
-        from onnx import numpy_helper
-
+        if len(node.attribute) != 1:
+            self.invalid(node, f"it has {len(node.attribute)} attributes; a Constant has exactly one (value, "
+                               f"value_float(s) or value_int(s))")
         attr = node.attribute[0]
-        if attr.name == "value":
-            return numpy_helper.to_array(attr.t)
-        return np.asarray(self.helper.get_attribute_value(attr))
+        if attr.name == "value" and attr.type == self.onnx.AttributeProto.TENSOR:
+            return _array(attr.t, f"{self.where(node)}: its value")
+        value = self.attrs(node).get(attr.name)
+        kinds = {"value_float": "f", "value_floats": "f", "value_int": "i", "value_ints": "i"}
+        arr = np.asarray(value)
+        if attr.name not in kinds or arr.dtype.kind != kinds[attr.name] or (attr.name.endswith("s") != (arr.ndim == 1)):
+            self.refuse(node, f"a constant given as {attr.name!r} of type "
+                              f"{self.onnx.AttributeProto.AttributeType.Name(attr.type)}; refattr reads value "
+                              f"(a real tensor), value_float(s) and value_int(s)")
+        return arr
 
     def where(self, node) -> str:
         return f"node {self.index[id(node)]} ({node.op_type}{', ' + repr(node.name) if node.name else ''})"
 
     def refuse(self, node, reason):
+        """Valid ONNX that refattr does not model."""
         raise UnsupportedLayerError(f"{self.where(node)}: {reason}. Supported: {SUPPORTED_ONNX}")
+
+    def invalid(self, node, reason):
+        """Not valid ONNX: a wrong attribute type or value, a missing input."""
+        raise ArgumentError(f"{self.where(node)}: {reason}. The model is not valid ONNX (see the operator's "
+                            f"page at https://onnx.ai/onnx/operators/): fix or export it again")
+
+    def validate(self, node):
+        """Check a node against its ONNX operator schema (input and output counts, attribute names,
+        types and presence) with ``onnx.checker.check_node``."""
+        try:
+            self.onnx.checker.check_node(node, self.schema_context)
+        except self.onnx.checker.ValidationError as exc:
+            self.invalid(node, f"onnx.checker.check_node says: {str(exc).strip()}")
 
     def attrs(self, node):
         out = {}
         for a in node.attribute:
-            value = self.helper.get_attribute_value(a)
-            out[a.name] = value.decode() if isinstance(value, bytes) else value
+            try:
+                value = self.helper.get_attribute_value(a)
+            except ValueError:
+                self.invalid(node, f"attribute {a.name!r} has no value (a reference or an unknown type)")
+            out[a.name] = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
         return out
 
-    def const(self, node, name, what):
+    def int_attr(self, node, attrs, name, default, allowed=None, minimum=None):
+        """An INT attribute, checked against the values ONNX allows."""
+        value = attrs.get(name, default)
+        if not isinstance(value, int) or (allowed is not None and value not in allowed) or (
+                minimum is not None and value < minimum):
+            expected = (f"one of {list(allowed)}" if allowed is not None else
+                        f"an integer >= {minimum}" if minimum is not None else "an integer")
+            self.invalid(node, f"attribute {name}={value!r}; expected {expected}")
+        return value
+
+    def ints_attr(self, node, attrs, name, default, length, minimum):
+        """An INTS attribute of ``length`` values >= ``minimum``."""
+        value = attrs.get(name, default)
+        if not (isinstance(value, list) and len(value) == length and all(isinstance(v, int) and v >= minimum
+                                                                         for v in value)):
+            self.invalid(node, f"attribute {name}={value!r}; expected {length} integers >= {minimum} (2-D)")
+        return tuple(value)
+
+    def float_attr(self, node, attrs, name, default):
+        """A finite FLOAT attribute."""
+        value = attrs.get(name, default)
+        if not isinstance(value, float) or not math.isfinite(value):
+            self.invalid(node, f"attribute {name}={value!r}; expected a finite float")
+        return value
+
+    def inputs(self, node, low, high):
+        """Check that the node has between low and high inputs."""
+        if not low <= len(node.input) <= high:
+            self.invalid(node, f"it has {len(node.input)} inputs; {node.op_type} takes "
+                               f"{low if low == high else f'{low} to {high}'}")
+
+    def const(self, node, name, what, kind="f"):
+        """A constant input as an array; ``kind``: "f" a floating-point tensor (weights), "int64" an
+        int64 tensor (shapes), "b" a boolean."""
         if name not in self.consts:
             self.refuse(node, f"{what} {name!r} is not a constant (initializer or Constant node); refattr "
                               f"imports sequential graphs, where only one tensor flows from layer to layer")
-        return np.asarray(self.consts[name])
+        arr = np.asarray(self.consts[name])
+        if not (arr.dtype == np.int64 if kind == "int64" else arr.dtype.kind == kind):
+            expected = {"f": "a floating-point type", "int64": "int64", "b": "bool"}[kind]
+            self.invalid(node, f"{what} {name!r} has element type {arr.dtype}; expected {expected}")
+        if kind == "f" and arr.size == 0:
+            self.invalid(node, f"{what} {name!r} is empty (shape {arr.shape})")
+        return arr
+
+    def build(self, node, make, *args, **kwargs):
+        """``make(*args, **kwargs)``, with a layer's own error prefixed by the node it came from."""
+        try:
+            return make(*args, **kwargs)
+        except RefattrError as exc:
+            raise type(exc)(f"{self.where(node)}: {exc}") from None
 
     def only_consumer_of(self, name, node):
         users = self.consumers.get(name, [])
@@ -128,14 +406,12 @@ def _spatial_pads(walker, node, attrs, kernel, stride, dilation, shape):
     """(top, bottom, left, right) from ONNX pads [top, left, bottom, right] or auto_pad."""
     auto = attrs.get("auto_pad", "NOTSET")
     if auto in ("NOTSET", ""):
-        pads = list(attrs.get("pads", [0, 0, 0, 0]))
-        if len(pads) != 4:
-            walker.refuse(node, f"pads={pads}; expected 4 values for 2-D (x1_begin, x2_begin, x1_end, x2_end)")
-        return (int(pads[0]), int(pads[2]), int(pads[1]), int(pads[3]))
+        pads = walker.ints_attr(node, attrs, "pads", [0, 0, 0, 0], 4, 0)
+        return (pads[0], pads[2], pads[1], pads[3])
     if auto == "VALID":
         return (0, 0, 0, 0)
     if auto not in ("SAME_UPPER", "SAME_LOWER"):
-        walker.refuse(node, f"auto_pad={auto!r} is not an ONNX value")
+        walker.invalid(node, f"attribute auto_pad={auto!r}; expected NOTSET, VALID, SAME_UPPER or SAME_LOWER")
     out = []
     for axis in range(2):
         extent = dilation[axis] * (kernel[axis] - 1) + 1
@@ -150,6 +426,13 @@ def _spatial_pads(walker, node, attrs, kernel, stride, dilation, shape):
         small, large = total // 2, total - total // 2
         out.append((small, large) if auto == "SAME_UPPER" else (large, small))
     return (out[0][0], out[0][1], out[1][0], out[1][1])
+
+
+def _images(walker, node, shape):
+    """Refuse a 2-D convolution or pooling whose input is known not to be images (C, H, W)."""
+    if shape is not None and len(shape) != 3:
+        walker.refuse(node, f"its input has per-example shape {shape}; 2-D convolution and pooling take "
+                            f"images (C, H, W)")
 
 
 def _bias_vector(walker, node, c, n_channels, image):
@@ -176,15 +459,24 @@ def _with_bias(layer, extra):
                   groups=layer.groups)
 
 
-def from_onnx(model, input_shape=None) -> Sequential:
+def from_onnx(model, input_shape=None, check: bool = True) -> Sequential:
     """Convert a sequential ONNX graph into a :class:`refattr.Sequential`.
 
     Parameters
     ----------
     model : onnx.ModelProto, path or bytes
+        A model whose tensors keep their values in external files (``data_location=EXTERNAL``)
+        is read only from its path, and only from files inside the model's folder.
     input_shape : tuple of int, optional
         One example's shape. Defaults to what the graph input declares (symbolic sizes unknown).
         Needed only for ``auto_pad='SAME_*'`` with a stride above 1.
+    check : bool, default True
+        Run the ONNX model (:func:`onnx_forward`) and the imported network on a probe batch and
+        raise :class:`~refattr.errors.ImportMismatchError` if they differ beyond rounding. The probe
+        is ``numpy.random.default_rng(0).standard_normal((n, *input_shape))`` with n the graph's
+        fixed batch size, or 2 where the batch size is symbolic. The check is skipped when one
+        example's shape is not known (a symbolic size in the graph input and no ``input_shape``)
+        and for float16 / bfloat16 models, whose own rounding would hide a wrong import.
 
     Returns
     -------
@@ -195,11 +487,22 @@ def from_onnx(model, input_shape=None) -> Sequential:
     Raises
     ------
     UnsupportedLayerError
-        For an op or attribute refattr does not model (naming the node, its position in the graph
-        and what is supported): HardSwish (x * relu6(x + 3) / 6 is not swish), ceil_mode=1,
-        pooling dilations other than 1, Gemm transA=1, training-mode BatchNormalization or
-        Dropout, and for non-sequential graphs (a tensor consumed by two nodes, except the
-        x * Sigmoid(x) pattern; a second dynamic input to a node; several graph inputs or outputs).
+        For an op, attribute or element type refattr does not model (naming the node, its
+        position in the graph and what is supported): HardSwish (x * relu6(x + 3) / 6 is not
+        swish), ceil_mode=1, pooling dilations other than 1, Gemm transA=1, training-mode
+        BatchNormalization or Dropout, complex or string tensors, and non-sequential graphs (a
+        tensor consumed by two nodes, except the x * Sigmoid(x) pattern; a second dynamic input to
+        a node; several graph inputs or outputs).
+    ArgumentError
+        For a file that is not a valid ONNX model: empty, truncated or not ONNX at all, rejected
+        by ``onnx.checker.check_model``, or with a malformed node (a missing input or attribute,
+        an attribute of the wrong type or outside its range, negative dims, a Reshape shape
+        that is not int64), naming the node.
+    UnsafeFileError
+        For external data in a model given as bytes or an ``onnx.ModelProto``, or stored outside
+        the model's folder.
+    ImportMismatchError
+        When ``check`` finds that the imported network computes something else than the model.
 
     Notes
     -----
@@ -212,9 +515,15 @@ def from_onnx(model, input_shape=None) -> Sequential:
       default to 1 in ONNX (to the kernel in PyTorch).
     - BatchNormalization folds into the preceding Gemm/MatMul/Conv, or becomes a diagonal Dense /
       depthwise 1x1 Conv2D (see :func:`refattr.interop.from_torch`).
+    - The check's tolerance: 1e-12 relative (per example, against the largest output) for a
+      float64 model, whose runtime evaluates the same float64 products and sums in another
+      order; 1e-5 for a float32 model, which the runtime evaluates in float32 (unit roundoff
+      6e-8) while refattr evaluates its weights in float64.
     """
+    if not isinstance(check, (bool, np.bool_)):
+        raise ArgumentError(f"check: expected True or False, got {check!r}")
     proto = _load(model)
-    walker = _Walker(proto, None if input_shape is None else tuple(input_shape))
+    walker = _Walker(proto, input_shape)
     shape = walker.input_shape
     current = walker.input.name
     layers: list = []
@@ -250,16 +559,21 @@ def from_onnx(model, input_shape=None) -> Sequential:
                     + "); refattr imports sequential graphs only, where x * Sigmoid(x) (swish) is the one "
                       "recognised branch")
             beta, consumed, current = swish
+            for n in consumed:
+                walker.validate(n)
             visited.update(id(n) for n in consumed)
-            emit(Swish(beta))
+            emit(walker.build(node, Swish, beta))
             foldable = False
             continue
         node = users[0]
         visited.add(id(node))
         op = node.op_type
-        a = walker.attrs(node)
         if node.domain not in ("", "ai.onnx"):
             walker.refuse(node, f"operator domain {node.domain!r}")
+        if op not in IMPORTED_OPS:
+            walker.refuse(node, "no refattr layer computes it")
+        walker.validate(node)
+        a = walker.attrs(node)
         dynamic = [name for name in node.input if name and name not in walker.consts]
         if dynamic != [current]:
             walker.refuse(node, f"it reads the dynamic tensors {dynamic}; refattr imports sequential graphs, "
@@ -268,11 +582,14 @@ def from_onnx(model, input_shape=None) -> Sequential:
             walker.refuse(node, f"the flowing tensor {current!r} is not its first input")
 
         if op == "Gemm":
-            if a.get("transA", 0):
+            walker.inputs(node, 2, 3)
+            if walker.int_attr(node, a, "transA", 0, allowed=(0, 1)):
                 walker.refuse(node, "transA=1 (the batch axis would be transposed)")
             b = walker.const(node, node.input[1], "B").astype(np.float64)
-            weight = b if a.get("transB", 0) else b.T
-            alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+            if b.ndim != 2:
+                walker.invalid(node, f"B has shape {b.shape}; Gemm takes a 2-D matrix")
+            weight = b if walker.int_attr(node, a, "transB", 0, allowed=(0, 1)) else b.T
+            alpha, beta = walker.float_attr(node, a, "alpha", 1.0), walker.float_attr(node, a, "beta", 1.0)
             if alpha != 1.0:
                 weight = alpha * weight
             bias = None
@@ -281,58 +598,68 @@ def from_onnx(model, input_shape=None) -> Sequential:
                 bias = _bias_vector(walker, node, c, weight.shape[0], image=False)
                 if beta != 1.0:
                     bias = beta * bias
-            emit(Dense(weight, bias))
+            emit(walker.build(node, Dense, weight, bias))
             foldable = True
         elif op == "MatMul":
+            walker.inputs(node, 2, 2)
             b = walker.const(node, node.input[1], "the right operand")
             if b.ndim != 2:
                 walker.refuse(node, f"the right operand has shape {b.shape}; expected a 2-D (in, out) matrix")
-            emit(Dense(b.astype(np.float64).T))
+            emit(walker.build(node, Dense, b.astype(np.float64).T))
             foldable = True
         elif op == "Add":
+            walker.inputs(node, 2, 2)
             other = [name for name in node.input if name != current]
             if len(other) != 1 or not foldable:
                 walker.refuse(node, "Add is supported only as the constant bias of the Gemm, MatMul or Conv "
                                     "directly before it")
             c = walker.const(node, other[0], "the added operand")
             layer = layers[-1]
-            layers[-1] = _with_bias(layer, _bias_vector(walker, node, c, layer.weight.shape[0],
-                                                        image=isinstance(layer, Conv2D)))
+            layers[-1] = walker.build(node, _with_bias, layer, _bias_vector(
+                walker, node, c, layer.weight.shape[0], image=isinstance(layer, Conv2D)))
         elif op == "Conv":
+            walker.inputs(node, 2, 3)
+            _images(walker, node, shape)
             w = walker.const(node, node.input[1], "the weight").astype(np.float64)
             if w.ndim != 4:
                 walker.refuse(node, f"weight of shape {w.shape}; only 2-D convolution (a 4-D weight) is supported")
             kernel = tuple(int(k) for k in w.shape[2:])
-            if "kernel_shape" in a and tuple(a["kernel_shape"]) != kernel:
-                walker.refuse(node, f"kernel_shape {a['kernel_shape']} differs from the weight's {kernel}")
-            stride = tuple(a.get("strides", [1, 1]))
-            dilation = tuple(a.get("dilations", [1, 1]))
+            if "kernel_shape" in a and walker.ints_attr(node, a, "kernel_shape", None, 2, 1) != kernel:
+                walker.invalid(node, f"kernel_shape {a['kernel_shape']} differs from the weight's {kernel}")
+            stride = walker.ints_attr(node, a, "strides", [1, 1], 2, 1)
+            dilation = walker.ints_attr(node, a, "dilations", [1, 1], 2, 1)
             pads = _spatial_pads(walker, node, a, kernel, stride, dilation, shape)
             bias = None
             if len(node.input) > 2 and node.input[2]:
                 bias = walker.const(node, node.input[2], "the bias").astype(np.float64)
-            emit(Conv2D(w, bias, stride=stride, padding=pads, dilation=dilation, groups=int(a.get("group", 1))))
+            emit(walker.build(node, Conv2D, w, bias, stride=stride, padding=pads, dilation=dilation,
+                              groups=walker.int_attr(node, a, "group", 1, minimum=1)))
             foldable = True
         elif op in ("Relu", "Tanh", "Sigmoid"):
             emit({"Relu": ReLU, "Tanh": Tanh, "Sigmoid": Sigmoid}[op]())
             foldable = False
         elif op == "Swish":
-            emit(Swish(float(a.get("alpha", 1.0))))
+            emit(walker.build(node, Swish, walker.float_attr(node, a, "alpha", 1.0)))
             foldable = False
         elif op == "HardSwish":
             walker.refuse(node, "HardSwish is x * relu6(x + 3) / 6, a piecewise function, not swish")
         elif op == "Flatten":
-            axis = int(a.get("axis", 1))
+            axis = walker.int_attr(node, a, "axis", 1)
             rank = None if shape is None else len(shape) + 1
             if axis != 1 and not (rank is not None and axis + rank == 1):
                 walker.refuse(node, f"axis={axis}; only axis 1 (flatten each example) is supported")
             emit(Flatten())
             foldable = False
         elif op == "Reshape":
-            target = [int(v) for v in walker.const(node, node.input[1], "the shape").reshape(-1)]
+            walker.inputs(node, 2, 2)
+            spec = walker.const(node, node.input[1], "the shape", kind="int64")
+            if spec.ndim != 1:
+                walker.invalid(node, f"the shape tensor has shape {spec.shape}; Reshape takes a 1-D int64 tensor")
+            target = [int(v) for v in spec]
+            allowzero = walker.int_attr(node, a, "allowzero", 0, allowed=(0, 1))
             per_example = None if shape is None or None in shape else int(np.prod(shape))
             ok = len(target) == 2 and (
-                (target[1] == -1 and (target[0] > 0 or (target[0] == 0 and not a.get("allowzero", 0))))
+                (target[1] == -1 and (target[0] > 0 or (target[0] == 0 and not allowzero)))
                 or (target[0] == -1 and target[1] > 0 and per_example in (None, target[1])))
             if not ok:
                 walker.refuse(node, f"Reshape to {target}; only a reshape to (N, -1), (0, -1) or (-1, D) "
@@ -340,48 +667,69 @@ def from_onnx(model, input_shape=None) -> Sequential:
             emit(Flatten())
             foldable = False
         elif op in ("MaxPool", "AveragePool"):
+            walker.inputs(node, 1, 1)
+            _images(walker, node, shape)
             if not walker.unused(node, 1):
                 walker.refuse(node, "its Indices output is used")
-            if a.get("ceil_mode", 0):
+            if walker.int_attr(node, a, "ceil_mode", 0, allowed=(0, 1)):
                 walker.refuse(node, "ceil_mode=1; refattr pools in floor mode only")
-            kernel = tuple(int(k) for k in a["kernel_shape"])
-            if len(kernel) != 2:
-                walker.refuse(node, f"kernel_shape={list(kernel)}; only 2-D pooling is supported")
-            dilation = tuple(a.get("dilations", [1, 1]))
+            if "kernel_shape" not in a:
+                walker.invalid(node, f"the attribute kernel_shape is missing; {op} requires it")
+            if isinstance(a["kernel_shape"], list) and len(a["kernel_shape"]) != 2:
+                walker.refuse(node, f"kernel_shape={a['kernel_shape']}; only 2-D pooling is supported")
+            kernel = walker.ints_attr(node, a, "kernel_shape", None, 2, 1)
+            dilation = walker.ints_attr(node, a, "dilations", [1, 1], 2, 1)
             if dilation != (1, 1):
                 walker.refuse(node, f"dilations={list(dilation)}; only dilation 1 is supported for pooling")
-            stride = tuple(a.get("strides", [1, 1]))
+            stride = walker.ints_attr(node, a, "strides", [1, 1], 2, 1)
             pads = _spatial_pads(walker, node, a, kernel, stride, dilation, shape)
             try:
                 if op == "MaxPool":
                     layer = MaxPool2D(kernel, stride=stride, padding=pads)
                 else:
-                    layer = AvgPool2D(kernel, stride=stride, padding=pads,
-                                      count_include_pad=bool(a.get("count_include_pad", 0)))
+                    include = walker.int_attr(node, a, "count_include_pad", 0, allowed=(0, 1))
+                    layer = AvgPool2D(kernel, stride=stride, padding=pads, count_include_pad=bool(include))
             except ShapeError as exc:
                 walker.refuse(node, str(exc))
             emit(layer)
             foldable = False
         elif op == "BatchNormalization":
-            if a.get("training_mode", 0) or not all(walker.unused(node, k) for k in (1, 2)):
+            walker.inputs(node, 5, 5)
+            if walker.int_attr(node, a, "training_mode", 0, allowed=(0, 1)) or not all(
+                    walker.unused(node, k) for k in (1, 2)):
                 walker.refuse(node, "training mode (batch statistics); export the model in eval mode")
-            if not a.get("spatial", 1):
+            if not walker.int_attr(node, a, "spatial", 1, allowed=(0, 1)):
                 walker.refuse(node, "spatial=0 (per-element statistics)")
             gamma, beta, mean, var = (walker.const(node, node.input[k], what).astype(np.float64) for k, what in
                                       zip(range(1, 5), ("scale", "bias", "mean", "variance")))
-            scale, shift = batchnorm.affine_of(gamma, beta, mean, var, a.get("epsilon", 1e-5))
+            eps = walker.float_attr(node, a, "epsilon", 1e-5)
+            channels = layers[-1].weight.shape[0] if foldable else None if shape is None else shape[0]
+            if any(p.shape != gamma.shape or p.ndim != 1 for p in (gamma, beta, mean, var)) or (
+                    channels is not None and gamma.shape != (channels,)):
+                walker.invalid(node, f"scale, bias, mean and variance have shapes "
+                                     f"{[p.shape for p in (gamma, beta, mean, var)]}; expected one value per channel "
+                                     f"({'C' if channels is None else channels},)")
+            scale, shift = walker.build(node, batchnorm.affine_of, gamma, beta, mean, var, eps)
             if foldable:
-                layers[-1] = batchnorm.fold(layers[-1], scale, shift)
+                layers[-1] = walker.build(node, batchnorm.fold, layers[-1], scale, shift)
             elif shape is not None and len(shape) in (1, 3):
-                emit(batchnorm.as_layer(scale, shift, images=len(shape) == 3))
+                emit(walker.build(node, batchnorm.as_layer, scale, shift, images=len(shape) == 3))
             else:
                 walker.refuse(node, "a BatchNormalization that does not follow Gemm/MatMul/Conv needs a known "
                                     "input rank (2-D features or 4-D images); pass input_shape= to from_onnx")
             foldable = True
         elif op in ("Identity", "Dropout"):
+            walker.inputs(node, 1, 1 if op == "Identity" else 3)
             if op == "Dropout":
+                if len(node.input) > 1 and node.input[1]:
+                    ratio = walker.const(node, node.input[1], "ratio")
+                    if ratio.size != 1:
+                        walker.invalid(node, f"ratio has shape {ratio.shape}; expected a scalar")
                 if len(node.input) > 2 and node.input[2]:
-                    if bool(np.asarray(walker.const(node, node.input[2], "training_mode")).reshape(-1)[0]):
+                    training = walker.const(node, node.input[2], "training_mode", kind="b")
+                    if training.size != 1:
+                        walker.invalid(node, f"training_mode has shape {training.shape}; expected a scalar")
+                    if bool(training.reshape(-1)[0]):
                         walker.refuse(node, "training_mode is true (random)")
                 if not walker.unused(node, 1):
                     walker.refuse(node, "its mask output is used")
@@ -396,7 +744,10 @@ def from_onnx(model, input_shape=None) -> Sequential:
             f"{walker.where(left[0])}); refattr imports sequential graphs only")
     if not layers:
         raise UnsupportedLayerError("model: the graph has no layers that compute anything")
-    return Sequential(layers, input_shape=shape_or_none(walker.input_shape))
+    net = Sequential(layers, input_shape=shape_or_none(walker.input_shape))
+    if check:
+        _check_import(proto, walker, net)
+    return net
 
 
 def shape_or_none(shape):
@@ -435,6 +786,45 @@ def _match_swish(walker, x, users):
     return None
 
 
+def _check_import(proto, walker, net):
+    """Raise ImportMismatchError when ``net`` and the ONNX model differ on a probe batch (see from_onnx)."""
+    from .compare import FLOAT32_RTOL, FLOAT64_RTOL
+
+    elem = _dtype_name(walker.input.type.tensor_type.elem_type)
+    if net.input_shape is None or elem not in ("FLOAT", "DOUBLE"):
+        return
+    batch = walker.input.type.tensor_type.shape.dim[0]
+    n = batch.dim_value if batch.HasField("dim_value") else 2
+    x = np.random.default_rng(0).standard_normal((n,) + net.input_shape)
+    rtol = FLOAT64_RTOL if elem == "DOUBLE" else FLOAT32_RTOL
+    ours = net(x)
+    try:
+        theirs, engine = onnx_forward(proto, x, return_engine=True)
+    except RefattrError:
+        raise
+    except Exception as exc:  # onnxruntime and the reference evaluator raise their own types
+        raise ImportMismatchError(f"model: the ONNX model could not be run to check the import "
+                                  f"({type(exc).__name__}: {exc}); pass check=False to import it unchecked") from None
+    if theirs.size != ours.size:
+        raise ImportMismatchError(f"model: on a probe batch of shape {x.shape} the ONNX model ({engine}) returns "
+                                  f"shape {theirs.shape} where the imported network returns shape {ours.shape}")
+    theirs = theirs.reshape(ours.shape)
+    if not np.all(np.isfinite(theirs)):
+        raise ImportMismatchError(f"model: on a probe batch of shape {x.shape} the ONNX model ({engine}) returns "
+                                  f"non-finite values, so the import cannot be checked; pass check=False to import "
+                                  f"it unchecked")
+    diff = np.max(np.abs(ours - theirs).reshape(n, -1), axis=1)
+    scale = np.max(np.abs(theirs).reshape(n, -1), axis=1)
+    worst = int(np.argmax(diff - rtol * scale))
+    if diff[worst] > rtol * scale[worst]:
+        raise ImportMismatchError(
+            f"model: the imported network differs from the ONNX model ({engine}) on a probe batch "
+            f"(default_rng(0).standard_normal({x.shape})): example {worst} differs by {diff[worst]:.3g}, "
+            f"{diff[worst] / scale[worst] if scale[worst] > 0 else math.inf:.3g} of its largest output, above the "
+            f"{rtol:g} that {elem} rounding explains. This is a refattr bug or an op refattr misreads: please "
+            f"report it with the model")
+
+
 def onnx_forward(model, x, engine: str = "auto", return_engine: bool = False):
     """Run an ONNX model on x and return its (single) output as float64.
 
@@ -442,16 +832,23 @@ def onnx_forward(model, x, engine: str = "auto", return_engine: bool = False):
     NumPy implementation of the operator semantics) or "auto": onnxruntime, falling back to the
     reference evaluator where onnxruntime has no kernel for the model's dtype (onnxruntime's CPU
     provider implements Conv and AveragePool in float32 only). The input is given in the model's
-    declared element type (float64 for DOUBLE, float32 for FLOAT). Graph optimisations are off,
-    so onnxruntime evaluates the graph as written.
+    declared element type (float64 for DOUBLE, float32 for FLOAT, float16 for FLOAT16). Graph
+    optimisations are off, so onnxruntime evaluates the graph as written. The model is read as by
+    :func:`from_onnx`: external data only from a path, inside the model's folder.
     """
-    onnx = require_onnx()
+    if engine not in ("auto", "onnxruntime", "reference"):
+        raise ArgumentError(f"engine: expected 'auto', 'onnxruntime' or 'reference', got {engine!r}")
     proto = _load(model)
-    elem = proto.graph.input[0].type.tensor_type.elem_type
-    dtype = np.float64 if elem == onnx.TensorProto.DOUBLE else np.float32
-    inputs = {v.name for v in proto.graph.initializer}
-    name = [v.name for v in proto.graph.input if v.name not in inputs][0]
-    feed = {name: np.ascontiguousarray(x, dtype=dtype)}
+    consts = {v.name for v in proto.graph.initializer}
+    inputs = [v for v in proto.graph.input if v.name not in consts]
+    if len(inputs) != 1:
+        raise UnsupportedLayerError(f"model: expected one graph input, got {[v.name for v in inputs]}")
+    dtypes = {"DOUBLE": np.float64, "FLOAT": np.float32, "FLOAT16": np.float16}
+    elem = _dtype_name(inputs[0].type.tensor_type.elem_type)
+    if elem not in dtypes:
+        raise UnsupportedLayerError(f"model: graph input {inputs[0].name!r} has element type {elem}; onnx_forward "
+                                    f"feeds {', '.join(dtypes)} inputs")
+    feed = {inputs[0].name: np.ascontiguousarray(x, dtype=dtypes[elem])}
     used = engine
     out = None
     if engine in ("auto", "onnxruntime"):
@@ -460,6 +857,7 @@ def onnx_forward(model, x, engine: str = "auto", return_engine: bool = False):
 
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            options.log_severity_level = 3  # errors only: no notes about unused initializers on stderr
             session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
             out = session.run(None, feed)[0]
             used = "onnxruntime"
@@ -470,8 +868,6 @@ def onnx_forward(model, x, engine: str = "auto", return_engine: bool = False):
             if engine == "onnxruntime" or "NOT_IMPLEMENTED" not in str(exc):
                 raise
     if out is None:
-        if engine not in ("auto", "reference"):
-            raise ValueError(f"engine: expected 'auto', 'onnxruntime' or 'reference', got {engine!r}")
         from onnx.reference import ReferenceEvaluator
 
         out = ReferenceEvaluator(proto).run(None, feed)[0]
