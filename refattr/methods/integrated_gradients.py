@@ -74,8 +74,8 @@ def integrated_gradients(net, x, baseline=DEFAULT_BASELINE, target=None, rule="a
         - ``"left"``, ``"right"`` (the IG paper's Riemann sum), ``"midpoint"``, ``"trapezoid"``,
           ``"gauss_legendre"``: fixed rules from :mod:`refattr.quadrature` with ``n_steps``
           gradient evaluations per example;
-        - ``"quad"``: adaptive Gauss-Kronrod (``scipy.integrate.quad_vec``) on the whole batch's
-          integrand to relative tolerance ``rtol``;
+        - ``"quad"``: adaptive Gauss-Kronrod (7-15 points) on each example's integrand to relative
+          tolerance ``rtol``, every example subdivided on its own (see Notes);
         - ``"exact"``: piecewise-linear networks only (Dense, Conv2D, AvgPool2D, Flatten, ReLU,
           MaxPool2D). The gradient is constant between the points where a ReLU input crosses 0 or
           a max-pool winner changes; the walk finds every such point and sums gradient x length
@@ -83,7 +83,8 @@ def integrated_gradients(net, x, baseline=DEFAULT_BASELINE, target=None, rule="a
         - ``"auto"`` (default): ``"exact"`` when ``net.piecewise_linear``, else ``"quad"``.
     n_steps : int
         Number of gradient evaluations per example for the fixed rules (>= 1, >= 2 for
-        trapezoid). Ignored (but validated) by the other rules.
+        trapezoid; at most 44,739,242, whose nodes and weights take 1 GiB, and 10,000 for
+        Gauss-Legendre). Ignored (but validated) by the other rules.
     rtol : float
         Relative tolerance of ``"quad"``, > 0. Validated, and ignored by the other rules.
     baselines : array_like, shape (K, *example_shape), optional
@@ -101,18 +102,26 @@ def integrated_gradients(net, x, baseline=DEFAULT_BASELINE, target=None, rule="a
     Returns
     -------
     Attribution
-        ``values`` of x's shape; ``completeness_gap`` (N,); ``error_estimate`` (N,), an estimate of
-        max_i |values_i - exact_i| per example:
+        ``values`` of x's shape; ``completeness_gap`` (N,); ``error_estimate`` (N,), a bound on
+        max_i |values_i - exact_i| per example, or ``inf`` where no bound can be claimed:
 
-        - exact: 0.0;
-        - quad: quad_vec's global error estimate in the per-example scaled max-norm, times each
-          example's scale (see Notes);
-        - fixed rules: max_i |Q_n - Q_companion| where the companion rule reuses the same
-          gradients with coarser weights (:func:`refattr.quadrature.companion_weights`); None when
-          n_steps is too small to have a companion (n = 1; midpoint and trapezoid n = 2).
+        - exact: 0.0 (exact up to rounding);
+        - quad: the sum over the example's intervals of each interval's bound (see Notes);
+        - fixed rules: max_i |Q_n - Q_companion|, where the companion rule reuses the same
+          gradients with coarser weights (:func:`refattr.quadrature.companion_weights`), doubled
+          for left and right (whose companion difference is asymptotically equal to the error,
+          not above it); ``inf`` where the activation pattern (ReLU signs, max-pool winners)
+          differs between the nodes of the example: the integrand jumps between nodes, and no
+          difference of two rules on the same nodes bounds the error there; None when n_steps is
+          too small to have a companion (n = 1; midpoint and trapezoid n = 2).
 
-        With ``baselines`` the estimate is the mean of the K per-baseline estimates (a bound for
-        the error of the mean whenever each is a bound).
+        Every finite estimate is checked against completeness: the exact integral is complete,
+        so |completeness_gap| is at most the sum over features of their errors. Where the gap
+        exceeds the sum of the per-feature bounds (plus 1e-12 relative rounding), the estimate is
+        disproved and reported as ``inf`` (and quad's ``quad_converged`` is False).
+        ``options["error_estimate_note"]`` gives the reason per example ("" where the bound
+        stands). With ``baselines`` the estimate is the mean of the K per-baseline estimates (a
+        bound for the error of the mean whenever each is a bound).
 
         ``options`` holds ``rule`` (the rule used; ``requested_rule`` is what was passed),
         ``target``, ``chunk_size``, ``n_baselines`` (K or None) and:
@@ -120,16 +129,19 @@ def integrated_gradients(net, x, baseline=DEFAULT_BASELINE, target=None, rule="a
         - exact: ``breakpoints`` (per example an increasing array of the alphas in (0, 1) where
           the activation pattern changes; with ``baselines`` a list of K such arrays per example)
           and ``n_pieces`` (pieces of positive length, shape (N,) or (N, K));
-        - quad: ``n_evaluations`` (gradient evaluations of the whole batch, the 3 that set the
-          scale included), ``quad_converged``, ``quad_message``, ``rtol``, ``error_scale`` (the
-          per-example scale s_n of the Notes);
-        - fixed rules: ``n_steps``, ``nodes``, ``weights``.
+        - quad: ``n_evaluations`` (gradient evaluations of the whole batch), ``quad_converged``
+          (per example; (N, K) pairs reduce to "all converged"), ``n_intervals`` (per example, or
+          (N, K)), ``rtol``, ``error_scale`` (the per-example scale s_n of the Notes),
+          ``error_estimate_note``;
+        - fixed rules: ``n_steps``, ``nodes``, ``weights``, ``error_estimate_note``.
 
     Raises
     ------
     RuleError
         Unknown rule; ``"exact"`` on a network with a smooth nonlinearity (the message names the
         layer); ``n_steps`` not an int or too small; ``rtol`` not a positive number.
+    ResourceError
+        ``n_steps`` too large to hold its nodes and weights, or Gauss-Legendre above 10,000 nodes.
     ShapeError, NonFiniteError, TargetError
         Bad ``x``, ``baseline``, ``baselines`` or ``target``; both ``baseline`` and ``baselines``.
 
@@ -148,16 +160,20 @@ def integrated_gradients(net, x, baseline=DEFAULT_BASELINE, target=None, rule="a
       (inactive, as ReLU'(0) = 0). When a kink is reached, the units (or max-pool challengers)
       that define it are set exactly onto it before the next piece's pattern is read, so rounding
       cannot create spurious pieces.
-    - quad: ``rtol`` is relative to each example's integrand scale s_n, the largest
-      |(x - x')_i dt/dx_i| seen at a = 0, 1/2, 1 (the batch's largest scale where that is 0);
-      quad_vec's norm is max over examples of max_i |v_ni| / s_n, its absolute tolerance is
-      1e-15 in these units, and ``error_estimate`` is its final error estimate times s_n.
-      quad_vec may stop short of ``rtol`` (limit or rounding reached); ``quad_converged`` says so
-      and ``error_estimate`` shows the size. quad is meant for smooth networks: where the
-      integrand jumps (ReLU, MaxPool2D, also among smooth layers) it must bisect down to every
-      jump, which is slow, and Gauss-Kronrod's estimate cannot see a piece narrower than the
-      spacing of its nodes (an error of 2e-8 was observed with an estimate of 2e-13). Use
-      ``"exact"`` on piecewise-linear networks.
+    - quad: each example (and baseline) starts from [0, 1] and bisects its own worst intervals
+      until the sum of their bounds, in units of the example's integrand scale s_n (the largest
+      |(x - x')_i dt/dx_i| at the ends and nodes of [0, 1]; 1 where that is 0), is at most
+      max(1e-15, rtol * max_i |phi_i| / s_n), or it has used 1,000 intervals
+      (``quad_converged`` False). Its decisions read only its own integrand, so its result does
+      not depend on the batch beyond rounding. An interval's bound is |K15 - G7| (Kronrod minus
+      the embedded Gauss result) where the activation pattern is the same at its ends and all 15
+      nodes, and h (max v - min v) over those 17 points where it changes: the integrand jumps
+      inside, both the integral and K15 lie in [h min v, h max v], and bisection brackets the
+      jump. What no sampled bound sees: a pattern that changes and changes back between two
+      neighbouring points, or a smooth spike that no node hits (tanh(10^6 x)); the completeness
+      check above catches such a miss whenever it moves the sum of the attributions. quad on a
+      ReLU network brackets every kink, which costs about 35 bisections each: use ``"exact"``
+      there (``"auto"`` does).
     - The exact walk advances all examples of a chunk together, each to its own next kink: per
       piece one forward-mode pass (JVP) above the first kinked layer and one VJP, each restricted
       to the examples whose pattern changed below or above the layer, respectively; the linear

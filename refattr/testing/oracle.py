@@ -5,7 +5,9 @@
     DIR/manifest.json        provenance, refattr version, conventions, formulas, tolerances, and for
                              every case its network (layer by layer), arrays and expected results
     DIR/cases/<name>.npz     weights, inputs, baselines, targets, outputs, reference attributions,
-                             completeness gaps and error estimates of one case
+                             completeness gaps and error estimates of one case (an error
+                             estimate is inf where refattr claims no bound: a fixed rule whose
+                             nodes straddle a kink of the example's path)
     DIR/quadrature.npz       the nodes and weights of every fixed integrated-gradients rule used
 
 Everything is readable with NumPy and ``json`` alone (``np.load(path)`` for the .npz files; no
@@ -87,7 +89,7 @@ FORMULAS = {
     "integrated_gradients.exact": "piecewise-linear networks: the path split where a ReLU input crosses zero or a "
                                   "max-pool winner changes; the gradient is constant on each piece (exact up to "
                                   "rounding)",
-    "integrated_gradients.quad": "adaptive Gauss-Kronrod (scipy.integrate.quad_vec) to rtol 1e-10",
+    "integrated_gradients.quad": "adaptive Gauss-Kronrod 7-15, adapted per example, to rtol 1e-10",
     "deeplift.rescale": "Shrikumar et al. 2017, Linear rule (sign of w_i dx_i splits dy+ / dy-, 0.5 each at "
                         "dx_i == 0) and Rescale rule m = dy/dx as a stable divided difference (limit f'(x') at "
                         "dx -> 0, no threshold); phi = m * (x - x')",
