@@ -36,7 +36,7 @@ the two sums estimates the error at no extra evaluation:
 For smooth integrands ``|Q_n - Q_companion|`` is then about the error of the fine rule (left,
 right), 3 times it (trapezoid), 8 times it (midpoint), and orders of magnitude above it
 (Gauss-Legendre): above the error except for left/right, where it is asymptotically equal to it
-(``integrated_gradients`` doubles it there). On an integrand that jumps between nodes it bounds
+(``integrated_gradients`` multiplies it by 8 there, by 4 for the other rules, to cover small n). On an integrand that jumps between nodes it bounds
 nothing, and ``integrated_gradients`` reports no bound there. The companion needs n >= 2
 (left, right, gauss_legendre) or n >= 3 (midpoint, trapezoid); :func:`companion_weights` returns
 None below that.
