@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
+
 __all__ = ["add_audit_command"]
+
+
+def _random_seed(text: str) -> int:
+    """--seed: an integer >= 0 (NumPy's generators refuse negative seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
 
 
 def _cmd_audit(args) -> int:
@@ -25,5 +38,5 @@ def add_audit_command(subparsers) -> None:
                     "each cell is a verdict with a witness (a counterexample that can be recomputed) or a theorem "
                     "or search that backs it.")
     parser.add_argument("--json", action="store_true", help="print the full report as deterministic JSON")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random searches (default 0)")
+    parser.add_argument("--seed", type=_random_seed, default=0, help="seed of the random searches (default 0)")
     parser.set_defaults(func=_cmd_audit)

@@ -758,7 +758,9 @@ def _source_forward_diff(model, net, x) -> tuple[float, float]:
         from .onnx_model import _load, onnx_forward
 
         proto = _load(model)
-        float64 = proto.graph.input[0].type.tensor_type.elem_type == 11  # onnx.TensorProto.DOUBLE
+        weights = {init.name for init in proto.graph.initializer}
+        data = next(v for v in proto.graph.input if v.name not in weights)   # older exports list weights too
+        float64 = data.type.tensor_type.elem_type == 11  # onnx.TensorProto.DOUBLE
         return relative_difference(onnx_forward(proto, x), net(x)), FLOAT64_RTOL if float64 else FLOAT32_RTOL
     from .torch_model import torch_forward
 

@@ -391,6 +391,18 @@ def test_audit_command(capsys):
     assert parser.parse_args(["audit", "--json"]).json is True
 
 
+@pytest.mark.parametrize("seed", ["-1", "1.5", "x"])
+def test_audit_refuses_a_seed_numpy_cannot_take(seed, capsys):
+    # np.random.default_rng(-1) raises ValueError: the parser must stop it first, with exit 2
+    from refattr.axioms.cli import add_audit_command
+    parser = argparse.ArgumentParser(prog="refattr")
+    add_audit_command(parser.add_subparsers(dest="command"))
+    with pytest.raises(SystemExit) as info:
+        parser.parse_args(["audit", "--seed", seed])
+    assert info.value.code == 2
+    assert "--seed" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------------------
 # plumbing
 # ------------------------------------------------------------------------------------------------
