@@ -7,6 +7,7 @@ Each function either returns a clean float64 (or int64) array or raises a
 from __future__ import annotations
 
 import numbers
+import reprlib
 
 import numpy as np
 
@@ -28,7 +29,9 @@ def as_float64(value, name: str, *, ndim: int | None = None, min_ndim: int | Non
         raise ShapeError(f"{name}: could not convert {type(value).__name__} to an array ({exc})") from exc
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
                                    or arr.dtype == np.bool_):
-        raise ShapeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
+        seen = (f"{type(value).__name__} {reprlib.repr(value)}" if arr.dtype == object
+                else f"dtype {arr.dtype} ({type(value).__name__} {reprlib.repr(value)})")
+        raise ShapeError(f"{name}: expected a real numeric array (floats or ints), got {seen}")
     # np.asarray keeps a 0-d array 0-d (np.ascontiguousarray would make it shape (1,)).
     arr = np.asarray(arr, dtype=np.float64, order="C")
     if ndim is not None and arr.ndim != ndim:
@@ -61,27 +64,30 @@ def as_target(target, n_examples: int, n_outputs: int) -> np.ndarray:
     if isinstance(target, (bool, np.bool_)):
         raise TargetError(f"target: expected an int or an integer array, got a bool ({target!r})")
     if isinstance(target, numbers.Integral):
-        t = np.full(n_examples, int(target), dtype=np.int64)
-    else:
-        arr = np.asarray(target)
-        if not np.issubdtype(arr.dtype, np.integer):
-            raise TargetError(
-                f"target: expected an int or an integer array of shape ({n_examples},), got dtype "
-                f"{arr.dtype} with value {target!r}"
-            )
-        if arr.ndim == 0:
-            t = np.full(n_examples, int(arr), dtype=np.int64)
-        elif arr.shape != (n_examples,):
-            raise TargetError(f"target: expected shape ({n_examples},) (one index per example), got {arr.shape}")
-        else:
-            t = arr.astype(np.int64)
-    out_of_range = (t < 0) | (t >= n_outputs)
-    if np.any(out_of_range):
+        value = int(target)      # a Python int: 10**30 is compared as itself, never wrapped
+        if not 0 <= value < n_outputs:
+            raise _target_out_of_range(value, n_outputs)
+        return np.full(n_examples, value, dtype=np.int64)
+    arr = np.asarray(target)
+    if not np.issubdtype(arr.dtype, np.integer):
         raise TargetError(
-            f"target: index {int(t[out_of_range][0])} is out of range for a network with "
-            f"{n_outputs} output(s); expected 0 <= target < {n_outputs}"
+            f"target: expected an int or an integer array of shape ({n_examples},), got dtype "
+            f"{arr.dtype} with value {target!r}"
         )
-    return t
+    if arr.ndim != 0 and arr.shape != (n_examples,):
+        raise TargetError(f"target: expected shape ({n_examples},) (one index per example), got {arr.shape}")
+    # Compared in the dtype given (a uint64 2**64 - 1 stays itself), converted once in range.
+    out_of_range = (arr < 0) | (arr >= n_outputs)
+    if np.any(out_of_range):
+        raise _target_out_of_range(int(arr[out_of_range][0] if arr.ndim else arr[()]), n_outputs)
+    return np.broadcast_to(arr, (n_examples,)).astype(np.int64)
+
+
+def _target_out_of_range(value: int, n_outputs: int) -> TargetError:
+    return TargetError(
+        f"target: index {value} is out of range for a network with {n_outputs} output(s); "
+        f"expected 0 <= target < {n_outputs}"
+    )
 
 
 def broadcast_baseline(baseline, x: np.ndarray, name: str = "baseline") -> np.ndarray:
@@ -141,7 +147,9 @@ def pair_with_references(x: np.ndarray, target: np.ndarray, baseline, baselines)
     of shape (N * K, ...) reduce to the mean over baselines with ``reshape(N, K, ...).mean(axis=1)``.
     """
     if baselines is None:
-        return x, broadcast_baseline(0.0 if baseline is DEFAULT_BASELINE else baseline, x), target, 1
+        references = broadcast_baseline(0.0 if baseline is DEFAULT_BASELINE else baseline, x)
+        _check_difference(x, references, "baseline")
+        return x, references, target, 1
     if baseline is not DEFAULT_BASELINE:
         raise ShapeError(
             f"baseline and baselines: pass one of them, got both (baseline={_describe(baseline)}, "
@@ -151,4 +159,23 @@ def pair_with_references(x: np.ndarray, target: np.ndarray, baseline, baselines)
     k, n = refs.shape[0], x.shape[0]
     inputs = np.repeat(x, k, axis=0)
     references = np.ascontiguousarray(np.tile(refs, (n,) + (1,) * (x.ndim - 1)))
+    _check_difference(inputs, references, "baselines", k)
     return inputs, references, np.repeat(target, k), k
+
+
+def _check_difference(inputs: np.ndarray, references: np.ndarray, name: str, k: int = 1) -> None:
+    """NonFiniteError when x - x' overflows although both are finite (e.g. 1e308 - (-1e308)).
+
+    Row r of ``inputs`` is example r // k paired with reference r % k (k = 1: one reference each).
+    """
+    with np.errstate(over="ignore"):
+        delta = inputs - references
+    if np.isfinite(delta).all():
+        return
+    at = tuple(int(i) for i in np.argwhere(~np.isfinite(delta))[0])
+    where = f"example {at[0]}" if k == 1 else f"example {at[0] // k} with baselines[{at[0] % k}]"
+    raise NonFiniteError(
+        f"{name}: x - {name} overflows float64 (largest magnitude {np.finfo(np.float64).max:.3g}) in "
+        f"{where}, element {at[1:]}: x = {inputs[at]:.3g}, reference = {references[at]:.3g}; rescale x and "
+        f"the reference so that their difference stays in range"
+    )

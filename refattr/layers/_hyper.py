@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from ..errors import ShapeError
+
+#: The largest kernel size, stride, padding, dilation or group count accepted. No image comes near
+#: it, and index arithmetic on such values (products of two of them) stays within the int64 of the
+#: compiled kernels; a larger value is refused when the layer is built.
+MAX_HYPERPARAMETER = 2**31 - 1
 
 
 def _int(value, name, minimum):
-    if isinstance(value, (bool,)) or not isinstance(value, numbers.Integral):
-        raise ShapeError(f"{name}: expected an int >= {minimum}, got {value!r}")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ShapeError(f"{name}: expected an int >= {minimum}, got {value!r} ({type(value).__name__})")
     if value < minimum:
         raise ShapeError(f"{name}: expected an int >= {minimum}, got {value}")
+    if value > MAX_HYPERPARAMETER:
+        raise ShapeError(
+            f"{name}: {value} is too large; expected an int from {minimum} to 2**31 - 1 = {MAX_HYPERPARAMETER}"
+        )
     return int(value)
 
 
 def pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
     """An int or a pair of ints -> (height, width)."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
         v = _int(value, name, minimum)
         return (v, v)
     try:
@@ -31,7 +42,7 @@ def pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
 
 def padding4(value, name: str = "padding") -> tuple[int, int, int, int]:
     """An int, a pair (height, width) or four ints (top, bottom, left, right) -> four ints."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
         p = _int(value, name, 0)
         return (p, p, p, p)
     try:

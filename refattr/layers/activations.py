@@ -307,6 +307,9 @@ class ReLU(ElementwiseLayer):
     def function(self, x):
         return np.maximum(x, 0.0)
 
+    def output_bound(self, bound):
+        return bound                      # |max(x, 0)| <= |x|
+
     def secant(self, a, h):
         a, h = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(h, dtype=np.float64))
         b = a + h
@@ -358,6 +361,9 @@ class Tanh(ElementwiseLayer):
     def function(self, x):
         return fused.tanh(x)
 
+    def output_bound(self, bound):
+        return min(bound, 1.0)            # |tanh x| <= min(|x|, 1)
+
     def secant(self, a, h):
         return fused.tanh_secant(a, h)
 
@@ -371,6 +377,9 @@ class Sigmoid(ElementwiseLayer):
 
     def function(self, x):
         return fused.sigmoid(x)
+
+    def output_bound(self, bound):
+        return 1.0                        # 0 < σ(x) < 1
 
     def secant(self, a, h):
         return fused.sigmoid_secant(a, h)
@@ -393,6 +402,9 @@ class Swish(ElementwiseLayer):
 
     def function(self, x):
         return fused.swish(x, self.beta)
+
+    def output_bound(self, bound):
+        return bound                      # |x σ(beta x)| <= |x|, since 0 < σ < 1
 
     def secant(self, a, h):
         return fused.swish_secant(a, h, self.beta)

@@ -27,6 +27,7 @@ Shapes passed to ``output_shape`` are example shapes (no batch axis); ``None`` s
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -98,6 +99,18 @@ class Layer:
 
     def vjp(self, g: np.ndarray, cache: Any) -> np.ndarray:
         raise NotImplementedError
+
+    def output_bound(self, bound: float) -> float:
+        """An upper bound, in exact arithmetic, on max |y| and on every partial sum the forward
+        pass accumulates on the way (AvgPool2D sums a window before dividing), for inputs with
+        max |x| <= ``bound``.
+
+        The forward pass propagates it from the input instead of scanning every output for
+        inf or nan: only where it exceeds half of float64's largest value (the other half covers
+        the rounding of sums) is the output itself checked. ``math.inf`` (always check) unless a
+        layer says otherwise, so that a new layer is always checked.
+        """
+        return math.inf
 
     #: Whether :meth:`vjp` and :meth:`backward_signal` read the values in the cache, or only the
     #: input's shape (a linear layer's VJP is L^T g at any input). True unless a layer says

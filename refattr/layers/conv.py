@@ -53,6 +53,9 @@ class Conv2D(LinearLayer):
                 raise ShapeError(f"Conv2D bias: expected shape ({self.weight.shape[0]},), got {self.bias.shape}")
         self._signed = {None: self.weight, "pos": np.maximum(self.weight, 0.0),
                         "neg": np.minimum(self.weight, 0.0)}
+        # |y| <= sum over one output channel's taps of |W| |x| + |b| (padded cells are 0)
+        self._gain = float(np.abs(self.weight).sum(axis=(1, 2, 3)).max())
+        self._bias_bound = 0.0 if self.bias is None else float(np.abs(self.bias).max())
 
     @property
     def in_channels(self) -> int:
@@ -82,6 +85,9 @@ class Conv2D(LinearLayer):
                 f"{self.dilation[0] * (kh - 1) + 1}x{self.dilation[1] * (kw - 1) + 1} after padding {self.padding}"
             )
         return (self.out_channels, oh, ow)
+
+    def output_bound(self, bound):
+        return self._gain * bound + self._bias_bound
 
     # forward -------------------------------------------------------------------------------
     def _convolve(self, x, weight, bias=None):

@@ -44,6 +44,9 @@ class Dense(LinearLayer):
                 )
         self._signed = {None: self.weight, "pos": np.maximum(self.weight, 0.0),
                         "neg": np.minimum(self.weight, 0.0)}
+        # |y_j| <= sum_i |W_ji| |x_i| + |b_j|: the largest row sum, and the largest |b|
+        self._gain = float(np.abs(self.weight).sum(axis=1).max())
+        self._bias_bound = 0.0 if self.bias is None else float(np.abs(self.bias).max())
 
     @property
     def in_features(self) -> int:
@@ -61,6 +64,9 @@ class Dense(LinearLayer):
                 f"got {input_shape[0]}"
             )
         return (self.out_features,)
+
+    def output_bound(self, bound):
+        return self._gain * bound + self._bias_bound
 
     # forward -------------------------------------------------------------------------------
     def linear(self, x, part=None):

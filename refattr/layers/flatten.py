@@ -27,6 +27,9 @@ class Flatten(LinearLayer):
             return (None,)
         return (math.prod(input_shape),)
 
+    def output_bound(self, bound):
+        return bound                      # a reshape
+
     def linear(self, x, part=None):
         _check_part(part)
         flat = x.reshape(x.shape[0], -1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..errors import RuleError, ShapeError
+from ..errors import ArgumentError, RuleError, ShapeError
 from ._hyper import padding4, pair, window_output_size
 from .base import Layer, LinearLayer, _check_part, check_rank, select_by_sign
 
@@ -70,8 +70,19 @@ class AvgPool2D(_Pool2D, LinearLayer):
     All weights are positive, so for DeepLIFT ``L+`` is the pooling itself and ``L-`` is zero.
     """
 
+    def output_bound(self, bound):
+        # the kernel sums a window's kH * kW cells before dividing
+        return self.kernel[0] * self.kernel[1] * bound
+
     def __init__(self, kernel, stride=None, padding=0, count_include_pad=True):
         self._init_window(kernel, stride, padding)
+        if not isinstance(count_include_pad, (bool, np.bool_)):
+            # bool() would turn any non-empty string, 'no' and 'False' included, into True
+            raise ArgumentError(
+                f"AvgPool2D count_include_pad: expected True or False, got {count_include_pad!r} "
+                f"({type(count_include_pad).__name__}); True divides every window by kH * kW (PyTorch's "
+                f"default), False by the number of input cells in the window (ONNX's default)"
+            )
         self.count_include_pad = bool(count_include_pad)
 
     def linear(self, x, part=None):
@@ -111,6 +122,10 @@ class MaxPool2D(_Pool2D, Layer):
 
     def __init__(self, kernel, stride=None, padding=0):
         self._init_window(kernel, stride, padding)
+
+    def output_bound(self, bound):
+        # a window's largest cell (padded cells are -inf and never win: every window holds an input cell)
+        return bound
 
     def forward(self, x):
         y, argmax = kernels.maxpool2d_forward(np.ascontiguousarray(x), self.kernel, self.stride, self.padding)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnsupportedLayerError
+from ..errors import NonFiniteError, UnsupportedLayerError
 from ..network import Sequential
 from ..validation import as_target
 
-__all__ = ["prepare", "one_hot", "pick"]
+__all__ = ["prepare", "one_hot", "pick", "check_finite"]
 
 
 def prepare(net, x, target):
@@ -33,3 +33,20 @@ def one_hot(target: np.ndarray, n_outputs: int) -> np.ndarray:
 def pick(output: np.ndarray, target: np.ndarray) -> np.ndarray:
     """t_n = output[n, target[n]]: the scalar being explained, shape (N,)."""
     return output[np.arange(target.shape[0]), target]
+
+
+def check_finite(values: np.ndarray, what: str, cause: str) -> np.ndarray:
+    """Return ``values`` if every entry is finite, else raise NonFiniteError.
+
+    A method's own arithmetic can overflow where every input and activation is finite (x times a
+    large gradient, DeepLIFT's products of multipliers); ``what`` names the quantity and ``cause``
+    says what overflowed and what to do.
+    """
+    if np.isfinite(values).all():
+        return values
+    bad = ~np.isfinite(values)
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise NonFiniteError(
+        f"{what}: {int(bad.sum())} value(s) overflowed to inf or nan (first in example {first[0]}"
+        + (f", element {first[1:]}" if len(first) > 1 else "") + f") although the inputs are finite; {cause}"
+    )

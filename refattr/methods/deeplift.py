@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import RuleError, UnsupportedLayerError
+from ..errors import NonFiniteError, RuleError, UnsupportedLayerError
 from ..layers.base import DEEPLIFT_RULES, DeltaPair, Layer, select_by_sign
 from ..layers.pooling import MAXPOOL_RULES, MaxPool2D
 from ..validation import DEFAULT_BASELINE, pair_with_references
-from ._common import one_hot, pick, prepare
+from ._common import check_finite, one_hot, pick, prepare
 from .result import Attribution
 
 __all__ = ["deeplift", "deeplift_layers", "LayerContributions"]
@@ -84,6 +84,15 @@ def _check_layers(net, maxpool_rule):
                 f"('delta_routing' keeps summation-to-delta, 'gradient' reproduces the original "
                 f"DeepLIFT code and may leave a completeness gap)"
             )
+
+
+_OVERFLOW_ADVICE = ("DeepLIFT's multipliers or contributions exceed float64's range (1.8e308) although every "
+                    "activation is finite: rescale the weights, or x and the baseline; deeplift_layers() names "
+                    "the layer where they stop being finite")
+
+
+def _has_max_pooling(net) -> bool:
+    return any(isinstance(layer, MaxPool2D) for layer in net.layers)
 
 
 def _validate(net, x, baseline, target, rule, baselines, maxpool_rule):
@@ -218,6 +227,9 @@ def deeplift(net, x, baseline=DEFAULT_BASELINE, target=None, rule="rescale", bas
         mean_k t(x) - t(x'_k).
     maxpool_rule : {None, "delta_routing", "gradient"}
         Required when the network has a MaxPool2D layer; checked before anything is computed.
+        On a network without max pooling it has nothing to apply to and is not used:
+        ``options["maxpool_rule"]`` is then None and ``options["requested_maxpool_rule"]`` what
+        was passed (no warning, so that one call can serve networks with and without pooling).
 
     Returns
     -------
@@ -229,14 +241,17 @@ def deeplift(net, x, baseline=DEFAULT_BASELINE, target=None, rule="rescale", bas
         ``multipliers * (x - mean(baselines))``. ``completeness_gap``: sum(values) - Δt per
         example (rounding-level, except with ``maxpool_rule="gradient"``). ``error_estimate``:
         zeros (the result is exact up to rounding: no integral is approximated).
-        ``options``: rule, maxpool_rule, target, n_baselines, delta_t.
+        ``options``: rule, maxpool_rule (the rule applied, None without max pooling),
+        requested_maxpool_rule, target, n_baselines, delta_t.
 
     Raises
     ------
     RuleError
         Unknown ``rule`` or ``maxpool_rule``; a MaxPool2D layer with ``maxpool_rule=None``.
     ShapeError, NonFiniteError, TargetError, UnsupportedLayerError
-        As every method (SPEC section 2); nothing is computed on bad input.
+        As every method; nothing is computed on bad input. NonFiniteError also when a finite
+        input overflows: in a layer's output (the message names the layer), in x - baseline, or
+        in the multipliers (:func:`deeplift_layers` names the layer).
 
     Warnings
     --------
@@ -276,17 +291,26 @@ def deeplift(net, x, baseline=DEFAULT_BASELINE, target=None, rule="rescale", bas
     True
     """
     x, t, x_rep, ref_rep, t_rep, k = _validate(net, x, baseline, target, rule, baselines, maxpool_rule)
-    values, mult, delta_t = _propagate_in_passes(net, x_rep, ref_rep, t_rep, rule, maxpool_rule)
-    if k > 1:
-        n = x.shape[0]
-        values = values.reshape((n, k) + x.shape[1:]).mean(axis=1)
-        mult = mult.reshape((n, k) + x.shape[1:]).mean(axis=1)
-        delta_t = delta_t.reshape(n, k).mean(axis=1)
-    gap = values.reshape(values.shape[0], -1).sum(axis=1) - delta_t
+    # Overflow in the layer rules shows as non-finite values, checked below (the two forward
+    # passes check every activation themselves).
+    with np.errstate(over="ignore", invalid="ignore"):
+        values, mult, delta_t = _propagate_in_passes(net, x_rep, ref_rep, t_rep, rule, maxpool_rule)
+        if k > 1:
+            n = x.shape[0]
+            values = values.reshape((n, k) + x.shape[1:]).mean(axis=1)
+            mult = mult.reshape((n, k) + x.shape[1:]).mean(axis=1)
+            delta_t = delta_t.reshape(n, k).mean(axis=1)
+        gap = values.reshape(values.shape[0], -1).sum(axis=1) - delta_t
+    check_finite(delta_t, "deeplift: t(x) - t(x')", "the explained output's difference from reference exceeds "
+                 "float64's range (1.8e308): rescale the network's output (or x and the baseline)")
+    check_finite(values, "deeplift: values", _OVERFLOW_ADVICE)
+    check_finite(mult, "deeplift: multipliers", _OVERFLOW_ADVICE)
+    check_finite(gap, "deeplift: completeness_gap", _OVERFLOW_ADVICE)
+    used_pool_rule = maxpool_rule if _has_max_pooling(net) else None
     return Attribution(
         values=values, completeness_gap=gap, error_estimate=np.zeros(x.shape[0]), method="deeplift",
-        options={"rule": rule, "maxpool_rule": maxpool_rule, "target": t,
-                 "n_baselines": None if baselines is None else k, "delta_t": delta_t},
+        options={"rule": rule, "maxpool_rule": used_pool_rule, "requested_maxpool_rule": maxpool_rule,
+                 "target": t, "n_baselines": None if baselines is None else k, "delta_t": delta_t},
         multipliers=mult,
     )
 
@@ -311,4 +335,28 @@ def deeplift_layers(net, x, baseline=DEFAULT_BASELINE, target=None, rule="rescal
     [4.0, 4.0, 4.0, 4.0]
     """
     x, t, x_rep, ref_rep, _, _ = _validate(net, x, baseline, target, rule, None, maxpool_rule)
-    return _propagate(net, x_rep, ref_rep, t, rule, maxpool_rule, True)[3]
+    with np.errstate(over="ignore", invalid="ignore"):
+        records = _propagate(net, x_rep, ref_rep, t, rule, maxpool_rule, True)[3]
+    where = _first_overflow(net, records)
+    if where is not None:
+        raise NonFiniteError(f"deeplift_layers: {where} overflowed to inf or nan although every activation is "
+                             f"finite; float64 holds magnitudes up to 1.8e308: rescale the weights, or x and "
+                             f"the baseline")
+    return records
+
+
+def _first_overflow(net, records) -> str | None:
+    """Where DeepLIFT's arithmetic first stopped being finite: the parts going up, the multipliers
+    coming down, then the contributions; None when everything is finite."""
+    def finite(*arrays):
+        return all(np.isfinite(a).all() for a in arrays)
+    for r in records[1:]:
+        if not finite(r.delta_pos, r.delta_neg):
+            return f"layers[{r.index - 1}] {r.name}: the parts Δ+ and Δ- of its output"
+    for r in reversed(records[:-1]):
+        if not finite(r.m_pos, r.m_neg):
+            return f"layers[{r.index}] {net.layers[r.index]!r}: the multipliers it passes to its input"
+    for r in records:
+        if not finite(r.contributions):
+            return f"the contributions of the neurons of {r.name} (multiplier times difference)"
+    return None

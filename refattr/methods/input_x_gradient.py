@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
+from ._common import check_finite
 from .gradient import gradient
 from .result import Attribution
 
@@ -31,4 +34,8 @@ def input_x_gradient(net, x, target=None) -> Attribution:
     """
     grad = gradient(net, x, target)
     x_checked = net.check_input(x)
-    return replace(grad, values=x_checked * grad.values, method="input_x_gradient")
+    with np.errstate(over="ignore"):
+        values = x_checked * grad.values
+    check_finite(values, "input_x_gradient",
+                 "x * gradient exceeds float64's range (1.8e308): rescale x (the attributions scale with it)")
+    return replace(grad, values=values, method="input_x_gradient")

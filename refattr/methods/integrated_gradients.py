@@ -12,7 +12,7 @@ from ..kernels.walk import add_scaled_rows
 from ..layers.base import ElementwiseLayer, LinearLayer
 from ..validation import DEFAULT_BASELINE, pair_with_references
 from ._adaptive import integrate_rows
-from ._common import one_hot, pick, prepare
+from ._common import check_finite, one_hot, pick, prepare
 from .result import Attribution
 
 __all__ = ["integrated_gradients", "IG_RULES", "DEFAULT_CHUNK_SIZE"]
@@ -266,6 +266,9 @@ def integrated_gradients(net, x, baseline=DEFAULT_BASELINE, target=None, rule="a
     options = {"rule": used, "requested_rule": rule, "target": t, "chunk_size": chunk_size,
                "n_baselines": k if baselines is not None else None}
     m = inputs.shape[0]
+    # t at both ends first: a finite input that overflows inside the network is reported naming the
+    # layer (by the checked forward pass) before any rule runs
+    t_in, t_ref = _outputs(net, inputs, targets, chunk_size), _outputs(net, refs, targets, chunk_size)
     bounds, why_not = None, None      # per-row per-feature error bounds; why a row has none ("" if it has)
     if used == "exact":
         values, pieces, breaks = _exact(net, inputs, refs, targets, chunk_size)
@@ -283,9 +286,13 @@ def integrated_gradients(net, x, baseline=DEFAULT_BASELINE, target=None, rule="a
                                                          chunk_size)
         options.update(n_steps=int(n_steps), nodes=nodes, weights=weights)
 
+    values = check_finite(values, "integrated_gradients: values",
+                          "the path integral overflowed between finite ends; rescale the input or the weights")
     # completeness against t(x) - t(x'), per (example, baseline) pair, then the mean over baselines
-    t_in, t_ref = _outputs(net, inputs, targets, chunk_size), _outputs(net, refs, targets, chunk_size)
-    delta_t = t_in - t_ref
+    with np.errstate(over="ignore", invalid="ignore"):
+        delta_t = t_in - t_ref
+    delta_t = check_finite(delta_t, "integrated_gradients: t(x) - t(x')",
+                           "the difference of the two outputs overflowed; rescale the network's output")
     if used == "exact":
         error = np.zeros(m)
     elif bounds is None:
