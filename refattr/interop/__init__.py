@@ -9,7 +9,8 @@ this package.
 - :func:`from_onnx` (``onnx_model.py``): a sequential ONNX graph -> :class:`refattr.Sequential`.
 - :func:`compare_captum`, :func:`compare_attributions`, :class:`Report` (``compare.py``): diffs with
   every difference classified as rounding, a documented convention, the peer's approximation
-  error, or unexplained.
+  error, a known peer bug (named with its issue and sized), or unexplained; the report's summary
+  says whether the peer's results are correct.
 - ``captum_conventions.py``: Captum's conventions reproduced with refattr's own gradients and
   layers, so that a diff can tell "different convention" from "numerical error". refattr's
   reference results never imitate them.

@@ -1,8 +1,19 @@
 """Captum 0.9.0's conventions, reproduced exactly with refattr's gradients and layers.
 
-This is the comparison layer of SPEC section 8: it exists so that a diff between Captum and
-refattr can be split into "Captum computes something else, on purpose or by convention" and
-"numerical error". refattr's reference methods never use anything from this module.
+This is refattr's comparison layer: it exists so that a diff between Captum and refattr can be
+split into "Captum computes something else by a documented convention", "Captum's numerical
+error", "a known Captum bug" and "unexplained" (:mod:`refattr.interop.compare`). refattr's
+reference methods never use anything from this module.
+
+Which is which is decided from Captum's documentation: a behaviour Captum documents is a
+convention (the Riemann step sizes "sum is smaller than or equal to one", so the trapezoid
+weights' (n - 1)/n; DeepLift's ``eps``; DeepLift's limited list of supported non-linearities,
+hence SiLU as a plain gradient; float32 step weights, torch's default dtype). A behaviour that
+contradicts what Captum sets out to compute is a bug, named with its issue: the stale output
+gradient on adjacent hooked modules (captum issue #1104), the max-pool fallback's first-row
+gradient (captum issue #1276), and the max-pool un-pooling by assignment, which drops
+contributions where overlapping windows share a winner (no Captum issue filed; tangermeme fixed
+the same defect in its DeepLIFT, its issue #49).
 
 Nothing here imports Captum: each convention is written down from reading Captum's source (facts
 cited per function) and checked against Captum in ``tests/interop``.

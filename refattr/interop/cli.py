@@ -4,7 +4,9 @@
 whose ``main`` runs them (``refattr compare ...``, ``python -m refattr.cli compare ...``).
 
 Exit codes of ``refattr compare``: 0 when every difference is explained, 1 when something is
-unexplained, 2 on bad input (a message on stderr).
+unexplained, 2 on bad input (a message on stderr). Exit 0 does not say the peer is right: a known
+peer bug is explained too; the report's last line (``"summary"`` and ``"peer_correct"`` in the
+JSON) says whether the peer's results are correct.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def load_model(path, *, trust_pickle: bool = False, architecture: str | None = N
         raise ArgumentError(f"--architecture: only for a .pt/.pth file holding a state dict, but MODEL is {path!r}; "
                             f"drop --architecture")
     if path.endswith(".onnx"):
-        from .onnx_model import _load
+        from ._onnx_file import _load
 
         return _load(path)
     if path.endswith((".pt", ".pth")):
@@ -254,9 +256,14 @@ def add_compare_commands(subparsers) -> None:
     compare = subparsers.add_parser(
         "compare", help="diff Captum (or your own attributions) against refattr's reference",
         description="Run Captum's methods on MODEL and classify every difference from refattr's reference as "
-                    "rounding, a documented convention, the peer's approximation error, or unexplained (exit 1). "
-                    "With --attributions, diff your own attributions instead. Exit 0: every difference explained; "
-                    "1: something unexplained; 2: bad input. "
+                    "rounding, a documented convention, the peer's approximation error, a known peer bug (named "
+                    "with its issue and sized), or unexplained (exit 1). The last line says whether the peer's "
+                    "results are correct and, if not, which method is off by how much. With --attributions, diff "
+                    "your own attributions instead: they are compared with every computation of --method that "
+                    "refattr knows (each quadrature rule, each Captum IntegratedGradients method at --n-steps, "
+                    "each DeepLIFT and max-pool rule, Captum's DeepLift, Saliency's abs) and the one they equal "
+                    "is named. Exit 0: every difference explained (a known peer bug included: read the last "
+                    "line); 1: something unexplained; 2: bad input. "
                     "MODEL files are never unpickled by default, because unpickling runs code stored in the file: "
                     "a .pt/.pth file is read with torch's weights-only loader, so give a state dict "
                     "(torch.save(model.state_dict(), path)) together with --architecture MODULE:CALLABLE, or export "
@@ -282,15 +289,19 @@ def add_compare_commands(subparsers) -> None:
     compare.add_argument("--methods", metavar="M1,M2", help="Captum methods to compare (default: all of Saliency, "
                                                            "InputXGradient, GuidedBackprop, Deconvolution, "
                                                            "IntegratedGradients, DeepLift, DeepLiftShap)")
-    compare.add_argument("--n-steps", type=int, default=50, help="integrated-gradients steps (default 50)")
+    compare.add_argument("--n-steps", type=int, default=50, help="integrated-gradients steps (default 50, Captum's "
+                                                                 "default)")
     compare.add_argument("--shap-baselines", metavar="S.npy", help="DeepLiftShap baselines (K, *example_shape)")
     compare.add_argument("--attributions", metavar="A.npy", help="your own attributions to diff against the reference")
     compare.add_argument("--method", help="with --attributions: gradient, input_x_gradient, guided_backprop, "
                                           "deconvnet, integrated_gradients or deeplift")
-    compare.add_argument("--rule", help="with --attributions: the integrated-gradients rule (left, right, midpoint, "
-                                        "trapezoid, gauss_legendre, or Captum's riemann_* / gausslegendre) or the "
-                                        "DeepLIFT rule (rescale, reveal_cancel)")
-    compare.add_argument("--maxpool-rule", help="with --attributions and deeplift: delta_routing or gradient")
+    compare.add_argument("--rule", help="with --attributions, optional: narrows the search to one integrated-gradients "
+                                        "rule (left, right, midpoint, trapezoid, gauss_legendre, exact, quad, or "
+                                        "Captum's riemann_* / gausslegendre; a rule and its Captum counterpart are "
+                                        "searched together) or DeepLIFT rule (rescale, reveal_cancel; the reference's "
+                                        "rule). Default: every known rule")
+    compare.add_argument("--maxpool-rule", help="with --attributions and deeplift: delta_routing or gradient (the "
+                                                "reference's max-pool rule; narrows the search)")
     compare.add_argument("--rtol", type=float, help="rounding tolerance of the verdicts (default 1e-12; 1e-5 for "
                                                     "float32 attributions)")
     compare.set_defaults(func=_cmd_compare)

@@ -1,23 +1,27 @@
 """Diff another library's attributions against refattr's reference, and explain every difference.
 
-Each compared method gets a verdict:
+Every difference between a peer and refattr's reference is one of five kinds of :class:`Cause`:
 
-- ``agree`` (a): equal to the reference up to rounding (``rtol``, relative to the largest
-  attribution of the example);
-- ``convention`` (b): the peer computes something else by a documented convention, shown by
-  reproducing that convention exactly (``captum_conventions.py``) and finding the peer equal to
-  the reproduction up to rounding; the largest explained part is a convention;
-- ``approximation`` (c): as (b), but the largest part is the peer's approximation error
-  (e.g. a 50-step Riemann sum against the exact or adaptive integral), measured against the
-  reference;
-- ``unexplained`` (d): the peer matches neither the reference nor any reproduced convention.
-  Flagged loudly; :attr:`Report.ok` is False and the CLI exits non-zero;
-- ``peer_error``: the peer refused (documented limitations, e.g. Captum's DeepLift with a
-  reused module, count as explained; any other exception is unexplained);
-- ``skipped``: refattr's reference for the method is not available in this version.
+- ``rounding``: below ``rtol`` (relative to the largest attribution of the example);
+- ``convention``: a documented, legitimate choice of the peer (Captum documents that its
+  trapezoid step sizes sum to at most one, its DeepLift ``eps``, its list of supported
+  non-linearities), reproduced exactly (``captum_conventions.py``);
+- ``approximation``: the peer's numerical error (a 50-step Riemann sum against the exact or
+  adaptive integral), sized against the reference;
+- ``peer_bug``: a known defect of the peer, named with its issue, reproduced exactly and sized
+  (Captum 0.9.0's DeepLift on adjacent hooked modules, captum issue #1104, ...);
+- ``unexplained``: matches neither the reference nor any reproduction.
 
-Every verdict lists its causes with their sizes, so "the peer is 2% off" always comes with why.
-refattr's reference results are never changed to imitate a peer.
+Each compared method gets a verdict: ``agree`` (rounding only), ``convention`` or
+``approximation`` (the largest explained part), ``peer_bug`` (a known bug changes the result by
+more than rounding: the peer's result is wrong), ``unexplained``, ``peer_error`` (the peer
+refused; a documented limitation, e.g. Captum's DeepLift with a reused module, is explained, any
+other exception is not) or ``skipped`` (refattr's reference is not available in this version).
+
+:meth:`Report.summary` says in words whether the peer's results are correct and, if not, which
+method is off by how much and why. :attr:`Report.all_explained` (alias ``ok``) means only
+"nothing unexplained": a peer bug is explained, yet the peer's result is wrong, which
+:attr:`Report.peer_correct` says. refattr's reference results are never changed to imitate a peer.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .. import __version__
-from ..errors import ArgumentError, RuleError
+from ..errors import ArgumentError, RuleError, UnsupportedLayerError
 from ..layers import MaxPool2D, ReLU, Sigmoid, Swish, Tanh
 from ..methods import deconvnet, gradient, guided_backprop, input_x_gradient
 from ..methods._common import pick, prepare
@@ -42,13 +46,16 @@ from ..validation import as_baselines, as_float64, broadcast_baseline
 from . import captum_conventions as cc
 
 __all__ = ["Cause", "MethodComparison", "Report", "compare_captum", "compare_attributions", "relative_difference",
-           "CAPTUM_METHODS", "VERDICTS"]
+           "CAPTUM_METHODS", "VERDICTS", "CAUSE_KINDS"]
 
 #: Captum methods compared by :func:`compare_captum`, in report order.
 CAPTUM_METHODS = ("Saliency", "InputXGradient", "GuidedBackprop", "Deconvolution", "IntegratedGradients",
                   "DeepLift", "DeepLiftShap")
 
-VERDICTS = ("agree", "convention", "approximation", "unexplained", "peer_error", "skipped")
+VERDICTS = ("agree", "convention", "approximation", "peer_bug", "unexplained", "peer_error", "skipped")
+
+#: The kinds of :class:`Cause`, from harmless to unknown.
+CAUSE_KINDS = ("rounding", "convention", "approximation", "peer_bug", "unexplained")
 
 #: Verdict tolerance for float64 peers: a few hundred float64 operations differ by well under
 #: 1e-12 relative (refattr.testing.tolerances.EXACT_RTOL); any real difference is far larger.
@@ -60,12 +67,13 @@ FLOAT32_RTOL = 1e-5
 
 @dataclass(frozen=True)
 class Cause:
-    """One part of a difference: ``kind`` is "rounding", "convention", "approximation" or
-    "unexplained"; ``size`` the relative difference it accounts for."""
+    """One part of a difference: ``kind`` is one of :data:`CAUSE_KINDS`; ``size`` the relative
+    difference it accounts for; ``issue`` names a peer bug (e.g. "Captum issue #1104")."""
 
     kind: str
     description: str
     size: float
+    issue: str | None = None
 
 
 @dataclass
@@ -96,7 +104,12 @@ class MethodComparison:
 
 @dataclass
 class Report:
-    """The result of a comparison: one :class:`MethodComparison` per method and setting."""
+    """The result of a comparison: one :class:`MethodComparison` per method and setting.
+
+    Read :meth:`summary` (the last line of :meth:`table`, ``"summary"`` in the JSON) first: it
+    says whether the peer's results are correct, and if not by how much and why.
+    ``peer_label`` is how the summary names the peer ("Captum's", "the user's").
+    """
 
     peer: str
     reference: str
@@ -106,15 +119,36 @@ class Report:
     forward_rtol: float | None = None
     entries: list[MethodComparison] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    peer_label: str | None = None
 
     @property
     def unexplained(self) -> list[MethodComparison]:
         return [e for e in self.entries if not e.explained]
 
     @property
-    def ok(self) -> bool:
-        """True when nothing is unexplained (forward pass included)."""
+    def peer_bugs(self) -> list[MethodComparison]:
+        """The entries whose result a known peer bug makes wrong, largest difference first."""
+        return sorted((e for e in self.entries if e.verdict == "peer_bug"), key=lambda e: -(e.max_rel_diff or 0.0))
+
+    @property
+    def all_explained(self) -> bool:
+        """True when nothing is unexplained (forward pass included). Not "the peer is right": a
+        known peer bug is explained too; see :attr:`peer_correct`."""
         return self.forward_ok and not self.unexplained
+
+    @property
+    def ok(self) -> bool:
+        """Alias of :attr:`all_explained`: nothing unexplained, which does not mean the peer is right."""
+        return self.all_explained
+
+    @property
+    def peer_correct(self) -> bool | None:
+        """False when a known peer bug makes a result wrong; None when something is unexplained (whether
+        the peer is right is unknown); True when every difference is rounding, a documented convention
+        or the peer's approximation error."""
+        if self.peer_bugs:
+            return False
+        return True if self.all_explained else None
 
     @property
     def forward_ok(self) -> bool:
@@ -128,11 +162,51 @@ class Report:
                 return e
         raise KeyError(f"method: no entry {method!r}; entries are {[e.method for e in self.entries]}")
 
+    def summary(self) -> str:
+        """Whether the peer's results are correct, in words: which are wrong by how much (the largest
+        relative difference from refattr's reference) and why, which are unexplained, and otherwise
+        the largest convention and approximation differences."""
+        label = self.peer_label or "the peer's"
+        parts = []
+        if not self.forward_ok:
+            parts.append(f"!! UNEXPLAINED: the imported model does not compute the source model's function (forward "
+                         f"outputs differ by {self.forward_max_rel_diff:.1e} relative), so no attribution can be "
+                         f"judged")
+        bugs = self.peer_bugs
+        if bugs:
+            parts.append("!! WRONG: " + "; ".join(
+                f"{label} {e.method} is wrong on this model by {_percent(e.max_rel_diff)} ("
+                + ", ".join(dict.fromkeys(c.issue for c in e.causes if c.kind == "peer_bug" and c.size > self.rtol))
+                + ", reproduced exactly)" for e in bugs)
+                + " [% = largest |peer - reference| / largest |reference attribution|, worst example]")
+        bad = self.unexplained
+        if bad:
+            parts.append(f"!! UNEXPLAINED: {', '.join(e.method for e in bad)} match neither refattr's reference nor "
+                         f"any known convention or bug, so whether {label} results there are correct is unknown")
+        if not parts:
+            details = []
+            for kind, words in (("convention", "documented conventions"), ("approximation", "approximation error")):
+                worst = [e for e in self.entries if e.verdict == kind]
+                if worst:
+                    e = max(worst, key=lambda e: e.max_rel_diff)
+                    details.append(f"{words}, largest {_percent(e.max_rel_diff)} in {e.method}")
+            refused = [e.method for e in self.entries if e.verdict == "peer_error"]
+            if refused:
+                details.append(f"refused (documented limitation): {', '.join(refused)}")
+            parts.append(f"CORRECT: {label} results are correct on this model: every difference is explained ("
+                         + "; ".join(["rounding"] + details) + ")")
+        return " ".join(parts)
+
     def to_dict(self) -> dict:
         out = asdict(self)
-        out["ok"] = self.ok
+        out["summary"] = self.summary()
+        out["ok"] = out["all_explained"] = self.all_explained
+        out["peer_correct"] = self.peer_correct
         out["forward_ok"] = self.forward_ok
         out["unexplained"] = [e.method for e in self.unexplained]
+        out["peer_bugs"] = [{"method": e.method, "max_rel_diff": e.max_rel_diff,
+                             "issues": sorted({c.issue for c in e.causes if c.kind == "peer_bug" and c.size > self.rtol})}
+                            for e in self.peer_bugs]
         return out
 
     def to_json(self, indent: int = 2) -> str:
@@ -148,21 +222,24 @@ class Report:
         header = f"{'method':<46} {'verdict':<13} {'max|diff|':>9} {'rel diff':>9} {'gap peer':>9} {'gap ref':>9}"
         lines += [header, "-" * len(header)]
         for e in self.entries:
-            lines.append(f"{e.method:<46} {e.verdict.upper() if not e.explained else e.verdict:<13} "
+            shown = e.verdict.upper() if e.verdict in ("unexplained", "peer_bug") else e.verdict
+            lines.append(f"{e.method:<46} {shown:<13} "
                          f"{_fmt(e.max_abs_diff):>9} {_fmt(e.max_rel_diff):>9} {_fmt(e.peer_completeness_gap):>9} "
                          f"{_fmt(e.reference_completeness_gap):>9}")
             for c in sorted(e.causes, key=lambda c: -c.size):
                 lines.append(f"    {c.kind:<13} {c.size:8.1e}  {c.description}")
             lines += [f"    note: {n}" for n in e.notes]
-        if not self.forward_ok:
-            lines.append(f"!! UNEXPLAINED: forward outputs differ by {self.forward_max_rel_diff:.1e} relative: the "
-                         f"imported model does not compute the peer's function")
-        bad = self.unexplained
-        lines.append("!! UNEXPLAINED: " + ", ".join(e.method for e in bad) if bad else
-                     "every difference is explained")
+        lines.append(self.summary())
         return "\n".join(lines)
 
     __str__ = table
+
+
+def _percent(value) -> str:
+    """A relative difference in words: "26 %", "1.2 %", or "3.0e-05 relative" below 0.1 %."""
+    if value >= 1:
+        return f"{100 * value:.0f} %"
+    return f"{100 * value:.2g} %" if value >= 1e-3 else f"{value:.1e} relative"
 
 
 def _fmt(value) -> str:
@@ -269,12 +346,20 @@ def _classify(entry: MethodComparison, peer, reference, reproduction, components
     entry.causes.append(Cause("rounding" if d_rep <= rtol else "unexplained",
                               f"peer vs {what_reproduced} reproduced with refattr's float64 gradients", d_rep))
     entry.causes += components
-    real = [c for c in components if c.kind in ("convention", "approximation") and c.size > rtol]
+    entry.verdict = _verdict(components, rtol, d_rep > rtol)
+
+
+def _verdict(components, rtol, unmatched=False) -> str:
+    """The verdict of a difference whose parts are ``components``: unexplained when the peer does not
+    match the reproduction (``unmatched``) or a part is, peer_bug when a known bug changes the result by
+    more than rounding, else the kind of the largest part."""
+    real = [c for c in components if c.kind in ("convention", "approximation", "peer_bug") and c.size > rtol]
     broken = [c for c in components if c.kind == "unexplained" and c.size > rtol]
-    if d_rep > rtol or broken or not real:
-        entry.verdict = "unexplained"
-        return
-    entry.verdict = max(real, key=lambda c: c.size).kind
+    if unmatched or broken or not real:
+        return "unexplained"
+    if any(c.kind == "peer_bug" for c in real):
+        return "peer_bug"
+    return max(real, key=lambda c: c.size).kind
 
 
 def _nonlinear_inputs(net, x, xr):
@@ -318,39 +403,44 @@ def _deeplift_chain(net, x, baseline, target, baselines=None):
     has_pool = any(isinstance(layer, MaxPool2D) for layer in net.layers)
     if any(isinstance(layer, Swish) for layer in net.layers):
         v = more(swish_as_gradient=False)
-        components.append(Cause("convention", "Captum has no DeepLift rule for nn.SiLU: it passes the gradient f'(x) "
-                                              "at the input instead of the multiplier Δy/Δx (no warning; "
-                                              "summation-to-delta breaks)", relative_difference(v0, v)))
+        components.append(Cause("convention", "Captum has no DeepLift rule for nn.SiLU (its documentation: only a "
+                                              "limited list of non-linearities is supported): it passes the "
+                                              "gradient f'(x) at the input instead of the multiplier Δy/Δx (no "
+                                              "warning; summation-to-delta breaks)", relative_difference(v0, v)))
         v0 = v
     else:
         steps[-1]["swish_as_gradient"] = False
     pairs = _adjacent_hooked(net, swish_hooked=True)
     if pairs:
         v = more(stale_grad_output=False)
-        components.append(Cause("convention", "known Captum bug (issue #1104): on adjacent hooked modules ("
-                                + "; ".join(pairs) + ") the upstream rule uses the output gradient recorded "
-                                  "before the downstream rule rewrote it, so the downstream rule is lost on the "
-                                  "upstream Rescale branch",
-                                relative_difference(v0, v)))
+        components.append(Cause("peer_bug", "Captum bug (issue #1104, open in 0.9.0): on adjacent hooked modules ("
+                                + "; ".join(pairs) + ") the upstream module's rule reads the output gradient "
+                                  "recorded before the downstream module's rule rewrote it, so the upstream "
+                                  "Rescale multiplier multiplies the plain gradient of the downstream module "
+                                  "instead of its DeepLIFT multiplier",
+                                relative_difference(v0, v), "Captum issue #1104"))
         v0 = v
     if has_pool:
         v = more(first_row_fallback=False)
-        components.append(Cause("convention", "known Captum bug (issue #1276): the max-pool fallback (|Δx| < 1e-10) "
-                                              "uses grad_input[0], the gradient of example 0, for every example",
-                                relative_difference(v0, v)))
+        components.append(Cause("peer_bug", "Captum bug (issue #1276, open in 0.9.0): the max-pool fallback "
+                                            "(|Δx| < 1e-10) uses grad_input[0], the gradient of example 0, for every "
+                                            "example", relative_difference(v0, v), "Captum issue #1276"))
         v0 = v
     refs = [broadcast_baseline(baseline, x)] if baselines is None else [np.broadcast_to(b, x.shape) for b in baselines]
     n_small = sum(int(np.sum((np.abs(dz) < eps) & (dz != 0))) for xr in refs for _, _, dz in _nonlinear_inputs(net, x, xr))
     v = more(eps=0)
     components.append(Cause("convention", f"Captum falls back to the gradient at the input where |Δz| < {eps:g} "
-                                          f"({n_small} neuron(s) with 0 < |Δz| < {eps:g} here)",
+                                          f"(its documented eps; {n_small} neuron(s) with 0 < |Δz| < {eps:g} here)",
                             relative_difference(v0, v)))
     v0 = v
     if has_pool:
         v = more(assign_unpool=False)
-        components.append(Cause("convention", "Captum un-pools max-pool contributions with max_unpool2d (assignment: "
-                                              "overlapping windows that share a winner keep one value)",
-                                relative_difference(v0, v)))
+        components.append(Cause("peer_bug", "Captum un-pools max-pool contributions with max_unpool2d, an "
+                                            "assignment: where overlapping windows share a winner one window's value "
+                                            "is kept and the others are dropped, so summation-to-delta breaks "
+                                            "(undocumented; no Captum issue filed; tangermeme fixed the same defect, "
+                                            "its issue #49)", relative_difference(v0, v),
+                                "Captum's max-pool un-pooling by assignment, no Captum issue filed"))
         v0 = v
     v = more(naive_division=False)
     components.append(Cause("approximation", "Captum's multiplier (y - y')/(x - x') is a naive divided difference "
@@ -407,8 +497,10 @@ def compare_captum(model, inputs, baselines=0.0, targets=None, methods=None, *, 
         A torch module is imported with :func:`~refattr.interop.from_torch` and run by Captum as a
         float64 copy; a refattr or ONNX model is given to Captum through
         :func:`~refattr.interop.to_torch`.
-    inputs : array_like, shape (N, *example_shape)
-    baselines : scalar or array_like
+    inputs : array_like or torch.Tensor, shape (N, *example_shape)
+        A tensor is detached and copied to the CPU (``requires_grad`` is fine); likewise for
+        ``baselines``, ``targets`` and ``shap_baselines``.
+    baselines : scalar, array_like or torch.Tensor
         The baseline x' of IntegratedGradients and DeepLift: a scalar, one example's shape, or
         the inputs' shape (default 0).
     targets : int, int array (N,), or None
@@ -429,6 +521,9 @@ def compare_captum(model, inputs, baselines=0.0, targets=None, methods=None, *, 
     Returns
     -------
     Report
+        Its :meth:`~Report.summary` (the last line of ``table()``) says whether Captum's results
+        are correct and, where a known Captum bug makes one wrong, by how much (e.g. "Captum's
+        DeepLift is wrong on this model by 26 % (Captum issue #1104, reproduced exactly)").
         One entry per method (per IG method). References: ``gradient``, ``input_x_gradient``,
         ``guided_backprop``, ``deconvnet``; ``integrated_gradients(rule="auto")`` (exact on
         piecewise-linear networks, adaptive quadrature otherwise) with the same-rule fixed
@@ -438,21 +533,25 @@ def compare_captum(model, inputs, baselines=0.0, targets=None, methods=None, *, 
 
     Warnings
     --------
-    Captum's conventions reproduced here (see ``captum_conventions.py``): float32 Riemann nodes
-    and step weights; ``riemann_trapezoid`` weights summing to (n - 1)/n; DeepLift's gradient
-    fallback below |Δx| = 1e-10; SiLU treated as a plain gradient; max-pool un-pooling by
-    assignment; and two DeepLift bugs of Captum 0.9.0 (issue #1104: adjacent hooked modules such
-    as ReLU -> MaxPool2d use a stale output gradient; issue #1276: the max-pool fallback uses
-    example 0's gradient for every example). None of them is applied to refattr's own results.
-    A Captum ``UserWarning`` is recorded in the entry's notes, not raised.
+    Captum's documented conventions reproduced here (see ``captum_conventions.py``): float32
+    Riemann nodes and step weights; ``riemann_trapezoid`` weights summing to (n - 1)/n ("step
+    sizes which sum is smaller than or equal to one"); DeepLift's gradient fallback below its
+    ``eps`` = 1e-10; no DeepLift rule for SiLU (a plain gradient; Captum supports a listed set of
+    non-linearities). Captum 0.9.0's DeepLift bugs, reproduced and reported as ``peer_bug``:
+    issue #1104 (adjacent hooked modules such as ReLU -> MaxPool2d use a stale output gradient),
+    issue #1276 (the max-pool fallback uses example 0's gradient for every example) and max-pool
+    un-pooling by assignment, which drops contributions where overlapping windows share a winner
+    (no Captum issue filed). None of them is applied to refattr's own results. A Captum
+    ``UserWarning`` is recorded in the entry's notes, not raised.
 
     Examples
     --------
     ::
 
         report = compare_captum(torch_model, x, baselines=x_ref, targets=labels)
-        print(report.table())          # one line per method, causes with their sizes
-        assert report.ok, report.unexplained
+        print(report.table())          # one line per method, causes with their sizes, then the summary
+        assert report.all_explained, report.unexplained   # nothing unexplained
+        assert report.peer_correct, report.summary()        # and no known Captum bug changed a result
     """
     rtol = _check_rtol(rtol)
     if isinstance(n_steps, (bool, np.bool_)) or not isinstance(n_steps, numbers.Integral) or n_steps < 1:
@@ -461,6 +560,7 @@ def compare_captum(model, inputs, baselines=0.0, targets=None, methods=None, *, 
     from .torch_model import require_torch
 
     torch = require_torch()
+    inputs, baselines, targets, shap_baselines = (_numpy(v) for v in (inputs, baselines, targets, shap_baselines))
     net, peer_model = _as_models(model)
     x, t = prepare(net, inputs, targets)
     xr = broadcast_baseline(baselines, x)
@@ -475,13 +575,15 @@ def compare_captum(model, inputs, baselines=0.0, targets=None, methods=None, *, 
     from .torch_model import torch_forward
 
     forward_diff, forward_rtol = relative_difference(torch_forward(peer_model, x), net(x)), FLOAT64_RTOL
+    notes = []
     if _is_onnx(model):
         # the peer runs a float64 torch copy of the imported network; the import itself is checked
         # against the ONNX runtime
-        onnx_diff, forward_rtol = _source_forward_diff(model, net, x)
+        onnx_diff, forward_rtol, notes = _source_forward_diff(model, net, x)
         forward_diff = max(forward_diff, onnx_diff)
     report = Report(peer=f"captum {captum.__version__} (torch {torch.__version__})", reference=f"refattr {__version__}",
-                    n_examples=x.shape[0], rtol=rtol, forward_max_rel_diff=forward_diff, forward_rtol=forward_rtol)
+                    n_examples=x.shape[0], rtol=rtol, forward_max_rel_diff=forward_diff, forward_rtol=forward_rtol,
+                    notes=notes, peer_label="Captum's")
     peer_name = f"captum {captum.__version__}"
 
     def run_peer(entry, fn):
@@ -581,26 +683,37 @@ def _compare_ig(net, peer_model, cattr, x, xr, t, tx, tb, torch_target, n_steps,
         if peer is None:
             continue
         entry.peer_completeness_gap = _gap(net, x, xr, t, peer)
-        reproduction = cc.captum_integrated_gradients(net, x, xr, t, method, n_steps)
-        unrounded = cc.captum_integrated_gradients(net, x, xr, t, method, n_steps, float32=False)
-        components = [Cause("convention", "Captum rounds " + ("the step weights" if method == "gausslegendre" else
-                                                             "the Riemann nodes and step weights")
-                            + " to float32 (torch default dtype), even for float64 inputs",
-                            relative_difference(reproduction, unrounded))]
-        if method == "riemann_trapezoid":
-            components.append(Cause("convention", f"Captum's trapezoid weights are 1/n with halved ends, summing to "
-                                                  f"(n-1)/n = {(n_steps - 1) / n_steps:.4g} instead of 1 "
-                                                  f"(the trapezoid rule on linspace(0, 1, n) has 1/(n-1))",
-                                    relative_difference(unrounded, same_rule)))
-        else:
-            d = relative_difference(unrounded, same_rule)
-            components.append(Cause("rounding" if d <= rtol else "unexplained",
-                                    f"Captum's formulas in float64 vs refattr's rule {rule!r}", d))
-        components.append(Cause("approximation", f"{method} with {n_steps} steps vs the reference integral "
-                                                 f"(refattr rule {rule!r} vs {chosen!r})",
-                                relative_difference(same_rule, reference.values)))
+        reproduction, components = _captum_ig(net, x, xr, t, method, n_steps, same_rule, reference, rtol)
         _classify(entry, peer, reference.values, reproduction, components, rtol, "Captum's IG convention")
     return entries
+
+
+def _captum_ig(net, x, xr, t, method, n_steps, same_rule, reference, rtol):
+    """(Captum's IntegratedGradients(method, n_steps) reproduced, the parts of its difference from
+    ``reference``): float32 rounding, trapezoid weights, the rule's approximation error.
+    ``same_rule``: refattr's values with the rule Captum's method approximates."""
+    rule = cc.REFATTR_RULE[method]
+    chosen = reference.options.get("rule", "auto") if isinstance(reference.options, dict) else "auto"
+    reproduction = cc.captum_integrated_gradients(net, x, xr, t, method, n_steps)
+    unrounded = cc.captum_integrated_gradients(net, x, xr, t, method, n_steps, float32=False)
+    components = [Cause("convention", "Captum rounds " + ("the step weights" if method == "gausslegendre" else
+                                                         "the Riemann nodes and step weights")
+                        + " to float32 (torch default dtype), even for float64 inputs",
+                        relative_difference(reproduction, unrounded))]
+    if method == "riemann_trapezoid":
+        components.append(Cause("convention", f"Captum's trapezoid weights are 1/n with halved ends, summing to "
+                                              f"(n-1)/n = {(n_steps - 1) / n_steps:.4g} instead of 1 (documented: "
+                                              f"step sizes sum to at most one; the trapezoid rule on "
+                                              f"linspace(0, 1, n) has 1/(n-1))",
+                                relative_difference(unrounded, same_rule)))
+    else:
+        d = relative_difference(unrounded, same_rule)
+        components.append(Cause("rounding" if d <= rtol else "unexplained",
+                                f"Captum's formulas in float64 vs refattr's rule {rule!r}", d))
+    components.append(Cause("approximation", f"{method} with {n_steps} steps vs the reference integral "
+                                             f"(refattr rule {rule!r} vs {chosen!r})",
+                            relative_difference(same_rule, reference.values)))
+    return reproduction, components
 
 
 # A user's own attributions ---------------------------------------------------------------------
@@ -614,21 +727,40 @@ def compare_attributions(model, inputs, attributions, method: str, baselines=0.0
                          rtol: float | None = None) -> Report:
     """Diff a user's own attributions against refattr's reference for ``method`` and explain the difference.
 
+    The attributions are compared with the reference and with every way of computing ``method``
+    that refattr knows, and the report names the one they equal:
+
+    - integrated_gradients: each of refattr's fixed rules (left, right, midpoint, trapezoid,
+      gauss_legendre) with ``n_steps`` steps (approximation), refattr's adaptive ``quad`` where
+      the reference is the exact integral, and each of Captum's ``IntegratedGradients`` methods
+      with ``n_steps`` steps (``gausslegendre``, Captum's default, and the four Riemann sums,
+      with Captum's float32 nodes and weights);
+    - deeplift: refattr's other DeepLIFT rules and max-pool rules (conventions), and Captum's
+      DeepLift, whose known bugs (captum issues #1104, #1276) make the verdict ``peer_bug``
+      where they change the result;
+    - gradient: the absolute value of the gradient (Captum's Saliency default, ``abs=True``).
+
     Parameters
     ----------
     model : refattr.Sequential, torch.nn.Sequential or ONNX model (path, bytes, ModelProto)
-    inputs, attributions : array_like, shape (N, *example_shape)
+    inputs, attributions : array_like or torch.Tensor, shape (N, *example_shape)
+        Tensors are detached and copied to the CPU (a ``requires_grad`` tensor is fine).
     method : str
         One of "gradient", "input_x_gradient", "guided_backprop", "deconvnet",
         "integrated_gradients", "deeplift".
-    baselines, targets : as for refattr's methods (``baseline``, ``target``).
+    baselines, targets : as for refattr's methods (``baseline``, ``target``); tensors accepted.
     rule : str, optional
-        integrated_gradients: the quadrature rule the attributions were computed with (refattr's
-        names, or Captum's "riemann_right", ...); deeplift: "rescale" (default) or "reveal_cancel".
+        Narrows the search. integrated_gradients: a refattr rule ("left", "right", "midpoint",
+        "trapezoid", "gauss_legendre"; "exact", "quad" or "auto" for the reference integral) or a
+        Captum method ("riemann_right", "gausslegendre", ...); a rule and its Captum counterpart
+        are searched together. deeplift: "rescale" (the reference's rule by default) or
+        "reveal_cancel". When the narrowed search finds nothing, a note says which other known
+        computation the attributions equal, if any.
     n_steps : int
-        Steps of a fixed integrated-gradients rule.
+        Steps of the fixed integrated-gradients rules searched (Captum's default is 50).
     maxpool_rule : str, optional
-        DeepLIFT's max-pool rule for refattr's reference (default "delta_routing" where needed).
+        DeepLIFT's max-pool rule for refattr's reference (default "delta_routing" where needed);
+        given, it also narrows the search.
     rtol : float, optional
         Rounding tolerance, 0 < rtol < 1; defaults to 1e-12 for float64 attributions and 1e-5
         for float32 ones.
@@ -639,101 +771,221 @@ def compare_attributions(model, inputs, attributions, method: str, baselines=0.0
         ``attributions`` holds NaN or Inf (the message gives the first index); nothing is computed.
     ArgumentError
         ``rtol`` is not a finite float in (0, 1).
+    RuleError
+        An unknown ``method`` or ``rule``.
 
     The verdict follows :mod:`refattr.interop.compare`: ``agree`` with the reference,
-    ``approximation`` (equal to refattr's computation with the same fixed quadrature rule, which
-    differs from the reference integral by the rule's error), ``convention`` (equal to a known
-    convention: Captum's float32 quadrature or trapezoid weights, Captum's DeepLift, the absolute
-    value of the gradient), or ``unexplained``.
+    ``approximation`` (equal to a fixed quadrature rule, which differs from the reference
+    integral by its error), ``convention`` (equal to a documented convention), ``peer_bug``
+    (equal to a peer's computation that a known bug makes wrong), or ``unexplained``.
     """
+    attributions = _numpy(attributions)
     dtype = np.asarray(attributions).dtype
     values = as_float64(attributions, "attributions")  # NonFiniteError names the first NaN/Inf
     if rtol is None:
         rtol = FLOAT32_RTOL if dtype in (np.float32, np.float16) else FLOAT64_RTOL
     rtol = _check_rtol(rtol)
+    if method not in ATTRIBUTION_METHODS:
+        raise RuleError(f"method: unknown method {method!r}; expected one of {ATTRIBUTION_METHODS}")
+    inputs, baselines, targets = _numpy(inputs), _numpy(baselines), _numpy(targets)
     net = model if isinstance(model, Sequential) else _onnx_net(model) if _is_onnx(model) else _as_models(model)[0]
     x, t = prepare(net, inputs, targets)
-    forward_diff, forward_rtol = (None, None) if isinstance(model, Sequential) else _source_forward_diff(model, net, x)
+    forward_diff, forward_rtol, notes = (None, None, []) if isinstance(model, Sequential) else \
+        _source_forward_diff(model, net, x)
     if values.shape != x.shape:
         raise RuleError(f"attributions: expected the inputs' shape {x.shape}, got {values.shape}")
     xr = broadcast_baseline(baselines, x)
     report = Report(peer="user attributions", reference=f"refattr {__version__}", n_examples=x.shape[0], rtol=rtol,
-                    forward_max_rel_diff=forward_diff, forward_rtol=forward_rtol)
+                    forward_max_rel_diff=forward_diff, forward_rtol=forward_rtol, notes=notes,
+                    peer_label="the user's")
     if method in GRADIENT_FAMILY:
         ref = GRADIENT_FAMILY[method](net, x, t).values
         entry = MethodComparison(method, "user", f"refattr {method}", "agree")
         candidates = []
         if method == "gradient":
-            candidates.append(("convention", "the absolute value of the gradient (Captum's Saliency default abs=True)",
-                               np.abs(ref)))
-        _classify_candidates(entry, values, ref, candidates, rtol)
+            candidates.append(_simple("convention", "the absolute value of the gradient (Captum's Saliency default "
+                                                    "abs=True)", lambda: np.abs(ref), ref))
+        _classify_candidates(entry, values, ref, candidates, [], rtol)
     elif method == "integrated_gradients":
-        integrated_gradients = reference_method("integrated_gradients")
-        if integrated_gradients is None:
-            raise RuleError("method: refattr.methods.integrated_gradients is not available in this version")
-        captum_method = None
-        if rule in cc.CAPTUM_IG_METHODS:
-            captum_method, rule = rule, cc.REFATTR_RULE[rule]
-        rule = rule or "auto"
-        ref = integrated_gradients(net, x, xr, target=t, rule="auto")
-        entry = MethodComparison(f"integrated_gradients[{rule}, n_steps={n_steps}]", "user",
-                                 f"refattr integrated_gradients(rule='auto' -> {ref.options.get('rule', 'auto')!r})",
-                                 "agree")
-        candidates = []
-        if rule not in ("auto", "exact", "quad"):
-            same = integrated_gradients(net, x, xr, target=t, rule=rule, n_steps=n_steps).values
-            candidates.append(("approximation", f"refattr's rule {rule!r} with {n_steps} steps (its difference from "
-                                                f"the reference is the rule's approximation error)", same))
-            inverse = {v: k for k, v in cc.REFATTR_RULE.items()}
-            cm = captum_method or inverse.get(rule)
-            if cm is not None:
-                candidates.append(("convention", f"Captum's {cm} convention (float32 nodes/weights"
-                                                 + (", weights summing to (n-1)/n" if cm == "riemann_trapezoid" else "")
-                                                 + ")", cc.captum_integrated_gradients(net, x, xr, t, cm, n_steps)))
-        entry.reference_completeness_gap = _gap(net, x, xr, t, ref.values)
-        entry.peer_completeness_gap = _gap(net, x, xr, t, values)
-        _classify_candidates(entry, values, ref.values, candidates, rtol)
-    elif method == "deeplift":
-        deeplift = reference_method("deeplift")
-        if deeplift is None:
-            raise RuleError("method: refattr.methods.deeplift is not available in this version")
-        rule = rule or "rescale"
-        if maxpool_rule is None and any(isinstance(la, MaxPool2D) for la in net.layers):
-            maxpool_rule = "delta_routing"
-        ref = deeplift(net, x, xr, target=t, rule=rule, maxpool_rule=maxpool_rule)
-        entry = MethodComparison(f"deeplift[{rule}]", "user", f"refattr deeplift(rule={rule!r}, "
-                                 f"maxpool_rule={maxpool_rule!r})", "agree")
-        candidates = [("convention", "Captum's DeepLift convention (gradient fallback below |Δx| = 1e-10, SiLU as "
-                                     "gradient, max_unpool2d routing)", cc.captum_deeplift(net, x, xr, t))]
-        entry.reference_completeness_gap = _gap(net, x, xr, t, ref.values)
-        entry.peer_completeness_gap = _gap(net, x, xr, t, values)
-        _classify_candidates(entry, values, ref.values, candidates, rtol)
+        entry, ref, candidates, others = _ig_candidates(net, x, xr, t, rule, n_steps, rtol)
+        _classify_candidates(entry, values, ref, candidates, others, rtol)
     else:
-        raise RuleError(f"method: unknown method {method!r}; expected one of {ATTRIBUTION_METHODS}")
+        entry, ref, candidates, others = _deeplift_candidates(net, x, xr, t, rule, maxpool_rule, rtol)
+        _classify_candidates(entry, values, ref, candidates, others, rtol)
+    if method in ("integrated_gradients", "deeplift"):
+        entry.reference_completeness_gap = _gap(net, x, xr, t, ref)
+        entry.peer_completeness_gap = _gap(net, x, xr, t, values)
     report.entries.append(entry)
     return report
 
 
-def _classify_candidates(entry, values, reference, candidates, rtol):
+def _numpy(value):
+    """A torch.Tensor as a NumPy array (detached, on the CPU, its dtype kept; bfloat16 as float32), so
+    that ``requires_grad`` and GPU tensors are accepted; anything else unchanged. float64 conversion
+    and checks follow where the value is used."""
+    import sys
+
+    torch = sys.modules.get("torch")  # a tensor exists only where torch is imported
+    if torch is None or not isinstance(value, torch.Tensor):
+        return value
+    value = value.detach().cpu()
+    return (value.float() if value.dtype == torch.bfloat16 else value).numpy()
+
+
+def _simple(kind, description, compute, reference):
+    """A candidate whose whole difference from ``reference`` is one cause of ``kind``."""
+    def run():
+        v = compute()
+        return v, [Cause(kind, description, relative_difference(v, reference))]
+
+    return description, run
+
+
+def _ig_candidates(net, x, xr, t, rule, n_steps, rtol):
+    """(entry, reference values, candidates within ``rule``, the other candidates) for integrated gradients."""
+    from ..quadrature import MIN_STEPS, RULES
+
+    integrated_gradients = reference_method("integrated_gradients")
+    if integrated_gradients is None:
+        raise RuleError("method: refattr.methods.integrated_gradients is not available in this version")
+    known = tuple(RULES) + ("exact", "quad", "auto") + cc.CAPTUM_IG_METHODS
+    if rule is not None and rule not in known:
+        raise RuleError(f"rule: unknown integrated-gradients rule {rule!r}; expected None (search every known one) or "
+                        f"one of {known}")
+    if isinstance(n_steps, (bool, np.bool_)) or not isinstance(n_steps, numbers.Integral) or n_steps < 1:
+        raise ArgumentError(f"n_steps: expected an int >= 1 (the steps of the fixed rules searched), got {n_steps!r}")
+    reference = integrated_gradients(net, x, xr, target=t, rule="auto")
+    chosen = reference.options.get("rule", "auto")
+    entry = MethodComparison(f"integrated_gradients[{rule or 'any known rule'}, n_steps={n_steps}]", "user",
+                             f"refattr integrated_gradients(rule='auto' -> {chosen!r})", "agree")
+    fixed = {}
+
+    def same_rule(r):
+        if r not in fixed:
+            fixed[r] = integrated_gradients(net, x, xr, target=t, rule=r, n_steps=n_steps).values
+        return fixed[r]
+
+    def refattr_rule(r):
+        return _simple("approximation", f"refattr integrated_gradients(rule={r!r}, n_steps={n_steps}) (its difference "
+                                        f"from the reference is the rule's approximation error)",
+                       lambda: same_rule(r), reference.values)
+
+    def captum(m):
+        def run():
+            return _captum_ig(net, x, xr, t, m, n_steps, same_rule(cc.REFATTR_RULE[m]), reference, rtol)
+
+        default = " (Captum's default)" if m == "gausslegendre" else ""
+        return (f"Captum's IntegratedGradients(method={m!r}, n_steps={n_steps}){default}, float32 nodes and weights "
+                f"as Captum computes them", run)
+
+    groups = {}   # a refattr rule and the Captum method that approximates it are one group
+    for r in RULES:
+        if n_steps >= MIN_STEPS[r]:
+            groups.setdefault(r, []).append(refattr_rule(r))
+    for m in cc.CAPTUM_IG_METHODS:
+        if n_steps >= (1 if m == "gausslegendre" else 2):
+            groups.setdefault(cc.REFATTR_RULE[m], []).append(captum(m))
+    if chosen == "exact":
+        groups["quad"] = [_simple("approximation", "refattr integrated_gradients(rule='quad') (adaptive quadrature "
+                                                   "to rtol 1e-10)",
+                                  lambda: integrated_gradients(net, x, xr, target=t, rule="quad").values,
+                                  reference.values)]
+    wanted = None if rule is None else {"auto": "quad", "exact": "quad"}.get(rule, cc.REFATTR_RULE.get(rule, rule))
+    inside = [c for r, g in groups.items() if wanted in (None, r) for c in g]
+    others = [c for r, g in groups.items() if wanted not in (None, r) for c in g]
+    return entry, reference.values, inside, others
+
+
+def _deeplift_candidates(net, x, xr, t, rule, maxpool_rule, rtol):
+    """(entry, reference values, candidates within ``rule`` / ``maxpool_rule``, the other candidates) for deeplift."""
+    from ..layers.base import DEEPLIFT_RULES
+    from ..layers.pooling import MAXPOOL_RULES
+
+    deeplift = reference_method("deeplift")
+    if deeplift is None:
+        raise RuleError("method: refattr.methods.deeplift is not available in this version")
+    if rule is not None and rule not in DEEPLIFT_RULES:
+        raise RuleError(f"rule: unknown DeepLIFT rule {rule!r}; expected None (rescale, and search every known rule) "
+                        f"or one of {DEEPLIFT_RULES}")
+    has_pool = any(isinstance(la, MaxPool2D) for la in net.layers)
+    ref_rule, ref_pool = rule or "rescale", maxpool_rule or ("delta_routing" if has_pool else None)
+    reference = deeplift(net, x, xr, target=t, rule=ref_rule, maxpool_rule=ref_pool).values
+    entry = MethodComparison(f"deeplift[{ref_rule}]", "user", f"refattr deeplift(rule={ref_rule!r}, "
+                             f"maxpool_rule={ref_pool!r})", "agree")
+    inside, others = [], []
+    for r in DEEPLIFT_RULES:
+        for pool in (MAXPOOL_RULES if has_pool else (None,)):
+            if (r, pool) == (ref_rule, ref_pool):
+                continue
+            what = ("the original DeepLIFT code's max-pool rule" if pool == "gradient" else f"DeepLIFT's {r} rule")
+            candidate = _simple("convention", f"refattr deeplift(rule={r!r}, maxpool_rule={pool!r}) ({what})",
+                                lambda r=r, pool=pool: deeplift(net, x, xr, target=t, rule=r, maxpool_rule=pool).values,
+                                reference)
+            narrowed = rule in (None, r) and maxpool_rule in (None, pool)
+            (inside if narrowed else others).append(candidate)
+
+    def captum():
+        reproduction, components, pure = _deeplift_chain(net, x, xr, t)
+        d = relative_difference(pure, reference)
+        return reproduction, components + [Cause("rounding" if d <= rtol else "unexplained",
+                                                 "Rescale reproduced in the comparison layer vs refattr's deeplift", d)]
+
+    captum_candidate = ("Captum 0.9.0's DeepLift(model).attribute (Rescale), its conventions and known bugs "
+                        "reproduced exactly", captum)
+    (inside if rule in (None, "rescale") and maxpool_rule in (None, "delta_routing") else others).append(
+        captum_candidate)
+    return entry, reference, inside, others
+
+
+def _classify_candidates(entry, values, reference, candidates, others, rtol):
+    """Set ``entry``'s verdict from the nearest of ``candidates`` ((description, run) pairs, ``run()``
+    giving (values, the causes of their difference from ``reference``)); where none is within ``rtol``,
+    a note names any of ``others`` that is (the search outside the user's ``rule``)."""
     entry.max_abs_diff = _max_abs_difference(values, reference)
     entry.max_rel_diff = relative_difference(values, reference)
     if entry.max_rel_diff <= rtol:
         entry.verdict = "agree"
         entry.causes.append(Cause("rounding", "equal to the reference up to rounding", entry.max_rel_diff))
         return
-    for kind, description, candidate in candidates:
-        d = relative_difference(values, candidate)
-        if d <= rtol:
-            entry.verdict = kind
-            entry.causes.append(Cause(kind, f"equal (to {d:.1e}) to {description}",
-                                      relative_difference(candidate, reference)))
-            return
-        entry.notes.append(f"not {description}: differs by {d:.1e}")
+    found = _search(values, candidates, rtol)
+    matches = [m for m in found if m[0] <= rtol]
+    if matches:
+        # A legitimate computation that explains the values wins over a peer's bug that does too
+        # (on ReLU -> MaxPool2d, Captum's bug #1104 gives DeepLIFT's 'gradient' max-pool rule).
+        matches.sort(key=lambda m: (m[1] == "peer_bug", m[0]))
+        d, verdict, description, components = matches[0]
+        entry.causes.append(Cause("rounding", f"equal (to {d:.1e}) to {description}", d))
+        entry.causes += components
+        entry.verdict = verdict
+        entry.notes += [f"also equal (to {m[0]:.1e}) to {m[2]}" for m in matches[1:]]
+        return
+    if found:
+        d, _, description, _ = min(found, key=lambda m: m[0])
+        entry.notes.append(f"nearest known computation: {description}, {d:.1e} away (relative)")
+    elsewhere = [m for m in _search(values, others, rtol) if m[0] <= rtol]
+    if elsewhere:
+        entry.notes.append(f"outside the rule asked for, equal (to {elsewhere[0][0]:.1e}) to {elsewhere[0][2]}: "
+                           f"drop --rule / rule= to have it explained")
     entry.verdict = "unexplained"
     index = np.unravel_index(int(np.argmax(np.abs(values - reference))), values.shape)
-    entry.causes.append(Cause("unexplained", f"matches neither the reference nor a known convention; largest "
-                                             f"difference at index {tuple(int(i) for i in index)}",
-                              entry.max_rel_diff))
+    entry.causes.append(Cause("unexplained", f"matches neither the reference nor any of the {len(candidates)} known "
+                                             f"computation(s) searched; largest difference at index "
+                                             f"{tuple(int(i) for i in index)}", entry.max_rel_diff))
+
+
+def _search(values, candidates, rtol):
+    """(relative difference from ``values``, verdict, description, causes) for every candidate."""
+    found = []
+    for description, run in candidates:
+        try:
+            candidate, components = run()
+        except UnsupportedLayerError:  # a convention defined for fewer layers than the network has
+            continue
+        verdict = _verdict(components, rtol)
+        if verdict == "unexplained" and not any(c.kind == "unexplained" and c.size > rtol for c in components):
+            verdict = "agree"  # every part is rounding
+        found.append((relative_difference(values, candidate), verdict, description, components))
+    return found
 
 
 def _is_onnx(model) -> bool:
@@ -746,25 +998,29 @@ def _is_onnx(model) -> bool:
     return type(model).__name__ == "ModelProto"
 
 
-def _source_forward_diff(model, net, x) -> tuple[float, float]:
-    """(relative difference, tolerance) between the source framework's forward pass and ``net``'s.
+def _source_forward_diff(model, net, x) -> tuple[float, float, list[str]]:
+    """(relative difference, tolerance, notes) between the source framework's forward pass and ``net``'s.
 
     Torch modules run in float64 (tolerance: rounding, FLOAT64_RTOL). ONNX models run in
     onnxruntime (ONNX's reference evaluator where onnxruntime has no float64 kernel) in the
     model's declared input type: a float32 model is compared at float32 precision (FLOAT32_RTOL),
-    since refattr evaluates the same weights in float64.
+    since refattr evaluates the same weights in float64. A model whose graph input fixes the batch
+    size runs in batches of that size (a note says so).
     """
     if _is_onnx(model):
-        from .onnx_model import _load, onnx_forward
+        from ._onnx_file import _load
+        from .onnx_model import onnx_forward
 
         proto = _load(model)
         weights = {init.name for init in proto.graph.initializer}
         data = next(v for v in proto.graph.input if v.name not in weights)   # older exports list weights too
         float64 = data.type.tensor_type.elem_type == 11  # onnx.TensorProto.DOUBLE
-        return relative_difference(onnx_forward(proto, x), net(x)), FLOAT64_RTOL if float64 else FLOAT32_RTOL
+        outputs, engine = onnx_forward(proto, x, return_engine=True)
+        notes = [f"the ONNX model ran in {engine}"] if "in batches of" in engine else []
+        return relative_difference(outputs, net(x)), FLOAT64_RTOL if float64 else FLOAT32_RTOL, notes
     from .torch_model import torch_forward
 
-    return relative_difference(torch_forward(model, x), net(x)), FLOAT64_RTOL
+    return relative_difference(torch_forward(model, x), net(x)), FLOAT64_RTOL, []
 
 
 def _onnx_net(model):

@@ -4,17 +4,17 @@ The onnx package reads the graph (``numpy_helper`` for initializers, ``checker.c
 each node against its operator schema). :func:`onnx_forward` runs a model in onnxruntime (or
 ONNX's own reference evaluator); :func:`from_onnx` uses it to check every import on a probe batch.
 
-Files are read defensively: a model's tensors may keep their values in external files
-(``data_location=EXTERNAL``, ONNX's format for models over 2 GB); refattr reads those only for a
-model loaded from its path, and only from files inside the model's folder. A model given as bytes
-or as an ``onnx.ModelProto`` has no folder, and onnx would resolve its external files against the
-working directory, so such a model is refused (:class:`~refattr.errors.UnsafeFileError`).
+Files are read defensively (``_onnx_file.py``): a model's tensors may keep their values in
+external files (``data_location=EXTERNAL``, ONNX's format for models over 2 GB); refattr reads
+those only for a model loaded from its path, and only from files inside the model's folder. A
+model given as bytes or as an ``onnx.ModelProto`` has no folder, and onnx would resolve its
+external files against the working directory, so such a model is refused
+(:class:`~refattr.errors.UnsafeFileError`).
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections import defaultdict
 
 import numpy as np
@@ -24,6 +24,7 @@ from ..errors import (ArgumentError, ImportMismatchError, RefattrError, ShapeErr
 from ..layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Swish, Tanh
 from ..network import Sequential
 from . import _batchnorm as batchnorm
+from ._onnx_file import _external_location, _load, require_onnx
 
 __all__ = ["from_onnx", "onnx_forward", "require_onnx"]
 
@@ -41,155 +42,6 @@ REAL_TYPES = ("FLOAT", "DOUBLE", "FLOAT16", "BFLOAT16", "INT8", "INT16", "INT32"
               "UINT32", "UINT64", "BOOL")
 #: Element types of a graph input refattr can attribute (floating point).
 INPUT_TYPES = ("FLOAT", "DOUBLE", "FLOAT16", "BFLOAT16")
-
-
-def require_onnx():
-    """Import onnx or raise an ImportError that says what to install."""
-    try:
-        import onnx
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("refattr.interop.from_onnx needs the onnx package: pip install onnx") from exc
-    return onnx
-
-
-# Reading a model -----------------------------------------------------------------------------
-def _load(model):
-    """The ``onnx.ModelProto`` of ``model`` (a ModelProto, serialized bytes or a path).
-
-    Every tensor's values end up inside the returned proto: external data is read only for a path
-    (from the model's own folder) and refused otherwise. onnx's and protobuf's errors (a corrupt,
-    empty or graphless file) become refattr errors naming the source. ``onnx.checker`` is not run:
-    it rejects models that runtimes run (an output without a declared shape); from_onnx checks
-    what it reads itself.
-    """
-    onnx = require_onnx()
-    if isinstance(model, onnx.ModelProto):
-        source, proto = "model (an onnx.ModelProto)", model
-        _refuse_external_data(proto, source)
-    elif isinstance(model, (bytes, bytearray, memoryview)):
-        data = bytes(model)
-        source = f"model ({len(data)} serialized bytes)"
-        proto = _parse(len(data), source, lambda: onnx.load_from_string(data))
-        _refuse_external_data(proto, source)
-    elif isinstance(model, (str, os.PathLike)):
-        path = os.fsdecode(os.fspath(model))
-        source = f"model file {path!r}"
-        if os.path.isdir(path):
-            raise ArgumentError(f"{source} is a directory; expected an .onnx file (pass the path of the model "
-                                f"file inside it)")
-        if not os.path.isfile(path):
-            raise ArgumentError(f"{source}: no such file; check the path (relative paths start at the working "
-                                f"directory {os.getcwd()!r})")
-        size = os.path.getsize(path)
-        proto = _parse(size, source, lambda: onnx.load(path, load_external_data=False))
-        _read_external_data(proto, source, os.path.dirname(os.path.abspath(path)))
-    else:
-        raise ArgumentError(f"model: expected an onnx.ModelProto, a path or serialized bytes, got "
-                            f"{type(model).__module__}.{type(model).__name__}")
-    if not proto.HasField("graph") or not (len(proto.graph.node) or len(proto.graph.input)):
-        raise ArgumentError(f"{source} holds no graph (no nodes, no inputs), so it is not an ONNX model; check "
-                            f"that it is the model file (written by onnx.save or torch.onnx.export)")
-    return proto
-
-
-def _parse(size, source, parse):
-    """``parse()``, with an empty input and protobuf's decoding errors as ArgumentError."""
-    from google.protobuf import message, text_format
-
-    if not size:
-        raise ArgumentError(f"{source} is empty (0 bytes); expected a serialized ONNX model: was the file "
-                            f"written completely (onnx.save(model, path))?")
-    try:
-        return parse()
-    except (message.Error, text_format.Error, UnicodeDecodeError, ValueError) as exc:
-        raise ArgumentError(f"{source} is not an ONNX model: it could not be decoded ({type(exc).__name__}: "
-                            f"{exc}); the file may be truncated or not an .onnx file. Save the model again "
-                            f"with onnx.save(model, path)") from None
-    except OSError as exc:
-        raise ArgumentError(f"{source} could not be read ({exc}); check its permissions") from None
-
-
-def _tensors(proto):
-    """(where, TensorProto) for every tensor a model holds: initializers, sparse initializers and
-    tensor attributes, in the main graph, its subgraphs and the model's functions."""
-    from onnx import AttributeProto
-
-    def graph_tensors(graph, where):
-        for t in graph.initializer:
-            yield f"{where}initializer {t.name!r}", t
-        for s in graph.sparse_initializer:
-            yield f"{where}sparse initializer {s.values.name!r}", s.values
-            yield f"{where}sparse initializer {s.values.name!r} (indices)", s.indices
-        yield from node_tensors(graph.node, where)
-
-    def node_tensors(nodes, where):
-        for node in nodes:
-            for a in node.attribute:
-                at = f"{where}attribute {a.name!r} of node {node.name or node.op_type!r}"
-                if a.type == AttributeProto.TENSOR:
-                    yield at, a.t
-                for t in a.tensors:
-                    yield at, t
-                for s in [a.sparse_tensor] * a.HasField("sparse_tensor") + list(a.sparse_tensors):
-                    yield at, s.values
-                    yield at, s.indices
-                for g in [a.g] * a.HasField("g") + list(a.graphs):
-                    yield from graph_tensors(g, f"{at}: subgraph {g.name!r}: ")
-
-    yield from graph_tensors(proto.graph, "")
-    for f in proto.functions:
-        yield from node_tensors(f.node, f"function {f.name!r}: ")
-
-
-def _external_location(tensor):
-    """The external file a tensor's values are stored in, or None when they are stored inline."""
-    from onnx import TensorProto
-
-    if tensor.data_location != TensorProto.EXTERNAL and not len(tensor.external_data):
-        return None
-    return next((e.value for e in tensor.external_data if e.key == "location"), "")
-
-
-def _refuse_external_data(proto, source):
-    for where, tensor in _tensors(proto):
-        location = _external_location(tensor)
-        if location is not None:
-            raise UnsafeFileError(
-                f"{source}: {where} keeps its values in the external file {location!r}. refattr reads "
-                f"external data only for a model loaded from its path (from the model's own folder); for a "
-                f"model in memory onnx would look the file up relative to the working directory. Pass the "
-                f"model's path (from_onnx('path/to/model.onnx')) instead")
-
-
-def _read_external_data(proto, source, folder):
-    """Read every external tensor of a path-loaded model from ``folder``, refusing any file that is
-    not inside it (absolute locations, '..' leading out, symbolic links pointing out)."""
-    import onnx
-
-    root = os.path.realpath(folder)
-    for where, tensor in _tensors(proto):
-        location = _external_location(tensor)
-        if location is None:
-            continue
-        target = os.path.realpath(os.path.join(root, location))
-        if (not location or os.path.isabs(location) or os.path.splitdrive(location)[0]
-                or os.path.commonpath([root, target]) != root):
-            raise UnsafeFileError(
-                f"{source}: {where} keeps its values in the external file {location!r}, which is not inside "
-                f"the model's folder {folder!r}; ONNX external data locations are relative paths inside it. "
-                f"Move the data file next to the model and set the location to its relative name")
-    try:
-        onnx.load_external_data_for_model(proto, folder)
-    except (onnx.checker.ValidationError, OSError, ValueError) as exc:
-        raise ArgumentError(f"{source}: its external data could not be read from the model's folder {folder!r} "
-                            f"({type(exc).__name__}: {exc}); keep the data files (regular files, not links) "
-                            f"next to the model, as onnx.save_model(..., save_as_external_data=True) "
-                            f"writes them") from None
-    for where, tensor in _tensors(proto):  # tensors onnx does not load (sparse, in functions)
-        if _external_location(tensor) is not None:
-            raise UnsafeFileError(f"{source}: {where} keeps its values in an external file that onnx does not "
-                                  f"load; store that tensor inline (onnx.save_model(..., "
-                                  f"save_as_external_data=False))")
 
 
 # Reading the graph ---------------------------------------------------------------------------
@@ -834,7 +686,10 @@ def onnx_forward(model, x, engine: str = "auto", return_engine: bool = False):
     provider implements Conv and AveragePool in float32 only). The input is given in the model's
     declared element type (float64 for DOUBLE, float32 for FLOAT, float16 for FLOAT16). Graph
     optimisations are off, so onnxruntime evaluates the graph as written. The model is read as by
-    :func:`from_onnx`: external data only from a path, inside the model's folder.
+    :func:`from_onnx`: external data only from a path, inside the model's folder. A model whose
+    graph input fixes the batch size (an export with a batch of 1, say) is run on ``x`` in batches
+    of that size, and the engine named ``"onnxruntime, in batches of 1 (...)"``; a batch that is not
+    a multiple of it raises :class:`~refattr.errors.ShapeError`.
     """
     if engine not in ("auto", "onnxruntime", "reference"):
         raise ArgumentError(f"engine: expected 'auto', 'onnxruntime' or 'reference', got {engine!r}")
@@ -848,9 +703,32 @@ def onnx_forward(model, x, engine: str = "auto", return_engine: bool = False):
     if elem not in dtypes:
         raise UnsupportedLayerError(f"model: graph input {inputs[0].name!r} has element type {elem}; onnx_forward "
                                     f"feeds {', '.join(dtypes)} inputs")
-    feed = {inputs[0].name: np.ascontiguousarray(x, dtype=dtypes[elem])}
-    used = engine
-    out = None
+    x = np.ascontiguousarray(x, dtype=dtypes[elem])
+    batch = fixed_batch(proto)
+    if batch is None or x.ndim == 0 or x.shape[0] == batch:
+        outs, used = _run(proto, engine, inputs[0].name, [x])
+    elif x.shape[0] % batch:
+        raise ShapeError(f"x: the ONNX model's graph input {inputs[0].name!r} fixes the batch size at {batch}, got a "
+                         f"batch of {x.shape[0]}, not a multiple of it; pass a multiple of {batch} examples, or "
+                         f"export the model with a dynamic batch axis (torch.onnx.export(..., "
+                         f"dynamic_axes={{'input': {{0: 'batch'}}}}))")
+    else:
+        outs, used = _run(proto, engine, inputs[0].name, [x[i:i + batch] for i in range(0, x.shape[0], batch)])
+        used += f", in batches of {batch} (the model fixes its batch size)"
+    out = np.concatenate(outs)
+    return (out, used) if return_engine else out
+
+
+def fixed_batch(proto) -> int | None:
+    """The batch size the graph input of ``proto`` (an ``onnx.ModelProto``) fixes, or None where it is symbolic."""
+    consts = {v.name for v in proto.graph.initializer}
+    data = next((v for v in proto.graph.input if v.name not in consts), None)
+    dims = data.type.tensor_type.shape.dim if data is not None else ()
+    return int(dims[0].dim_value) if len(dims) and dims[0].HasField("dim_value") else None
+
+
+def _run(proto, engine, name, chunks):
+    """(outputs as float64, one per array of ``chunks`` fed as ``name``; the engine used), see onnx_forward."""
     if engine in ("auto", "onnxruntime"):
         try:
             import onnxruntime as ort
@@ -859,18 +737,14 @@ def onnx_forward(model, x, engine: str = "auto", return_engine: bool = False):
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
             options.log_severity_level = 3  # errors only: no notes about unused initializers on stderr
             session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-            out = session.run(None, feed)[0]
-            used = "onnxruntime"
+            return [np.asarray(session.run(None, {name: c})[0], dtype=np.float64) for c in chunks], "onnxruntime"
         except ImportError:
             if engine == "onnxruntime":
                 raise ImportError("onnx_forward(engine='onnxruntime') needs onnxruntime: pip install onnxruntime")
         except Exception as exc:  # onnxruntime raises its own exception types
             if engine == "onnxruntime" or "NOT_IMPLEMENTED" not in str(exc):
                 raise
-    if out is None:
-        from onnx.reference import ReferenceEvaluator
+    from onnx.reference import ReferenceEvaluator
 
-        out = ReferenceEvaluator(proto).run(None, feed)[0]
-        used = "onnx.reference"
-    out = np.asarray(out, dtype=np.float64)
-    return (out, used) if return_engine else out
+    evaluator = ReferenceEvaluator(proto)
+    return [np.asarray(evaluator.run(None, {name: c})[0], dtype=np.float64) for c in chunks], "onnx.reference"

@@ -27,7 +27,7 @@ from refattr.interop import compare_captum, from_torch  # noqa: E402
 from refattr.interop import captum_conventions as cc  # noqa: E402
 from refattr.interop.compare import VERDICTS, relative_difference  # noqa: E402
 
-EXPLAINED = {"agree", "convention", "approximation", "peer_error"}
+EXPLAINED = {"agree", "convention", "approximation", "peer_bug", "peer_error"}
 
 
 def _mlp(activation, seed=0, sizes=(4, 6, 6, 3)):
@@ -111,6 +111,8 @@ def test_every_difference_on_the_mlp_is_classified(mlp_report):
     table = mlp_report.table()
     assert "every difference is explained" in table and "UNEXPLAINED" not in table
     assert '"ok": true' in mlp_report.to_json()
+    # SiLU's missing DeepLift rule is documented by Captum: a convention, so no result is called wrong
+    assert mlp_report.peer_correct is True and table.splitlines()[-1].startswith("CORRECT: Captum's results")
 
 
 def test_deeplift_on_swish_differs_and_the_report_says_why(mlp_report):
@@ -142,11 +144,16 @@ def test_every_difference_on_the_cnn_is_classified(cnn_report):
     assert cnn_report["IntegratedGradients[riemann_trapezoid, n_steps=50]"].verdict == "convention"
     assert cnn_report["IntegratedGradients[gausslegendre, n_steps=50]"].verdict == "approximation"
     assert "'exact'" in cnn_report["IntegratedGradients[gausslegendre, n_steps=50]"].reference
-    # ReLU -> MaxPool2d: Captum's adjacent-hook bug (issue #1104) is what separates it from Rescale
+    # ReLU -> MaxPool2d: Captum's adjacent-hook bug (issue #1104) is what separates it from Rescale;
+    # a known bug is explained (report.ok) but the result is wrong (peer_correct is False)
     for name in ("DeepLift", "DeepLiftShap"):
         entry = cnn_report[name]
-        assert entry.verdict == "convention"
-        assert "#1104" in max(entry.causes, key=lambda c: c.size).description
+        assert entry.verdict == "peer_bug"
+        top = max(entry.causes, key=lambda c: c.size)
+        assert top.kind == "peer_bug" and top.issue == "Captum issue #1104"
+    assert cnn_report.peer_correct is False
+    summary = cnn_report.summary()
+    assert summary.startswith("!! WRONG: ") and "Captum's DeepLift is wrong on this model by" in summary
 
 
 def test_captum_ig_matches_its_reproduced_convention_to_1e13(mixed_mlp):
@@ -248,6 +255,8 @@ def test_an_unknown_difference_is_flagged_loudly(mixed_mlp, monkeypatch):
     entry = report.entries[0]
     assert entry.verdict == "unexplained" and not report.ok
     assert "!! UNEXPLAINED: IntegratedGradients[riemann_right, n_steps=50]" in report.table()
+    # nothing is known about whether Captum is right there: neither True nor False
+    assert report.peer_correct is None and "is unknown" in report.summary()
 
 
 def test_compare_an_onnx_model(tmp_path):

@@ -49,6 +49,7 @@ def test_compare_captum_table_and_json(files, capsys):
                     "1", "--json", "--methods", "Saliency")
     report = json.loads(out.out)
     assert code == 0 and report["ok"] and report["entries"][0]["verdict"] == "agree"
+    assert report["peer_correct"] is True and report["summary"].startswith("CORRECT: Captum's results are correct")
 
 
 @pytest.mark.parametrize("attributions, rule, verdict, code", [

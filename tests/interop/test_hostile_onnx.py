@@ -486,3 +486,35 @@ def test_a_model_the_runtime_cannot_run_is_reported():
 def test_check_must_be_a_bool():
     with pytest.raises(ArgumentError, match="check: expected True or False"):
         from_onnx(gemm_model(), check="no")
+
+
+# A batch size fixed in the graph (an export with a batch of 1) --------------------------------------
+def test_a_model_fixed_at_batch_1_runs_example_by_example(tmp_path):
+    m = model([N("Gemm", ["x", "W"])], {"W": W45}, in_dims=(1, 4))
+    x = RNG.normal(size=(3, 4))
+    # onnxruntime itself refuses a batch of 3 for this model (the crash compare used to show)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    with pytest.raises(Exception, match="Got: 3 Expected: 1|INVALID_ARGUMENT"):
+        session.run(None, {"x": x})
+    out, engine = onnx_forward(m, x, return_engine=True)
+    np.testing.assert_allclose(out, x @ W45, rtol=1e-13)  # Gemm(x, W) = x W, written out
+    assert "in batches of 1" in engine
+    path = tmp_path / "fixed.onnx"
+    onnx.save(m, str(path))
+    from refattr.interop import compare_attributions
+
+    # gradient of output 2 is W[:, 2] for every example (a linear model), written out
+    report = compare_attributions(str(path), x, np.tile(W45[:, 2], (3, 1)), "gradient", targets=2)
+    assert report.entries[0].verdict == "agree" and report.forward_max_rel_diff <= 1e-12
+    assert any("in batches of 1" in n for n in report.notes)
+
+
+def test_a_batch_that_does_not_fit_a_fixed_batch_size_is_a_clear_error():
+    from refattr.errors import ShapeError
+
+    m = model([N("Gemm", ["x", "W"])], {"W": W45}, in_dims=(2, 4))
+    np.testing.assert_allclose(onnx_forward(m, RNG.normal(size=(4, 4))).shape, (4, 5))  # two batches of 2
+    with pytest.raises(ShapeError, match=r"fixes the batch size at 2, got a batch of 3.*dynamic_axes"):
+        onnx_forward(m, RNG.normal(size=(3, 4)))
