@@ -3,10 +3,10 @@
 ``add_compare_commands(subparsers)`` adds both commands to the ``refattr`` parser (refattr/cli.py),
 whose ``main`` runs them (``refattr compare ...``, ``python -m refattr.cli compare ...``).
 
-Exit codes of ``refattr compare``: 0 when every difference is explained, 1 when something is
-unexplained, 2 on bad input (a message on stderr). Exit 0 does not say the peer is right: a known
-peer bug is explained too; the report's last line (``"summary"`` and ``"peer_correct"`` in the
-JSON) says whether the peer's results are correct.
+Exit codes of ``refattr compare``: 0 when every difference is explained and the peer's results are
+correct, 1 when something is unexplained, 2 on bad input (a message on stderr), 3 when every
+difference is explained but a known peer bug makes a result wrong (the report's last line, and
+``"summary"`` and ``"peer_correct"`` in the JSON, name it and its size).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import sys
 import warnings
 from collections.abc import Mapping
 
@@ -231,7 +232,9 @@ def _cmd_compare(args) -> int:
     except (RefattrError, ImportError) as exc:  # bad input, or torch / captum / onnx not installed
         return fail("compare", exc)
     print(report.to_json() if args.json else report.table())
-    return 0 if report.ok else 1
+    if not report.ok:
+        return 1
+    return 3 if report.peer_correct is False else 0
 
 
 def _cmd_oracle_export(args) -> int:
@@ -262,8 +265,9 @@ def add_compare_commands(subparsers) -> None:
                     "your own attributions instead: they are compared with every computation of --method that "
                     "refattr knows (each quadrature rule, each Captum IntegratedGradients method at --n-steps, "
                     "each DeepLIFT and max-pool rule, Captum's DeepLift, Saliency's abs) and the one they equal "
-                    "is named. Exit 0: every difference explained (a known peer bug included: read the last "
-                    "line); 1: something unexplained; 2: bad input. "
+                    "is named. Exit 0: every difference explained and the peer's results correct; 1: something "
+                    "unexplained; 2: bad input; 3: every difference explained, but a known peer bug makes a result "
+                    "wrong (the last line names it and its size). "
                     "MODEL files are never unpickled by default, because unpickling runs code stored in the file: "
                     "a .pt/.pth file is read with torch's weights-only loader, so give a state dict "
                     "(torch.save(model.state_dict(), path)) together with --architecture MODULE:CALLABLE, or export "
@@ -314,5 +318,10 @@ def add_compare_commands(subparsers) -> None:
                                                "with a JSON manifest, loadable with NumPy alone. Deterministic.")
     export.add_argument("directory", metavar="DIRECTORY")
     export.set_defaults(func=_cmd_oracle_export)
-    oracle.set_defaults(func=lambda args: (oracle.print_help(), 2)[1])
+    def no_action(args) -> int:
+        oracle.print_usage(sys.stderr)
+        print("refattr oracle: error: choose an action: export DIRECTORY", file=sys.stderr)
+        return 2
+
+    oracle.set_defaults(func=no_action)
 

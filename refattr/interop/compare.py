@@ -562,7 +562,7 @@ def compare_captum(model, inputs, baselines=0.0, targets=None, methods=None, *, 
     torch = require_torch()
     inputs, baselines, targets, shap_baselines = (_numpy(v) for v in (inputs, baselines, targets, shap_baselines))
     net, peer_model = _as_models(model)
-    x, t = prepare(net, inputs, targets)
+    x, t = prepare(net, inputs, targets, name="inputs")
     xr = broadcast_baseline(baselines, x)
     n_out = net(x).shape[1]
     torch_target = None if targets is None and n_out == 1 else torch.from_numpy(t)
@@ -789,7 +789,7 @@ def compare_attributions(model, inputs, attributions, method: str, baselines=0.0
         raise RuleError(f"method: unknown method {method!r}; expected one of {ATTRIBUTION_METHODS}")
     inputs, baselines, targets = _numpy(inputs), _numpy(baselines), _numpy(targets)
     net = model if isinstance(model, Sequential) else _onnx_net(model) if _is_onnx(model) else _as_models(model)[0]
-    x, t = prepare(net, inputs, targets)
+    x, t = prepare(net, inputs, targets, name="inputs")
     forward_diff, forward_rtol, notes = (None, None, []) if isinstance(model, Sequential) else \
         _source_forward_diff(model, net, x)
     if values.shape != x.shape:

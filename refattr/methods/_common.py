@@ -11,14 +11,16 @@ from ..validation import as_target
 __all__ = ["prepare", "one_hot", "pick", "check_finite"]
 
 
-def prepare(net, x, target):
-    """Validate (net, x, target) and return the float64 batch and the (N,) int64 target."""
+def prepare(net, x, target, name: str = "x"):
+    """Validate (net, x, target) and return the float64 batch and the (N,) int64 target.
+
+    ``name`` is what error messages call x (``compare_captum`` calls it ``inputs``)."""
     if not isinstance(net, Sequential):
         raise UnsupportedLayerError(
             f"net: expected a refattr.Sequential, got {type(net).__module__}.{type(net).__name__} "
             f"(use refattr.interop to convert a PyTorch or ONNX model)"
         )
-    x = net.check_input(x)
+    x = net.check_input(x, name)
     t = as_target(target, x.shape[0], net.n_outputs(x.shape[1:]))
     return x, t
 

@@ -379,3 +379,20 @@ def test_output_directories_that_cannot_be_created_exit_2(tmp_path, capsys):
     code, out = run(capsys, "demo", "--out", a_file / "below", "--quiet")
     assert_bad_input(code, out.err, "demo", "--out", "cannot create")
     assert a_file.read_text() == "keep me\n"
+
+
+def test_non_finite_inputs_are_named_as_the_argument_the_user_passed(files, capsys, tmp_path):
+    # the message says "inputs" (the argument of compare and --inputs), not the methods' "x"
+    x = np.load(files / "x.npy")
+    x[0, 1] = np.nan
+    with pytest.raises(NonFiniteError, match=r"^inputs: .*\(0, 1\)"):
+        compare_attributions(load_model(files / "full.pt", trust_pickle=True), x, np.zeros_like(x), "gradient")
+    np.save(tmp_path / "x.npy", x)
+    code, out = run(capsys, "compare", files / "full.pt", "--trust-pickle", "--inputs", tmp_path / "x.npy")
+    assert_bad_input(code, out.err, "compare", "inputs: ", "(0, 1)")
+
+
+def test_oracle_without_an_action_says_what_to_choose(capsys):
+    code, out = run(capsys, "oracle")
+    assert code == 2
+    assert "refattr oracle: error: choose an action: export DIRECTORY" in out.err

@@ -207,3 +207,16 @@ def test_requires_grad_tensors_are_accepted(relu_maxpool):
     # a float32 tensor keeps its dtype until the verdict: float32 rounding tolerance
     report = compare_attributions(model, tx, attributions.float(), "deeplift", tb, 0)
     assert report.rtol == 1e-5 and report.entries[0].verdict == "convention"
+
+
+def test_the_cli_exits_3_when_every_difference_is_explained_but_the_peer_is_wrong(relu_maxpool, tmp_path, capsys):
+    # exit 0 must not read as "Captum is right": Captum #1104 on ReLU -> MaxPool2d is explained
+    # (reproduced exactly) yet wrong, so the command exits 3 and its last line says WRONG
+    model, x, b = relu_maxpool
+    torch.save(model, tmp_path / "model.pt")  # written here, so trusted (--trust-pickle)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "b.npy", b)
+    code, out = _compare(capsys, "compare", tmp_path / "model.pt", "--trust-pickle", "--inputs", tmp_path / "x.npy",
+                         "--baselines", tmp_path / "b.npy", "--targets", "0", "--methods", "DeepLift")
+    assert code == 3, out.out
+    assert "WRONG" in out.out.splitlines()[-1] and "#1104" in out.out.splitlines()[-1]
