@@ -1,13 +1,17 @@
 """What the notebook builders share: collect markdown and code cells, write them as .ipynb.
 
-Each ``build_*_notebook.py`` script lists its cells with ``md(...)`` and ``code(...)`` and calls
-``CELLS.write(...)``; the notebooks are generated, never hand-edited.
+Each ``build_*_notebook.py`` script lists its cells with ``md(...)`` and ``code(...)`` and ends
+with ``build(CELLS, name)``, which writes the notebook and stores its executed outputs; the
+notebooks are generated, never hand-edited.
 """
 
 from __future__ import annotations
 
 import json
 import pathlib
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
 
 
 class NotebookCells:
@@ -22,7 +26,7 @@ class NotebookCells:
     def code(self, text: str) -> None:
         self.cells.append(("code", text.strip("\n")))
 
-    def write(self, path, id_prefix: str) -> pathlib.Path:
+    def write(self, path, id_prefix: str, metadata: dict) -> pathlib.Path:
         """Write the cells as an nbformat-4.5 notebook (no outputs) and return the path."""
         cells = []
         for i, (kind, text) in enumerate(self.cells):
@@ -33,23 +37,24 @@ class NotebookCells:
             cells.append(cell)
         notebook = {
             "cells": cells,
-            "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                         "language_info": {"name": "python"}},
+            "metadata": metadata,
             "nbformat": 4,
             "nbformat_minor": 5,
         }
         path = pathlib.Path(path)
-        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"wrote {path}")
         return path
 
 
-def execute_in_place(path) -> None:
-    """Run a notebook with nbclient (optional; needs nbclient and ipykernel) and store its outputs."""
-    import nbclient
-    import nbformat
+def build(cells: NotebookCells, name: str) -> None:
+    """Write ``derivations/<name>.ipynb`` and store its outputs (``--no-outputs``: only write the cells).
 
-    notebook = nbformat.read(path, as_version=4)
-    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": "."}}).execute()
-    nbformat.write(notebook, path)
+    Storing executes the notebook in a Jupyter kernel (the ``notebooks`` extra: nbclient, ipykernel).
+    """
+    from run import METADATA, store  # run.py sits next to this file
+
+    target = cells.write(HERE / f"{name}.ipynb", name, METADATA)
+    if "--no-outputs" not in sys.argv[1:]:
+        store(target)
+        print(f"stored the outputs of {target.name}")

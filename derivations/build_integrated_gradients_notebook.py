@@ -1,14 +1,13 @@
-"""Write derivations/integrated_gradients.ipynb from the cells below (run from the repository root).
+"""Write derivations/integrated_gradients.ipynb from the cells below, with its outputs.
 
 The notebook is generated, not hand-edited: change the cells here and rerun
-``python derivations/build_integrated_gradients_notebook.py`` (add ``--execute`` to store the outputs,
-which needs nbclient and ipykernel). tests/derivations/test_notebooks.py executes it; it writes
-figures/ig_convergence.png.
+``python derivations/build_integrated_gradients_notebook.py`` (it executes the notebook in a Jupyter
+kernel and stores the outputs; the ``notebooks`` extra). tests/derivations/test_notebooks.py runs it
+and checks the stored outputs. Its figure is shown, never saved: figures/make_figures.py saves
+``convergence_figure`` from the namespace that derivations/run.py returns.
 """
 
-import pathlib
-
-from _notebook import NotebookCells, execute_in_place  # noqa: E402,F401  (run from derivations/)
+from _notebook import NotebookCells, build
 
 CELLS = NotebookCells()
 md, code = CELLS.md, CELLS.code
@@ -17,31 +16,25 @@ md, code = CELLS.md, CELLS.code
 md(r"""
 # Integrated gradients, derived and checked
 
-Integrated gradients (Sundararajan, Taly & Yan 2017) explains the difference t(x) - t(x') of one
-output t between an input x and a baseline x' by accumulating gradients along the straight path
-between them. This notebook follows the seed's "Integrated gradients" section step by step and
-checks every step with numbers: the path integral and the chain rule, the fundamental theorem of
-line integrals (sums are path independent, single attributions are not), completeness and the
-one-feature case, Riemann sums as "average gradient x Δinput", and the error of every quadrature
-rule as the number of steps grows, on a smooth (tanh) network and on a ReLU network, where refattr
-computes the integral exactly. It ends with assertions against
-`refattr.methods.integrated_gradients`.
+Integrated gradients (Sundararajan, Taly & Yan 2017) explains the difference $t(x) - t(x')$ of one
+output $t$ between an input $x$ and a baseline $x'$ by accumulating gradients along the straight
+path between them. This notebook derives the method step by step and checks every step with
+numbers: the path integral and the chain rule, the fundamental theorem of line integrals (sums are
+path independent, single attributions are not), completeness and the one-feature case, Riemann
+sums as "average gradient $\times$ $\Delta$input", and the error of every quadrature rule as the
+number of steps grows, on a smooth (tanh) network and on a ReLU network, where refattr computes the
+integral exactly. It ends with assertions against `refattr.methods.integrated_gradients`.
 
 | symbol | code | meaning |
 | --- | --- | --- |
-| x' | `baseline` | the reference input |
-| γ(α) = x' + α (x - x') | `path` | the straight path, α in [0, 1] |
-| φ_i | `values` | the attribution of feature i |
-| a_k, w_k | `nodes`, `weights` | a quadrature rule on [0, 1] |
-| m, n | `n_steps` | number of gradient evaluations |
+| $x'$ | `baseline` | the reference input |
+| $\gamma(\alpha) = x' + \alpha\,(x - x')$ | `path` | the straight path, $\alpha \in [0, 1]$ |
+| $\phi_i$ | `values` | the attribution of feature $i$ |
+| $a_k$, $w_k$ | `nodes`, `weights` | a quadrature rule on $[0, 1]$ |
+| $m$, $n$ | `n_steps` | number of gradient evaluations |
 """)
 
 code(r"""
-import os
-
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -71,20 +64,21 @@ def grad_of(net, points, target=0):
 md(r"""
 ## 1. The path integral and the chain rule
 
-Let γ(α) = x' + α (x - x'), so γ(0) = x' and γ(1) = x. Along the path, t is a function of one
-variable, and the chain rule gives its derivative:
+Let $\gamma(\alpha) = x' + \alpha\,(x - x')$, so $\gamma(0) = x'$ and $\gamma(1) = x$. Along the
+path, $t$ is a function of one variable, and the chain rule gives its derivative:
 
 $$\frac{d\, t(\gamma(\alpha))}{d\alpha} = \sum_i \frac{\partial t}{\partial x_i}(\gamma(\alpha))\,
 \frac{d\gamma_i}{d\alpha} = \sum_i \frac{\partial t}{\partial x_i}(\gamma(\alpha))\,(x_i - x'_i).$$
 
-Integrated gradients keeps the terms of this sum apart and integrates each over α:
+Integrated gradients keeps the terms of this sum apart and integrates each over $\alpha$:
 
 $$\phi_i = \int_0^1 \frac{\partial t}{\partial x_i}(\gamma(\alpha))\,\frac{d\gamma_i}{d\alpha}\,d\alpha
 = (x_i - x'_i)\int_0^1 \frac{\partial t}{\partial x_i}\big(x' + \alpha(x - x')\big)\,d\alpha .$$
 
-(The seed's detail 1: ∂/∂γ_i and ∂/∂x_i are the same partial derivative, the derivative of t in
-direction i, evaluated at the point γ(α).) First the chain rule, numerically: on a small tanh
-network the central difference of α ↦ t(γ(α)) equals ∇t(γ(α)) · (x - x').
+(A detail that is easy to trip over: $\partial/\partial\gamma_i$ and $\partial/\partial x_i$ are
+the same partial derivative, the derivative of $t$ in direction $i$, evaluated at the point
+$\gamma(\alpha)$.) First the chain rule, numerically: on a small tanh network the central
+difference of $\alpha \mapsto t(\gamma(\alpha))$ equals $\nabla t(\gamma(\alpha)) \cdot (x - x')$.
 """)
 
 code(r"""
@@ -105,15 +99,16 @@ for alpha in (0.1, 0.5, 0.9):
 md(r"""
 ## 2. The fundamental theorem of line integrals: sums are path independent, attributions are not
 
-Summing the φ_i gives the line integral of ∇t along the path, and by the chain rule above it is
-the integral of dt(γ(α))/dα:
+Summing the $\phi_i$ gives the line integral of $\nabla t$ along the path, and by the chain rule
+above it is the integral of $d\,t(\gamma(\alpha))/d\alpha$:
 
 $$\sum_i \phi_i = \int_0^1 \frac{d\, t(\gamma(\alpha))}{d\alpha}\,d\alpha = t(x) - t(x')$$
 
 for *any* differentiable path from x' to x (the gradient theorem). The per-feature terms, however,
 depend on the path. Compare the straight path with a two-leg path that first moves feature 1 from
-x'_1 to x_1 (feature 2 held at x'_2) and then feature 2 from x'_2 to x_2. On the first leg only
-dγ_1/ds is non-zero, on the second only dγ_2/ds, so the two-leg attributions are
+$x'_1$ to $x_1$ (feature 2 held at $x'_2$) and then feature 2 from $x'_2$ to $x_2$. On the first
+leg only $d\gamma_1/ds$ is non-zero, on the second only $d\gamma_2/ds$, so the two-leg attributions
+are
 
 $$\phi^{\text{legs}}_1 = (x_1 - x'_1)\int_0^1 \frac{\partial t}{\partial x_1}(x'_1 + s(x_1 - x'_1),\ x'_2)\,ds,\qquad
 \phi^{\text{legs}}_2 = (x_2 - x'_2)\int_0^1 \frac{\partial t}{\partial x_2}(x_1,\ x'_2 + s(x_2 - x'_2))\,ds .$$
@@ -147,12 +142,12 @@ assert np.abs(phi_straight - phi_legs).max() > 1e-2      # same sum, different a
 md(r"""
 ## 3. Completeness, and the one-feature case
 
-Completeness is the statement above for the straight path: Σ_i φ_i = t(x) - t(x'). If the
-baseline is chosen with t(x') = 0, the attributions add up to the prediction itself.
+Completeness is the statement above for the straight path: $\sum_i \phi_i = t(x) - t(x')$. If the
+baseline is chosen with $t(x') = 0$, the attributions add up to the prediction itself.
 
-If x and x' differ in one feature k only, then x_i - x'_i = 0 for every i ≠ k, so φ_i = 0 there
-(φ_i is proportional to x_i - x'_i), and completeness leaves everything to feature k:
-φ_k = t(x) - t(x'). refattr returns exact zeros for those features.
+If $x$ and $x'$ differ in one feature $k$ only, then $x_i - x'_i = 0$ for every $i \ne k$, so
+$\phi_i = 0$ there ($\phi_i$ is proportional to $x_i - x'_i$), and completeness leaves everything
+to feature $k$: $\phi_k = t(x) - t(x')$. refattr returns exact zeros for those features.
 """)
 
 code(r"""
@@ -171,16 +166,18 @@ assert np.all(one.values[0, [0, 1, 3, 4]] == 0.0)
 """)
 
 md(r"""
-## 4. Riemann sums: average gradient times Δinput
+## 4. Riemann sums: average gradient times $\Delta$input
 
-The IG paper (section 5) approximates the integral by a right Riemann sum with m steps:
+The IG paper (section 5) approximates the integral by a right Riemann sum with $m$ steps:
 
 $$\phi_i \approx (x_i - x'_i)\,\frac{1}{m}\sum_{k=1}^m \frac{\partial t}{\partial x_i}\Big(x' + \tfrac{k}{m}(x - x')\Big)
 = \Delta\text{input}_i \times \text{average gradient}_i .$$
 
-Computed by hand here (the mean of m gradients, times Δx) it is exactly refattr's `rule="right"`.
-Other rules only change where the gradients are taken and how they are weighted: a rule is data,
-nodes a_k and weights w_k summing to 1, and φ ≈ Δx · Σ_k w_k ∇t(x' + a_k Δx).
+Computed by hand here (the mean of $m$ gradients, times $\Delta x$) it is exactly refattr's
+`rule="right"`. Other rules only change where the gradients are taken and how they are weighted: a
+rule is data, nodes $a_k$ and weights $w_k$ summing to 1, and
+
+$$\phi \approx \Delta x \odot \sum_k w_k\, \nabla t(x' + a_k\, \Delta x).$$
 """)
 
 code(r"""
@@ -200,18 +197,22 @@ for rule in ("left", "right", "midpoint", "trapezoid", "gauss_legendre"):
 md(r"""
 ## 5. How fast each rule converges
 
-Write the integrand as g(α) = Δx ⊙ ∇t(γ(α)). For a smooth network g is smooth, and the classical
-error terms apply: left and right Riemann sums are O(1/n) (error ≈ (g(1) - g(0)) / (2n)),
-midpoint and trapezoid O(1/n²), Gauss-Legendre with n nodes is exact for polynomials of degree
-2n - 1 and converges exponentially for analytic g.
+Write the integrand as $g(\alpha) = \Delta x \odot \nabla t(\gamma(\alpha))$. For a smooth network
+$g$ is smooth, and the classical error terms apply: left and right Riemann sums are $O(1/n)$, with
+error $\approx \pm\,(g(1) - g(0)) / (2n)$; midpoint and trapezoid are $O(1/n^2)$; Gauss-Legendre
+with $n$ nodes is exact for polynomials of degree $2n - 1$ and converges exponentially for analytic
+$g$.
 
-For a ReLU network t is piecewise linear along the path, so g is piecewise *constant*: it jumps
-where a ReLU input crosses 0 (or a max-pool winner changes). A jump inside a cell of width 1/n
-costs every fixed rule an error of order (jump × 1/n), whichever rule it is: all fall to O(1/n),
-and the error is not monotone in n (it depends on where the nodes fall relative to the jumps).
-The exact value needs no quadrature at all: between breakpoints the gradient is constant, so
-the integral is Σ (piece length) × (gradient on the piece), which refattr's `rule="exact"`
-computes by walking the path from kink to kink.
+For a ReLU network $t$ is piecewise linear along the path, so $g$ is piecewise *constant*: it jumps
+where a ReLU input crosses 0 (or a max-pool winner changes). A jump inside a cell of width $1/n$
+costs every fixed rule an error of order $\text{jump} \times 1/n$, whichever rule it is: all fall
+to $O(1/n)$, and the error is not monotone in $n$ (it depends on where the nodes fall relative to
+the jumps). The exact value needs no quadrature at all: between breakpoints
+$0 = \alpha_0 < \alpha_1 < \dots < \alpha_P = 1$ the gradient is constant, so
+
+$$\phi = \Delta x \odot \sum_{p=1}^{P} (\alpha_p - \alpha_{p-1})\, \nabla t\Big(\gamma\big(\tfrac{\alpha_{p-1} + \alpha_p}{2}\big)\Big),$$
+
+which refattr's `rule="exact"` computes by walking the path from kink to kink.
 
 Reference values: for tanh, Gauss-Legendre with 300 nodes (checked against 200 nodes); for ReLU,
 `rule="exact"` (checked by its completeness gap).
@@ -247,26 +248,28 @@ slopes_relu = {rule: np.polyfit(np.log(ns[fit]), np.log(errors["relu", rule][fit
 print("relu network, fitted log-log slopes:", {k: round(float(v), 3) for k, v in slopes_relu.items()})
 """)
 
+md(r"""
+The figure draws every error below $10^{-14}$ at $10^{-14}$ (the shaded band): below that, the
+difference is rounding, and its exact value depends on the machine.
+""")
+
 code(r"""
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+floor = 1e-14                                               # rounding level: errors below are drawn here
+convergence_figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
 for ax, name, title in ((axes[0], "tanh", "smooth network (tanh)"), (axes[1], "relu", "ReLU network")):
+    ax.axhspan(floor / 10, floor, color="0.9", zorder=0)
     for rule, marker in zip(rules, "o^sdv"):
-        e = np.maximum(errors[name, rule], 1e-17)           # exact zeros drawn at the floor
-        ax.loglog(ns, e, marker=marker, markersize=4, label=rule)
-    ax.loglog(ns, 0.5 / ns, "k--", linewidth=0.8, label="1/n")
-    ax.loglog(ns, 0.5 / ns ** 2, "k:", linewidth=0.8, label="1/n²")
+        ax.loglog(ns, np.maximum(errors[name, rule], floor), marker=marker, markersize=4, label=rule)
+    ax.loglog(ns, 0.5 / ns, "k--", linewidth=0.8, label="$1/n$")
+    ax.loglog(ns, 0.5 / ns ** 2, "k:", linewidth=0.8, label="$1/n^2$")
     ax.set_title(title)
-    ax.set_xlabel("n (gradient evaluations)")
+    ax.set_xlabel("$n$ (gradient evaluations)")
     ax.grid(True, which="major", alpha=0.3)
-axes[0].set_ylabel("max |φ_rule - φ_exact|")
-axes[0].set_ylim(1e-17, 10)
+axes[0].set_ylabel(r"$\max_i\,|\phi_i^{\mathrm{rule}} - \phi_i^{\mathrm{exact}}|$")
+axes[0].set_ylim(floor / 10, 10)
 axes[1].legend(fontsize=8)
-fig.suptitle("Integrated gradients: quadrature error against the exact value")
-fig.tight_layout()
-os.makedirs("figures", exist_ok=True)
-fig.savefig("figures/ig_convergence.png", dpi=120)
-plt.close(fig)
-print("wrote figures/ig_convergence.png")
+convergence_figure.suptitle("Integrated gradients: quadrature error against the exact value")
+convergence_figure.tight_layout()
 """)
 
 md(r"""
@@ -290,7 +293,8 @@ assert abs(slopes["midpoint"] + 2) < 0.15 and abs(slopes["trapezoid"] + 2) < 0.1
 assert errors["tanh", "gauss_legendre"][ns == 16][0] < 1e-13
 # on ReLU every rule is about first order and Gauss-Legendre has no advantage left
 assert all(-1.6 < s < -0.6 for s in slopes_relu.values())
-# the seed's saturation example: f(x) = 1 - max(0, 1 - x), x = 2, x' = 0 gives exactly 1
+# the saturation example of Sundararajan et al. (2017, section 2.1): f(x) = 1 - relu(1 - x),
+# x = 2, x' = 0 gives exactly f(2) - f(0) = 1
 f = Sequential([Dense([[-1.0]], [1.0]), ReLU(), Dense([[-1.0]], [1.0])])
 assert integrated_gradients(f, [[2.0]]).values[0, 0] == 1.0
 # path dependence of the attributions, path independence of the sum
@@ -301,9 +305,4 @@ np.set_printoptions(**saved_print_options)
 
 
 if __name__ == "__main__":
-    import sys
-
-    target = pathlib.Path(__file__).resolve().parent / "integrated_gradients.ipynb"
-    CELLS.write(target, "ig")
-    if "--execute" in sys.argv:
-        execute_in_place(target)
+    build(CELLS, "integrated_gradients")
