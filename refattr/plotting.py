@@ -11,6 +11,11 @@ Conventions
 - Heatmaps use a diverging colormap centred at zero with symmetric limits +-max|a|, so equal
   colours mean equal magnitudes and white means zero (red positive, blue negative by default).
   An all-zero map gets limits +-1 (every cell at the centre colour).
+- :func:`plot_attributions` puts every map of a figure on one such scale by default (one colour
+  bar, and the figure title says so), so that colours compare across methods; a difference panel
+  (``differences=``) gets its own scale and labelled colour bar.
+- :func:`save_figure` writes the same bytes for the same figure on every run with the same
+  matplotlib (no dates in the file).
 - Images are (C, H, W) (one example, NCHW without the batch axis) or (H, W).
 """
 
@@ -22,7 +27,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .errors import ShapeError
+from .errors import ArgumentError, NonFiniteError, ShapeError
 
 __all__ = ["AGGREGATIONS", "aggregate_channels", "symmetric_limits", "scale_pixels", "heatmap",
            "plot_attributions", "plot_integrand", "save_figure"]
@@ -73,7 +78,7 @@ def aggregate_channels(values, how: str = "sum", channel_axis: int = -3) -> np.n
         return np.sum(np.abs(arr), axis=channel_axis)
     if how == "sum":
         return np.sum(arr, axis=channel_axis)
-    raise ValueError(f"how: unknown channel aggregation {how!r}; expected one of {AGGREGATIONS}")
+    raise ArgumentError(f"how: unknown channel aggregation {how!r}; expected one of {AGGREGATIONS}")
 
 
 def symmetric_limits(values) -> tuple[float, float]:
@@ -91,7 +96,7 @@ def symmetric_limits(values) -> tuple[float, float]:
     arr = np.asarray(values, dtype=np.float64)
     m = float(np.max(np.abs(arr))) if arr.size else 0.0
     if not np.isfinite(m):
-        raise ValueError(f"values: expected finite attributions, found max |a| = {m}")
+        raise NonFiniteError(f"values: expected finite attributions, found max |a| = {m}")
     return (-m, m) if m > 0 else (-1.0, 1.0)
 
 
@@ -138,7 +143,7 @@ def scale_pixels(image, attribution, how: str = "sum_abs", clip_percentile: floa
         top = float(np.max(strength))
     else:
         if not 0 < clip_percentile <= 100:
-            raise ValueError(f"clip_percentile: expected a number in (0, 100], got {clip_percentile!r}")
+            raise ArgumentError(f"clip_percentile: expected a number in (0, 100], got {clip_percentile!r}")
         top = float(np.percentile(strength, clip_percentile))
     if top == 0.0:
         return np.zeros_like(img)
@@ -212,7 +217,8 @@ def _show_image(ax, image, title):
 
 
 def plot_attributions(image, attributions: Mapping[str, np.ndarray], *, how: str = "sum",
-                      shared_scale: bool = False, pixel_scaling: bool = False, title: str | None = None,
+                      shared_scale: bool = True, differences: Mapping[str, tuple[str, str]] | None = None,
+                      pixel_scaling: bool = False, n_cols: int | None = None, title: str | None = None,
                       cmap: str = DIVERGING_CMAP):
     """An input image next to the attribution heatmaps of several methods.
 
@@ -225,12 +231,25 @@ def plot_attributions(image, attributions: Mapping[str, np.ndarray], *, how: str
     how : {"max_abs", "sum_abs", "sum"}
         Channel aggregation (:func:`aggregate_channels`); "sum" keeps signs.
     shared_scale : bool
-        One symmetric colour scale for all heatmaps (compare magnitudes across methods) instead of
-        one per heatmap (compare patterns).
+        True (default): one symmetric colour scale (-m, m), m = max |a| over every map, drawn as
+        one colour bar under the maps, so equal colours mean equal values across methods; the
+        figure title says so. False: each map gets its own symmetric scale and colour bar
+        (compare patterns, not magnitudes).
+    differences : mapping of str to (str, str), optional
+        Panel label -> (name, reference), two keys of ``attributions``: adds a panel of
+        ``attributions[name] - attributions[reference]`` after the maps, with its own symmetric
+        scale, a colour bar labelled "difference", and the difference's sum in its title (for two
+        reference-based methods, the difference of their completeness gaps). Shows what a shared
+        scale hides, e.g. a 50-point quadrature against the exact integral.
     pixel_scaling : bool
-        Add a second row showing :func:`scale_pixels` for each method (Sundararajan et al.).
+        Add a row of :func:`scale_pixels` views (Sundararajan et al. 2017, section 6.1): the input
+        with every pixel multiplied by |a| / max |a| of that map. Each view is normalised by its
+        own maximum, so it shows where a method puts its weight, not how much; the row is labelled
+        so.
+    n_cols : int, optional
+        Panels per row (the input counts as one); all in one row by default.
     title : str, optional
-        Figure title.
+        Figure title; with a shared scale, "(one colour scale for all maps, |a| <= m)" is added.
     cmap : str
         A diverging colormap.
 
@@ -239,26 +258,56 @@ def plot_attributions(image, attributions: Mapping[str, np.ndarray], *, how: str
     matplotlib.figure.Figure
     """
     if not attributions:
-        raise ValueError("attributions: expected at least one method's attributions, got none")
+        raise ArgumentError("attributions: expected at least one method's attributions, got none")
     maps = {name: _as_2d(values, how) for name, values in attributions.items()}
+    diffs = {}
+    for label, pair in (differences or {}).items():
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(name in maps for name in pair)):
+            raise ArgumentError(f"differences[{label!r}]: expected (name, reference), two keys of attributions "
+                                f"{list(maps)}, got {pair!r}")
+        diffs[label] = maps[pair[0]] - maps[pair[1]]
+    n_panels = 1 + len(maps) + len(diffs)
+    n_cols = n_panels if n_cols is None else n_cols
+    if isinstance(n_cols, bool) or not isinstance(n_cols, (int, np.integer)) or n_cols < 1:
+        raise ArgumentError(f"n_cols: expected a positive integer, got {n_cols!r}")
+    rows_maps = -(-n_panels // n_cols)
+    rows_scaled = -(-(1 + len(maps)) // n_cols) if pixel_scaling else 0
+    fig = _figure((2.1 * n_cols, 2.3 * (rows_maps + rows_scaled) + 0.8))
+    grid = fig.add_gridspec(rows_maps + rows_scaled, n_cols)
+
+    def cell(k, first_row=0):
+        return fig.add_subplot(grid[first_row + k // n_cols, k % n_cols])
+
+    panels = [cell(k) for k in range(n_panels)]
+    _show_image(panels[0], image, "input")
     limits = symmetric_limits(np.stack(list(maps.values()))) if shared_scale else None
-    n_cols = len(maps) + 1
-    n_rows = 2 if pixel_scaling else 1
-    fig = _figure((2.0 * n_cols, 2.0 * n_rows + 0.4))
-    axes = np.asarray(fig.subplots(n_rows, n_cols, squeeze=False))
-    _show_image(axes[0, 0], image, "input")
-    for col, (name, values) in enumerate(maps.items(), start=1):
-        heatmap(axes[0, col], values, limits=limits, title=_wrap(name), cmap=cmap, colorbar=not shared_scale)
+    map_axes = panels[1:1 + len(maps)]
+    for ax, (name, values) in zip(map_axes, maps.items()):
+        heatmap(ax, values, limits=limits, title=_wrap(name), cmap=cmap, colorbar=not shared_scale)
     if shared_scale:
-        fig.colorbar(axes[0, 1].images[0], ax=list(axes[0, 1:]), shrink=0.8)
+        bar = fig.colorbar(map_axes[0].images[0], ax=map_axes, location="bottom", shrink=0.6, aspect=40)
+        bar.set_label(f"attribution (one scale for all {len(maps)} maps)", fontsize=8)
+    for ax, (label, values) in zip(panels[1 + len(maps):], diffs.items()):
+        im = heatmap(ax, values, cmap=cmap, colorbar=False,
+                     title=f"{_wrap(label)}\nsum {float(np.sum(values)):+.3g}")
+        fig.colorbar(im, ax=ax, shrink=0.8).set_label("difference (own scale)", fontsize=8)
+
     if pixel_scaling:
         img = np.asarray(image, dtype=np.float64)
         img3 = img[None] if img.ndim == 2 else img
-        axes[1, 0].set_axis_off()
-        for col, (name, values) in enumerate(attributions.items(), start=1):
+        legend = cell(0, rows_maps)
+        legend.set_axis_off()
+        legend.text(0.5, 0.5, "pixel scaling:\ninput x |a| / max |a|,\neach map scaled\nby its own max",
+                    ha="center", va="center", fontsize=8, transform=legend.transAxes)
+        for k, (name, values) in enumerate(attributions.items(), start=1):
             attr = np.asarray(values, dtype=np.float64)
             attr3 = attr[None] if attr.ndim == 2 else attr
-            _show_image(axes[1, col], scale_pixels(img3, attr3, how="sum_abs"), f"{_wrap(name)}\npixel scaling")
+            _show_image(cell(k, rows_maps), scale_pixels(img3, attr3, how="sum_abs"), _wrap(name))
+
+    if shared_scale:
+        m = limits[1]
+        note = f"(one colour scale for all maps, |a| <= {m:.3g})"
+        title = note if title is None else f"{title}\n{note}"
     if title is not None:
         fig.suptitle(title, fontsize=10)
     return fig
@@ -277,7 +326,7 @@ def plot_integrand(alphas, integrand, breakpoints=None, *, labels: Sequence[str]
         (its integral over [0, 1] is t(x) - t(x')) or single features' (x_i - x'_i) grad_i.
     breakpoints : array_like, shape (B,), optional
         Where the integrand may jump (a ReLU input crossing zero, a max-pool winner changing);
-        drawn as thin vertical lines.
+        drawn as a rug of short ticks on the x axis, so that hundreds of them do not hide the curve.
     labels : sequence of str, optional
         One label per curve.
     title : str, optional
@@ -306,9 +355,9 @@ def plot_integrand(alphas, integrand, breakpoints=None, *, labels: Sequence[str]
     else:
         fig = ax.figure
     points = np.zeros(0) if breakpoints is None else np.asarray(breakpoints, dtype=np.float64).ravel()
-    if points.size:
-        ax.vlines(points, 0.0, 1.0, transform=ax.get_xaxis_transform(), colors="0.55", linewidth=0.5,
-                  alpha=0.6, zorder=0, label=f"breakpoints ({points.size})")
+    if points.size:      # a rug on the x axis: light ticks, not lines across the curve
+        ax.vlines(points, 0.0, 0.04, transform=ax.get_xaxis_transform(), colors="0.45", linewidth=0.5,
+                  zorder=3, label=f"breakpoints ({points.size}), ticks on the axis")
     for k in range(values.shape[1]):
         ax.plot(a, values[:, k], linewidth=1.2, label=None if labels is None else labels[k])
     ax.axhline(0.0, color="black", linewidth=0.6)
@@ -318,18 +367,30 @@ def plot_integrand(alphas, integrand, breakpoints=None, *, labels: Sequence[str]
     if labels is not None or points.size:
         ax.legend(fontsize=8, loc="best")
     if title is not None:
-        ax.set_title(title, fontsize=10)
+        # wrapped to the axes' width (about half an em per character) instead of being clipped
+        width_in = ax.get_position().width * fig.get_size_inches()[0]
+        ax.set_title(textwrap.fill(title, width=max(20, int(width_in * 72 / (0.5 * 10)))), fontsize=10)
     return fig
 
 
-def save_figure(fig, path) -> Path:
+# Metadata that would differ between two runs (dates; SVG's random ids are fixed in save_figure).
+_FIXED_METADATA = {".pdf": {"CreationDate": None}, ".svg": {"Date": None}}
+
+
+def save_figure(fig, path, dpi: float = 110) -> Path:
     """Write ``fig`` to ``path`` (format from the suffix), creating parent directories.
+
+    The same figure gives the same bytes on every run with the same matplotlib: PNG carries no
+    date, PDF and SVG are written without one, and SVG's element ids come from a fixed salt.
 
     Returns
     -------
     pathlib.Path
     """
+    import matplotlib
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with matplotlib.rc_context({"svg.hashsalt": "refattr"}):
+        fig.savefig(path, dpi=dpi, metadata=_FIXED_METADATA.get(path.suffix.lower()))
     return path

@@ -125,6 +125,22 @@ def test_plot_attributions_writes_a_figure(mpl, tmp_path):
         plot_attributions(image, {})
 
 
+@pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])
+def test_save_figure_writes_the_same_bytes_twice(mpl, tmp_path, suffix, monkeypatch):
+    from refattr.plotting import plot_attributions, save_figure
+
+    rng = np.random.default_rng(2)
+    image, maps = rng.uniform(size=(4, 4)), {"m": rng.normal(size=(4, 4))}
+    # The same figure saved at two different dates (matplotlib dates PDF and SVG files from
+    # SOURCE_DATE_EPOCH when set) must give the same bytes: no date is written, and SVG's element
+    # ids, random by default, come from a fixed salt.
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    first = save_figure(plot_attributions(image, maps), tmp_path / f"a{suffix}").read_bytes()
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1000000000")
+    second = save_figure(plot_attributions(image, maps), tmp_path / f"b{suffix}").read_bytes()
+    assert first == second
+
+
 def test_plot_attributions_colour_image(mpl, tmp_path):
     from refattr.plotting import plot_attributions, save_figure
 
@@ -132,6 +148,85 @@ def test_plot_attributions_colour_image(mpl, tmp_path):
     fig = plot_attributions(rng.uniform(size=(3, 5, 5)), {"m": rng.normal(size=(3, 5, 5))}, how="max_abs",
                             pixel_scaling=True)
     _nonempty_png(save_figure(fig, tmp_path / "rgb.png"))
+
+
+def _heatmaps(fig):
+    """(title, AxesImage) of every heatmap panel (diverging colormap) in ``fig``."""
+    return [(ax.get_title(), ax.images[0]) for ax in fig.axes
+            if ax.images and ax.images[0].get_cmap().name == "RdBu_r"]
+
+
+def test_plot_attributions_shares_one_symmetric_scale_by_default(mpl):
+    from refattr.plotting import plot_attributions
+
+    # max |a| over both maps is |-5| = 5 (map "b"); map "a" alone would get (-3, 3).
+    a = np.array([[1.0, -3.0], [2.0, 0.0]])
+    b = np.array([[0.5, -5.0], [0.0, 4.0]])
+    fig = plot_attributions(np.ones((2, 2)), {"a": a, "b": b}, title="two maps")
+    panels = _heatmaps(fig)
+    assert [title for title, _ in panels] == ["a", "b"]
+    assert all(im.get_clim() == (-5.0, 5.0) for _, im in panels)
+    assert "one colour scale for all maps" in fig._suptitle.get_text()
+    assert fig._suptitle.get_text().startswith("two maps")
+    # one colour bar for the two maps (a colour bar is an Axes holding no image)
+    assert sum(1 for ax in fig.axes if not ax.images) == 1
+    # per-map scales on request: each its own max, and the title claims no shared scale
+    fig = plot_attributions(np.ones((2, 2)), {"a": a, "b": b}, shared_scale=False)
+    assert [im.get_clim() for _, im in _heatmaps(fig)] == [(-3.0, 3.0), (-5.0, 5.0)]
+    assert fig._suptitle is None
+
+
+def test_plot_attributions_difference_panel_has_its_own_scale(mpl):
+    from refattr.plotting import plot_attributions
+
+    a = np.array([[1.0, -3.0], [2.0, 0.0]])
+    b = np.array([[0.5, -5.0], [0.0, 4.0]])
+    fig = plot_attributions(np.ones((2, 2)), {"a": a, "b": b}, differences={"a - b": ("a", "b")}, n_cols=2)
+    (_, im_a), (_, im_b), (title, im_d) = _heatmaps(fig)
+    # a - b = [[0.5, 2], [2, -4]]: limits +-4 (its own), sum 0.5 + 2 + 2 - 4 = 0.5
+    np.testing.assert_array_equal(im_d.get_array(), [[0.5, 2.0], [2.0, -4.0]])
+    assert im_d.get_clim() == (-4.0, 4.0)
+    assert im_a.get_clim() == im_b.get_clim() == (-5.0, 5.0)
+    assert title == "a - b\nsum +0.5"
+    labels = [ax.get_ylabel() for ax in fig.axes if not ax.images]
+    assert "difference (own scale)" in labels
+    # 4 panels (input, a, b, a - b) in 2 columns: two rows
+    rows = {ax.get_subplotspec().rowspan.start for ax in fig.axes if ax.images}
+    assert rows == {0, 1}
+    from refattr.errors import ArgumentError
+    with pytest.raises(ArgumentError, match="differences"):
+        plot_attributions(np.ones((2, 2)), {"a": a}, differences={"a - c": ("a", "c")})
+    with pytest.raises(ArgumentError, match="n_cols"):
+        plot_attributions(np.ones((2, 2)), {"a": a}, n_cols=0)
+
+
+def test_pixel_scaling_row_is_labelled(mpl):
+    from refattr.plotting import plot_attributions
+
+    fig = plot_attributions(np.ones((1, 2, 2)), {"a": np.ones((1, 2, 2))}, pixel_scaling=True)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any(t.startswith("pixel scaling") and "own max" in t for t in texts)
+
+
+def _inside_figure(fig, artist):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)                          # runs the constrained layout
+    box, frame = artist.get_window_extent(renderer), fig.bbox
+    return box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0 and box.y1 <= frame.y1
+
+
+def test_long_titles_are_wrapped_not_clipped(mpl):
+    from refattr.plotting import plot_attributions, plot_integrand
+
+    long = "digit 0: " + "a title far longer than the figure is wide, " * 3
+    alphas = np.linspace(0.0, 1.0, 11)
+    fig = plot_integrand(alphas, alphas, title=long)
+    title = fig.axes[0].title
+    assert "\n" in title.get_text() and _inside_figure(fig, title)
+    fig = plot_attributions(np.ones((2, 2)), {"a": np.eye(2)}, title="digit 0")
+    assert _inside_figure(fig, fig._suptitle)
 
 
 def test_plot_integrand_marks_breakpoints(mpl, tmp_path):
@@ -142,7 +237,11 @@ def test_plot_integrand_marks_breakpoints(mpl, tmp_path):
     fig = plot_integrand(alphas, values, [0.3], labels=["dt/da"], title="step")
     ax = fig.axes[0]
     assert len(ax.collections) == 1                      # one vlines collection for the breakpoints
-    np.testing.assert_array_equal(ax.collections[0].get_segments()[0][:, 0], [0.3, 0.3])
+    segment = ax.collections[0].get_segments()[0]
+    np.testing.assert_array_equal(segment[:, 0], [0.3, 0.3])
+    # a rug: a tick from the axis up to 4 % of the height (axes coordinates), not a full line
+    np.testing.assert_array_equal(segment[:, 1], [0.0, 0.04])
+    assert ax.collections[0].get_transform() == ax.get_xaxis_transform()
     _nonempty_png(save_figure(fig, tmp_path / "integrand.png"))
     # several curves, no breakpoints (and no legend warning with nothing labelled)
     fig = plot_integrand(alphas, np.stack([values, -values], axis=1), np.zeros(0))
