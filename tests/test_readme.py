@@ -1,5 +1,6 @@
 """The README's quick start prints what its comments say."""
 
+import importlib.util
 import pathlib
 import re
 
@@ -17,6 +18,8 @@ def test_quick_start_prints_what_it_claims():
     assert blocks, "README has no python block"
     checked = 0
     for block in blocks:
+        if "import numpy as np, torch" in block and importlib.util.find_spec("torch") is None:
+            continue          # the interop example needs the interop extra
         namespace = {}
         for line in block.splitlines():
             match = re.match(r"print\((.*)\)\s*#\s*(\S.*?)(\s{2,}\(.*)?$", line)
