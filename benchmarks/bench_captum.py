@@ -24,8 +24,10 @@ relative difference per example, ``refattr.interop.compare.relative_difference``
   Captum <= 1e-10 on ReLU, tanh and sigmoid (1e-12 up to a rounding amplification): Captum divides
   the forward differences, (y - y') / (x - x'), so a one-ulp difference between torch's and NumPy's
   sigmoid in y or y' is amplified by |y| / |y - y'| where x - x' is small (refattr uses a stable
-  divided difference); the sigmoid networks show 2e-12 to 5e-12. With swish the results differ by convention (Captum has no SiLU rule and passes the plain gradient there,
-  SPEC section 8), so only the timing is compared; the table marks those rows "convention".
+  divided difference); the sigmoid networks show 2e-12 to 5e-12. With swish the results differ by
+  convention (Captum has no SiLU rule and passes the plain gradient there, docs/conventions.md,
+  section 'Captum 0.9.0'), so only the timing is compared; the table marks those rows
+  "convention".
 
 Timing: both libraries run interleaved (refattr call, Captum call, refattr call, ...) after warm-up
 calls, and the median of the repeats is reported, at 1 and 2 threads: ``torch.set_num_threads``,

@@ -336,7 +336,8 @@ class Sequential:
     def backward(self, g: np.ndarray, trace: Trace, rule: str = "gradient") -> np.ndarray:
         """Walk the layers backward from a signal g at the output (N, n_outputs).
 
-        ``rule`` is "gradient" (the VJP: g^T J), "guided_backprop" or "deconvnet" (SPEC section 4).
+        ``rule`` is "gradient" (the VJP: g^T J), "guided_backprop" or "deconvnet"
+        (docs/conventions.md, section 'Gradient family').
         Raises NonFiniteError, naming the layer, when the signal overflows (huge weights can make
         derivatives exceed float64's range although every activation is finite).
         """

@@ -1,8 +1,9 @@
 """Quadrature rules on [0, 1] as data: ``n -> (nodes, weights)``.
 
 Integrated gradients replaces the path integral ``int_0^1 g(a) da`` by ``sum_k w_k g(a_k)``
-(SPEC section 5). Each rule here is a plain function of ``n``, the number of integrand (gradient)
-evaluations, returning the nodes a_k in [0, 1] (increasing) and the weights w_k, which sum to 1:
+(docs/conventions.md, section 'Quadrature rules'). Each rule here is a plain function of ``n``,
+the number of integrand (gradient) evaluations, returning the nodes a_k in [0, 1] (increasing) and
+the weights w_k, which sum to 1:
 
 ==================  =================================  ====================================
 rule                nodes a_k                          weights w_k
@@ -105,8 +106,8 @@ def trapezoid(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Composite trapezoid rule on n equally spaced nodes (n - 1 cells), n >= 2.
 
     Nodes (k - 1) / (n - 1); weights 1 / (n - 1) with both ends halved, so they sum to 1.
-    (Captum's ``riemann_trapezoid`` keeps weights 1 / n, which sum to (n - 1) / n; see SPEC
-    section 8.)
+    (Captum's ``riemann_trapezoid`` keeps weights 1 / n, which sum to (n - 1) / n; see
+    docs/conventions.md, section 'Captum 0.9.0'.)
 
     >>> trapezoid(5)
     (array([0.  , 0.25, 0.5 , 0.75, 1.  ]), array([0.125, 0.25 , 0.25 , 0.25 , 0.125]))

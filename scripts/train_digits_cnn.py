@@ -8,7 +8,7 @@ seed, accuracy, versions, the command that produced it).
 Data: scikit-learn's 8x8 handwritten digits (``sklearn.datasets.load_digits``, 1797 images with
 integer intensities 0..16, shipped inside scikit-learn, no download). Pixels are divided by 16, so
 they lie in [0, 1] and are exact in float64. A permutation drawn from ``numpy.random.default_rng``
-with the seed splits the images: the first ``n_test`` are held out, the rest train the network.
+with the random seed splits the images: the first ``n_test`` are held out, the rest train the network.
 
 Training: softmax cross-entropy averaged over a minibatch, written below; the gradient comes from
 refattr itself, ``layer.param_vjp`` for weights and biases and ``layer.vjp`` to carry the signal

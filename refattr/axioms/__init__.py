@@ -1,4 +1,4 @@
-"""The properties of the seed's summary table as executable checks (SPEC section 7).
+"""The properties of the tutorial's summary table as executable checks (docs/axioms.md).
 
 Each property is one module with a ``check(spec) -> CheckResult``: it tries the method on networks
 built to expose the property (the papers' examples, targeted constructions, and a seeded random
@@ -26,7 +26,7 @@ from ._core import Recheck as Recheck, Tried as Tried, Witness as Witness
 from ._core import network_from_layers as network_from_layers, network_to_layers as network_to_layers
 from .specs import SPECS as SPECS, MethodSpec as MethodSpec, get_spec as get_spec
 
-#: property key -> module, in the order of the seed's summary table.
+#: property key -> module, in the order of the tutorial's summary table.
 PROPERTIES = {m.PROPERTY: m for m in (reference_based, sensitivity, specificity, continuity, completeness,
                                       implementation_invariance, symmetry_preserving, linearity)}
 

@@ -83,8 +83,8 @@ class Witness:
         One line: what the witness shows.
     on_kink : bool
         True when the violation needs an input or a whole integration path on a ReLU kink, where
-        refattr's convention ReLU'(0) = 0 (SPEC section 1) stands in for a derivative that does not
-        exist: outside the hypotheses of the theorem that says the property holds.
+        refattr's convention ReLU'(0) = 0 (docs/conventions.md, section 'Kinks and ties') stands in for
+        a derivative that does not exist: outside the hypotheses of the theorem that says the property holds.
     """
 
     property: str

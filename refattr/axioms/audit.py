@@ -1,10 +1,12 @@
-"""Regenerate the seed's summary table from the property checks, every cell backed by evidence.
+"""Regenerate the tutorial's summary table from the property checks, every cell backed by evidence.
 
 :func:`audit` runs every check of :data:`refattr.axioms.PROPERTIES` on every method of
-:data:`refattr.axioms.SPECS` and returns an :class:`AuditReport`. Its markdown repeats the seed's
-table (rows: properties; columns: methods), fills the seed's blank cells, flags every cell where the
-evidence contradicts the seed as e.g. "No (seed: Yes)" with a footnote giving the witness, and adds
-a second table saying what backs each cell: a theorem, a counterexample, or only a search. The
+:data:`refattr.axioms.SPECS` and returns an :class:`AuditReport`. Its markdown repeats the summary
+table of the tutorial "Feature Attribution in Deep Neural Networks" (rows: properties; columns:
+methods; transcribed in docs/axioms.md), fills the tutorial's blank cells, flags every cell where
+the evidence contradicts the tutorial as e.g. "No (tutorial: Yes)" with a footnote giving the
+witness, and adds a second table saying what backs each cell: a theorem, a counterexample, or only
+a search. The
 JSON holds everything, witnesses included, with sorted keys and floats written to 12 significant
 digits, so two runs give identical text.
 """
@@ -21,11 +23,11 @@ from . import PROPERTIES
 from ._core import FAILS, HOLDS, CheckResult, Witness
 from .specs import SPECS, get_spec
 
-__all__ = ["SEED_TABLE", "SEED_COLUMNS", "ROW_LABELS", "AuditReport", "audit"]
+__all__ = ["TUTORIAL_TABLE", "TUTORIAL_COLUMNS", "ROW_LABELS", "AuditReport", "audit"]
 
-#: The seed's summary table ("Summary" section), transcribed; None is a blank cell.
-SEED_COLUMNS = ("gradient", "guided_backprop", "deeplift", "integrated_gradients")
-SEED_TABLE = {
+#: The tutorial's summary table ("Summary" section; docs/axioms.md), transcribed; None is a blank cell.
+TUTORIAL_COLUMNS = ("gradient", "guided_backprop", "deeplift", "integrated_gradients")
+TUTORIAL_TABLE = {
     "reference_based": {"gradient": "No", "guided_backprop": "No", "deeplift": "Yes", "integrated_gradients": "Yes"},
     "sensitivity": {"gradient": "No", "guided_backprop": "No", "deeplift": "Yes", "integrated_gradients": "Yes"},
     "specificity": {"gradient": "Yes", "guided_backprop": "Yes", "deeplift": None, "integrated_gradients": "Yes"},
@@ -38,7 +40,7 @@ SEED_TABLE = {
     "linearity": {"gradient": "Yes", "guided_backprop": "Yes", "deeplift": None, "integrated_gradients": "Yes"},
 }
 
-#: Row labels as the seed writes them.
+#: Row labels as the tutorial writes them.
 ROW_LABELS = {p: m.TITLE for p, m in PROPERTIES.items()}
 
 _VALUE = {HOLDS: "Yes", FAILS: "No"}
@@ -96,7 +98,7 @@ class AuditReport:
     properties: tuple
     methods: tuple  # of spec names
     labels: tuple
-    seed_columns: tuple  # per method: the seed column it is compared with, or None
+    tutorial_columns: tuple  # per method: the tutorial's column it is compared with, or None
 
     def cell(self, prop: str, method: str) -> CheckResult:
         i = self.properties.index(prop) * len(self.methods) + self.methods.index(method)
@@ -106,22 +108,22 @@ class AuditReport:
         """"Yes", "No" or "n/a"."""
         return _VALUE.get(self.cell(prop, method).verdict, "n/a")
 
-    def seed_value(self, prop: str, method: str):
-        column = self.seed_columns[self.methods.index(method)]
-        return None if column is None else SEED_TABLE[prop][column]
+    def tutorial_value(self, prop: str, method: str):
+        column = self.tutorial_columns[self.methods.index(method)]
+        return None if column is None else TUTORIAL_TABLE[prop][column]
 
     def comparisons(self) -> list[dict]:
-        """Every cell that has a seed counterpart whose value is blank or different from ours."""
+        """Every cell that has a tutorial counterpart whose value is blank or different from ours."""
         out = []
         for prop in self.properties:
-            for method, column in zip(self.methods, self.seed_columns):
+            for method, column in zip(self.methods, self.tutorial_columns):
                 ours = self.value(prop, method)
                 if column is None or ours == "n/a":
                     continue
-                seed = SEED_TABLE[prop][column]
-                if seed != ours:
-                    out.append({"property": prop, "method": method, "ours": ours, "seed": seed,
-                                "kind": "fills blank" if seed is None else "contradicts"})
+                theirs = TUTORIAL_TABLE[prop][column]
+                if theirs != ours:
+                    out.append({"property": prop, "method": method, "ours": ours, "tutorial": theirs,
+                                "kind": "fills blank" if theirs is None else "contradicts"})
         return out
 
     def contradictions(self) -> list[dict]:
@@ -131,11 +133,11 @@ class AuditReport:
     def to_dict(self) -> dict:
         return {
             "properties": list(self.properties),
-            "methods": [{"name": m, "label": l, "seed_column": c}
-                        for m, l, c in zip(self.methods, self.labels, self.seed_columns)],
+            "methods": [{"name": m, "label": l, "tutorial_column": c}
+                        for m, l, c in zip(self.methods, self.labels, self.tutorial_columns)],
             "table": {p: {m: self.value(p, m) for m in self.methods} for p in self.properties},
-            "seed_table": SEED_TABLE,
-            "comparisons_with_seed": self.comparisons(),
+            "tutorial_table": TUTORIAL_TABLE,
+            "comparisons_with_tutorial": self.comparisons(),
             "results": {p: {m: self.cell(p, m).to_dict() for m in self.methods} for p in self.properties},
         }
 
@@ -157,10 +159,10 @@ class AuditReport:
                 if result.caveat is not None:
                     text += "\u2020"
                     dagger_notes.setdefault(prop, result.caveat.note + " (" + witness_text(result.caveat) + ")")
-                column = self.seed_columns[self.methods.index(method)]
-                seed = None if column is None else SEED_TABLE[prop][column]
-                if column is not None and text.rstrip("\u2020") != "n/a" and seed != self.value(prop, method):
-                    text += f" (seed: {seed if seed is not None else 'blank'})"
+                column = self.tutorial_columns[self.methods.index(method)]
+                theirs = None if column is None else TUTORIAL_TABLE[prop][column]
+                if column is not None and text.rstrip("\u2020") != "n/a" and theirs != self.value(prop, method):
+                    text += f" (tutorial: {theirs if theirs is not None else 'blank'})"
                     body = result.explanation
                     if result.witness is not None:
                         body += ". Witness: " + witness_text(result.witness)
@@ -171,15 +173,16 @@ class AuditReport:
                 cells.append(text)
             rows.append(f"| {ROW_LABELS[prop]} | " + " | ".join(cells) + " |")
         out = ["## Properties of attribution methods (regenerated by `refattr audit`)", "", *rows, ""]
-        out.append("Yes/No: the check's verdict. (seed: ...) marks a cell where the seed's table says otherwise or "
-                   "is blank; the note gives the evidence. DeconvNet and input x gradient have no seed column. "
-                   "The three integrated-gradients columns are compared with the seed's one: the seed speaks of "
-                   "the integral, the quadrature columns of its 50-point approximations.")
+        out.append("Yes/No: the check's verdict. (tutorial: ...) marks a cell where the summary table of the "
+                   "tutorial \"Feature Attribution in Deep Neural Networks\" (docs/axioms.md) says otherwise or "
+                   "is blank; the note gives the evidence. DeconvNet and input x gradient have no column there. "
+                   "The three integrated-gradients columns are compared with the tutorial's one: the tutorial "
+                   "speaks of the integral, the quadrature columns of its 50-point approximations.")
         out.append("")
         if dagger_notes:
             out.append("\u2020 Holds wherever the network is differentiable, which is what the theorem assumes. On a "
-                       "ReLU kink the computed gradient is a convention (ReLU'(0) = 0, SPEC section 1), not a "
-                       "derivative, and the property fails there:")
+                       "ReLU kink the computed gradient is a convention (ReLU'(0) = 0; docs/conventions.md, section "
+                       "'Kinks and ties'), not a derivative, and the property fails there:")
             out.append("")
             for prop, text in dagger_notes.items():
                 out.append(f"- {ROW_LABELS[prop]}: {text}")
@@ -222,9 +225,9 @@ def audit(methods=None, properties=None, *, seed: int = 0) -> AuditReport:
     methods : iterable of str or MethodSpec, optional
         Default: every method of ``refattr.axioms.SPECS``, in its order.
     properties : iterable of str, optional
-        Default: every property, in the seed's row order.
+        Default: every property, in the tutorial's row order.
     seed : int
-        Seed of the random searches (the report is a deterministic function of it).
+        Random seed of the searches (the report is a deterministic function of it).
 
     A method whose module cannot be imported gets "not applicable" cells ("n/a").
     """
@@ -236,4 +239,4 @@ def audit(methods=None, properties=None, *, seed: int = 0) -> AuditReport:
         for spec in specs:
             results.append(module.check(spec, seed=seed))
     return AuditReport(tuple(results), tuple(props), tuple(s.name for s in specs), tuple(s.label for s in specs),
-                       tuple(s.seed_column for s in specs))
+                       tuple(s.tutorial_column for s in specs))

@@ -29,14 +29,15 @@ def _cmd_audit(args) -> int:
 def add_audit_command(subparsers) -> None:
     """Register ``audit [--json] [--seed N]`` on an ``argparse`` subparsers object.
 
-    ``refattr audit`` prints the seed's summary table regenerated from the property checks
+    ``refattr audit`` prints the tutorial's summary table regenerated from the property checks
     (markdown); ``--json`` prints every result with its witness, deterministically.
     """
     parser = subparsers.add_parser(
         "audit", help="check every attribution property for every method and print the evidence table",
-        description="Regenerate the seed's summary table of attribution properties from executable checks: "
+        description="Regenerate, from executable checks, the summary table of attribution properties in the "
+                    "tutorial \"Feature Attribution in Deep Neural Networks\" (docs/axioms.md): "
                     "each cell is a verdict with a witness (a counterexample that can be recomputed) or a theorem "
                     "or search that backs it.")
     parser.add_argument("--json", action="store_true", help="print the full report as deterministic JSON")
-    parser.add_argument("--seed", type=_random_seed, default=0, help="seed of the random searches (default 0)")
+    parser.add_argument("--seed", type=_random_seed, default=0, help="random seed of the searches (default 0)")
     parser.set_defaults(func=_cmd_audit)

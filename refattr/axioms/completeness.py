@@ -1,12 +1,12 @@
 """Completeness (summation-to-delta, local accuracy): sum_i phi_i = f(x) - f(x')
 (Sundararajan, Taly & Yan 2017, section 3, proposition 1; Shrikumar, Greenside & Kundaje 2017,
-eq. 1; the seed's "Completeness").
+eq. 1; the tutorial's "Completeness").
 
 For a method without a baseline the sum is compared with f(x) - f(x') for the comparison point
-x' of the case (0 in the constructions). The gradient at the seed's saturating unit sums to 0
+x' of the case (0 in the constructions). The gradient at the tutorial's saturating unit sums to 0
 where f changes by 1; input x gradient on f(x) = relu(x - 1) sums to x, not x - 1 (the bias).
 A fixed quadrature rule for integrated gradients misses completeness by its quadrature error,
-which on ReLU networks is O(1/n) (SPEC section 5).
+which on ReLU networks is O(1/n) (docs/conventions.md, section 'Quadrature rules').
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def evaluate(spec, case: Case):
 
 
 def cases(spec, rng: np.random.Generator):
-    yield Case("seed: saturating unit", {"f": saturating_unit()}, batch([2.0]), batch([0.0]),
-               note="the seed's saturating unit f(x) = 1 - max(0, 1 - x) at x = 2, x' = 0: f(x) - f(x') = 1 but the "
+    yield Case("tutorial: saturating unit", {"f": saturating_unit()}, batch([2.0]), batch([0.0]),
+               note="the tutorial's saturating unit f(x) = 1 - max(0, 1 - x) at x = 2, x' = 0: f(x) - f(x') = 1 but the "
                     "attributions do not sum to it")
     yield Case("f(x) = relu(x - 1)", {"f": shifted_relu(1.0)}, batch([2.3]), batch([0.0]),
                note="f(x) = relu(x - 1) at x = 2.3, x' = 0: f(x) - f(x') = 1.3 but the attributions do not sum to it")

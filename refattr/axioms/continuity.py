@@ -1,5 +1,5 @@
 """Continuity: attributions are continuous in x, even where the gradient is not (Shrikumar,
-Greenside & Kundaje 2017, section 2.2 and figure 2; the seed's "Continuity").
+Greenside & Kundaje 2017, section 2.2 and figure 2; the tutorial's "Continuity").
 
 A jump is measured, not eyeballed: at a point x_c and a direction d, the check computes
 J(eps) = max_i |phi_i(x_c + eps d) - phi_i(x_c - eps d)| for eps = 1e-3, 1e-6, 1e-9. A continuous
@@ -10,7 +10,7 @@ is refined 16-fold ten times, which isolates a discontinuity to ~1e-14 if there 
 
 Constructions:
 
-- the seed's example: f(x) = relu(x - 1), x' = 0, at x = 1 +- eps. The gradient jumps by 1;
+- the tutorial's example: f(x) = relu(x - 1), x' = 0, at x = 1 +- eps. The gradient jumps by 1;
   integrated gradients and DeepLIFT move continuously (the path crosses the kink at a fraction
   1/x of its length, which moves continuously with x). A right-Riemann rule with n nodes has a node
   at x itself and jumps by 1/n: a fixed quadrature rule is discontinuous wherever a node crosses a
@@ -23,7 +23,8 @@ Constructions:
   which inherits the gradient's jumps.
 - RevealCancel with the reference off every kink: when a hidden neuron's total difference
   Delta h changes sign while its positive and negative parts do not vanish, the Linear rule of the
-  next layer switches that neuron from the positive to the negative multiplier (SPEC section 6),
+  next layer switches that neuron from the positive to the negative multiplier
+  (docs/conventions.md, section 'Linear rule'),
   and those differ under RevealCancel.
 - a max-pool winner switch, where the routing of the gradient family and of DeepLIFT's
   ``delta_routing`` jumps from one input to the other (deconvnet, constant on ReLU networks because
@@ -126,15 +127,15 @@ def maxpool_pair() -> Sequential:
     return Sequential([MaxPool2D((1, 2)), Flatten(), Dense([[1.0]])])
 
 
-def seed_case() -> Case:
-    return Case("seed: f(x) = relu(x - 1), x' = 0, x = 1 +- eps", {"f": shifted_relu(1.0)}, batch([1.0]), batch([0.0]),
+def tutorial_case() -> Case:
+    return Case("tutorial: f(x) = relu(x - 1), x' = 0, x = 1 +- eps", {"f": shifted_relu(1.0)}, batch([1.0]), batch([0.0]),
                 extra={"direction": np.array([1.0]), "epsilons": list(JUMP_EPSILONS)},
-                note="the seed's kink: f(x) = relu(x - 1), x' = 0, at x = 1 +- eps the attribution jumps "
+                note="the tutorial's kink: f(x) = relu(x - 1), x' = 0, at x = 1 +- eps the attribution jumps "
                      "and the jump does not shrink with eps")
 
 
 def _generic_scans(spec, rng: np.random.Generator):
-    """Scans with the reference off every kink: the seed's line, then random networks and segments."""
+    """Scans with the reference off every kink: the tutorial's line, then random networks and segments."""
     yield _scan_case(spec, "scan: relu(x - 1), x' = 0, x in [0.5, 3]", shifted_relu(1.0), [0.5], [3.0], [0.0],
                      note="f(x) = relu(x - 1), x' = 0: scanning x in [0.5, 3] finds a jump where an evaluation point "
                           "of the path crosses the kink")
@@ -149,7 +150,7 @@ def _generic_scans(spec, rng: np.random.Generator):
 
 def cases(spec, rng: np.random.Generator):
     eps = list(JUMP_EPSILONS)
-    yield seed_case()
+    yield tutorial_case()
     yield Case("reference on a kink: relu(x1 - x2), x' = (0, 0)", {"f": relu_difference()}, batch([1.0, 1.0]),
                batch([0.0, 0.0]), extra={"direction": np.array([1.0, 0.0]), "epsilons": eps},
                note="f(x1, x2) = relu(x1 - x2) with x' = (0, 0) on its kink: at x = (1 +- eps, 1) the straight path "
@@ -170,7 +171,7 @@ def cases(spec, rng: np.random.Generator):
 def check(spec, *, seed: int = 0):
     """Check continuity for ``spec``; see the module docstring.
 
-    Besides the verdict, the explanation reports the jump on the seed's example and how many scans
+    Besides the verdict, the explanation reports the jump on the tutorial's example and how many scans
     with the reference off every kink found a jump, which separates "discontinuous only for special
     references" from "discontinuous for any reference".
     """
@@ -178,11 +179,11 @@ def check(spec, *, seed: int = 0):
                             "no jump found")
     if result.verdict == "not applicable":
         return result
-    _, numbers = evaluate(spec, seed_case())
+    _, numbers = evaluate(spec, tutorial_case())
     jumps = ", ".join(f"{j:.3g}" for j in numbers[0]["jumps"])
     scans = list(_generic_scans(spec, np.random.default_rng(seed + 1)))
     n_jumps = sum(int(evaluate(spec, case)[0][0]) for case in scans)
-    explanation = (f"{result.explanation}; on the seed's example relu(x - 1), x' = 0, at x = 1 +- eps "
+    explanation = (f"{result.explanation}; on the tutorial's example relu(x - 1), x' = 0, at x = 1 +- eps "
                    f"(eps = 1e-3, 1e-6, 1e-9) the jump is {jumps}; with the reference off every kink, "
                    f"{n_jumps} of {len(scans)} scans found a jump")
     return type(result)(result.property, result.method, result.verdict, result.basis, explanation,

@@ -1,5 +1,5 @@
 """Implementation invariance: two networks that compute the same function get the same
-attributions (Sundararajan, Taly & Yan 2017, section 2.2; the seed's "Implementation-invariant").
+attributions (Sundararajan, Taly & Yan 2017, section 2.2; the tutorial's "Implementation-invariant").
 
 Pairs of equal functions come from:
 
@@ -10,7 +10,7 @@ Pairs of equal functions come from:
   Sundararajan et al.'s pair, differs here, (2.5, -0.5) against (2.875, -0.875).
 - a hidden unit split into 2 relu(z) - relu(z) (a positive and a negative path): guided backprop
   (Springenberg et al. 2015) and deconvnet drop the negative path, giving 2 where the derivative
-  is 1. This fills the seed's
+  is 1. This fills the tutorial's
   blank guided-backprop cell.
 - random rewrites of random networks: a unit split into positively rescaled copies
   (relu(c z) = c relu(z)), a unit duplicated with outgoing weights (1 + k) v and -k v, hidden

@@ -1,5 +1,5 @@
 """Linearity: for a network composed as a * g + b * h, the attributions are a * phi(g) + b * phi(h)
-(Sundararajan, Taly & Yan 2017, section 3, "Linearity"; the seed's "Linearity").
+(Sundararajan, Taly & Yan 2017, section 3, "Linearity"; the tutorial's "Linearity").
 
 The composition is built as one network (:func:`refattr.axioms.networks.parallel`): optionally
 shared first layers, then g's and h's hidden units side by side, and a final Dense that mixes the
@@ -9,9 +9,9 @@ Guided backprop (Springenberg et al. 2015, section 3.4) and deconvnet mask the b
 its sign at every ReLU, which is not linear: a hidden
 unit shared by g = -relu(x) and h = 2 relu(x) receives the signal a (-1) + b (2) in the composition
 but -1 and 2 separately, and the mask treats the sum and the parts differently, even for
-a = b = 1. This contradicts the seed's "Yes" for guided backprop.
+a = b = 1. This contradicts the tutorial's "Yes" for guided backprop.
 
-DeepLIFT (the seed leaves the cell blank) is linear: its multipliers are propagated by the chain
+DeepLIFT (the tutorial leaves the cell blank) is linear: its multipliers are propagated by the chain
 rule for multipliers (Shrikumar, Greenside & Kundaje 2017, section 3.3), which is linear in the
 output's multipliers given the forward differences; composing g and h side by side leaves every
 neuron's forward differences (and their positive and negative parts) unchanged, and at the final

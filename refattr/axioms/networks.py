@@ -24,7 +24,7 @@ def _net(*layers) -> Sequential:
 
 
 def saturating_unit() -> Sequential:
-    """The seed's f(x) = 1 - max(0, 1 - x): f(0) = 0, f(2) = 1, f'(2) = 0."""
+    """The tutorial's f(x) = 1 - max(0, 1 - x): f(0) = 0, f(2) = 1, f'(2) = 0."""
     return _net(Dense([[-1.0]], [1.0]), ReLU(), Dense([[-1.0]], [1.0]))
 
 
@@ -61,7 +61,7 @@ def reveal_cancel_pair() -> tuple[Sequential, Sequential]:
 
     At x = (3, 1), x' = (0, 0), RevealCancel gives (2.5, -0.5) on the first and (2.875, -0.875) on
     the second: the neuron relu(x2 - x1) has total difference 0 but parts +0.5 and -0.5, and the
-    Linear rule's 0.5 convention for a zero difference (the seed's "Linear layers") sends them to
+    Linear rule's 0.5 convention for a zero difference (the tutorial's "Linear layers") sends them to
     the next unit's positive and negative multipliers, which differ.
     """
     a = _net(Dense([[1.0, -1.0], [0.0, 0.0]]), ReLU(), Dense([[1.0, 0.0]]), ReLU(), Dense([[1.0]]))

@@ -1,4 +1,4 @@
-"""Reference-based: the method takes a baseline x' and uses it (the seed's "Reference-based").
+"""Reference-based: the method takes a baseline x' and uses it (the tutorial's "Reference-based").
 
 Structural, and tested by behaviour: the method is run on the same networks and inputs with two
 baselines. If the attributions change, the method uses its baseline ("holds"); if they never

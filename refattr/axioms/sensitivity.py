@@ -1,12 +1,12 @@
 """Sensitivity(a): if x and x' differ in one feature and f(x) != f(x'), that feature gets a nonzero
-attribution (Sundararajan, Taly & Yan 2017, section 2.1; the seed's "Sensitivity").
+attribution (Sundararajan, Taly & Yan 2017, section 2.1; the tutorial's "Sensitivity").
 
 For a method without a baseline, x' is only the comparison point: the attribution is computed at
-x, as the seed and Sundararajan et al. do for the gradient.
+x, as the tutorial and Sundararajan et al. do for the gradient.
 
 Witnesses come from two constructions:
 
-- the seed's saturating unit f(x) = 1 - max(0, 1 - x) with x = 2, x' = 0: f changes by 1 but the
+- the tutorial's saturating unit f(x) = 1 - max(0, 1 - x) with x = 2, x' = 0: f changes by 1 but the
   gradient at 2 is 0 (gradient saturation, Sundararajan et al. 2017 section 2.1; Shrikumar et al.
   2017 section 2);
 - a narrow bump f(x) = relu(x - a) - relu(x - a - w) whose derivative is nonzero only on
@@ -62,9 +62,9 @@ def evaluate(spec, case: Case):
 
 
 def cases(spec, rng: np.random.Generator):
-    yield Case("seed: saturating unit f(x) = 1 - max(0, 1 - x)", {"f": saturating_unit()},
+    yield Case("tutorial: saturating unit f(x) = 1 - max(0, 1 - x)", {"f": saturating_unit()},
                batch([2.0]), batch([0.0]), extra={"feature": 0},
-               note="the seed's saturating unit f(x) = 1 - max(0, 1 - x) at x = 2, x' = 0: f(x) - f(x') = 1 "
+               note="the tutorial's saturating unit f(x) = 1 - max(0, 1 - x) at x = 2, x' = 0: f(x) - f(x') = 1 "
                     "but the attribution of x is 0")
     s = np.linspace(0.55, 1.0, 91)
     yield Case("narrow bump between quadrature nodes", {"f": bump(BUMP_START, BUMP_WIDTH)},

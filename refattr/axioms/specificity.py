@@ -1,6 +1,6 @@
 """Specificity, or Sensitivity(b) / the dummy axiom: if f does not depend (mathematically) on
-feature i, feature i gets zero attribution (Sundararajan, Taly & Yan 2017, section 2.1; the seed's
-"Specificity").
+feature i, feature i gets zero attribution (Sundararajan, Taly & Yan 2017, section 2.1; the
+tutorial's "Specificity").
 
 "Does not depend" is about the function, not the weights. Three kinds of dummy are tried:
 
@@ -8,11 +8,12 @@ feature i, feature i gets zero attribution (Sundararajan, Taly & Yan 2017, secti
 - a unit duplicated with opposite outgoing weights, f = relu(x1) + relu(x2) - relu(x2): guided
   backprop (Springenberg et al. 2015) and deconvnet (Zeiler & Fergus 2014) drop the negative
   backward signal at one copy's ReLU and keep the positive one, so x2 gets 1. This contradicts the
-  seed's "Yes" for guided backprop;
+  tutorial's "Yes" for guided backprop;
 - the difference of two implementations of one function, f - g (identically zero) plus a genuine
   feature: a method that is not implementation-invariant gives f - g's features attributions
-  phi(f) - phi(g) != 0. With the pair of Sundararajan et al. 2017 (section 2.2) this fills the seed's
-  blank DeepLIFT cell: Rescale attributes -0.5 and +0.5 to two features the function ignores.
+  phi(f) - phi(g) != 0. With the pair of Sundararajan et al. 2017 (section 2.2) this fills the
+  tutorial's blank DeepLIFT cell: Rescale attributes -0.5 and +0.5 to two features the function
+  ignores.
 
 On a kink the gradient of a network is a convention (ReLU'(0) = 0) rather than a derivative, and
 an identically zero function written as [relu(x2 - x1) - relu(x1 - x2)] - [relu(x2) - relu(-x2)] +

@@ -45,8 +45,8 @@ class MethodSpec:
         ``"gradient"``, ``"input_x_gradient"``, ``"guided_backprop"``, ``"deconvnet"``,
         ``"ig_exact"``, ``"ig_quadrature"``, ``"deeplift_rescale"``, ``"deeplift_reveal_cancel"``, or
         anything else (then no theorem is assumed).
-    seed_column : str or None
-        The column of the seed's summary table this method is compared with.
+    tutorial_column : str or None
+        The column of the tutorial's summary table (docs/axioms.md) this method is compared with.
     requires : str or None
         A module that must import for the method to run.
     options : dict
@@ -58,7 +58,7 @@ class MethodSpec:
     attribute: Callable
     reference_based: bool
     family: str = "custom"
-    seed_column: str | None = None
+    tutorial_column: str | None = None
     requires: str | None = None
     options: dict = field(default_factory=dict)
 
@@ -96,8 +96,8 @@ def _integrated_gradients(rule: str, n_steps: int):
 def _deeplift(rule: str):
     def attribute(net, x, baseline, target):
         from ..methods.deeplift import deeplift
-        # DeepLIFT defines no max-pooling rule (SPEC section 6); the completeness-preserving
-        # routing is used where a network has one.
+        # DeepLIFT defines no max-pooling rule (docs/conventions.md, section 'Max pooling'); the
+        # completeness-preserving routing is used where a network has one.
         maxpool_rule = "delta_routing" if any(isinstance(l, MaxPool2D) for l in net.layers) else None
         return deeplift(net, x, baseline=np.asarray(baseline, dtype=np.float64), target=target, rule=rule,
                         maxpool_rule=maxpool_rule).values

@@ -1,6 +1,6 @@
 """Symmetry preservation: if swapping x_i and x_j leaves f unchanged, and x_i = x_j and
-x'_i = x'_j, then phi_i = phi_j (Sundararajan, Taly & Yan 2017, section 3, theorem 1; the seed's
-"Symmetry-Preserving").
+x'_i = x'_j, then phi_i = phi_j (Sundararajan, Taly & Yan 2017, section 3, theorem 1; the
+tutorial's "Symmetry-Preserving").
 
 Symmetry is a property of the function; the implementation may be lopsided. Cases:
 
@@ -12,7 +12,7 @@ Symmetry is a property of the function; the implementation may be lopsided. Case
   implementations of one function, F(a, b) = relu(relu(a) - 1 - relu(2 - b)) =
   relu(relu(a - 1) - relu(2 - b)): S is symmetric, but DeepLIFT attributes differently through the
   two implementations, (2.107, 1.893) at x = (3, 3), x' = (0.5, 0.5), with the reference off every
-  kink. This contradicts the seed's "Yes" for DeepLIFT;
+  kink. This contradicts the tutorial's "Yes" for DeepLIFT;
 - random symmetric functions N(x) + N'(x swapped), with N' a rewrite of N.
 
 Integrated gradients is symmetry-preserving (the straight path between symmetric points stays

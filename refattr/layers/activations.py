@@ -225,7 +225,8 @@ def swish_secant(a: np.ndarray, h: np.ndarray, beta: float = 1.0) -> np.ndarray:
 
 
 def relu_backward_signal(g, cache, rule):
-    """The signal ReLU passes down under a gradient-family rule (SPEC section 4).
+    """The signal ReLU passes down under a gradient-family rule (docs/conventions.md, section
+    'Gradient family').
 
     With z the forward input (``cache``: z itself, or the boolean pattern of the exact walk):
     g * 1(z > 0) (gradient), g * 1(g > 0) (deconvnet), g * 1(z > 0) * 1(g > 0) (guided
@@ -240,7 +241,7 @@ def relu_backward_signal(g, cache, rule):
     raise RuleError(f"rule: unknown gradient-family rule {rule!r}; expected one of {GRADIENT_RULES}")
 
 
-# ReLU on straight-line paths (exact integrated gradients, SPEC section 5) ---------------------
+# ReLU on straight-line paths (exact integrated gradients, docs/conventions.md) ------------------
 
 def relu_forward_along(x, dx):
     """(y, dy, active) of ReLU on the path x + s dx just after s = 0.
@@ -296,10 +297,10 @@ class ReLU(ElementwiseLayer):
     is taken straight from the two forward passes, Δy / Δx (see
     :meth:`deeplift_rescale_multiplier`), which is exact for a piecewise-linear f.
 
-    The gradient family differs only here (SPEC section 4; Springenberg et al. 2015, eq. for
-    guided backpropagation; Zeiler & Fergus 2014): with z the forward input and g the signal at
-    the output, the signal passed down is g * 1(z > 0) (gradient), g * 1(g > 0) (deconvnet) or
-    g * 1(z > 0) * 1(g > 0) (guided backprop).
+    The gradient family differs only here (docs/conventions.md, section 'Gradient family';
+    Springenberg et al. 2015, eq. for guided backpropagation; Zeiler & Fergus 2014): with z the
+    forward input and g the signal at the output, the signal passed down is g * 1(z > 0)
+    (gradient), g * 1(g > 0) (deconvnet) or g * 1(z > 0) * 1(g > 0) (guided backprop).
     """
 
     piecewise_linear = True

@@ -5,11 +5,12 @@ A layer holds its parameters and nothing else. Every pass is a pure function of 
 
 - ``forward(x) -> (y, cache)``: the output and what the backward passes need;
 - ``vjp(g, cache) -> g_x``: the vector-Jacobian product with respect to the input;
-- ``backward_signal(g, cache, rule)``: the signal passed down by the gradient family (section 4 of
-  SPEC.md): the VJP for every layer except ReLU, which masks it for guided backprop and deconvnet;
-- ``deeplift_forward(...)`` / ``deeplift_backward(...)``: the DeepLIFT rule (section 6 of SPEC.md),
-  propagating the positive and negative parts of the difference from reference forward, and the
-  multipliers of both parts backward.
+- ``backward_signal(g, cache, rule)``: the signal passed down by the gradient family
+  (docs/conventions.md, section 'Gradient family'): the VJP for every layer except ReLU, which
+  masks it for guided backprop and deconvnet;
+- ``deeplift_forward(...)`` / ``deeplift_backward(...)``: the DeepLIFT rule (docs/conventions.md,
+  section 'DeepLIFT'), propagating the positive and negative parts of the difference from
+  reference forward, and the multipliers of both parts backward.
 
 Two families share their rules:
 
@@ -69,9 +70,9 @@ class DeltaPair:
 def select_by_sign(delta: np.ndarray, if_pos: np.ndarray, if_neg: np.ndarray) -> np.ndarray:
     """``if_pos`` where delta > 0, ``if_neg`` where delta < 0, and their mean where delta == 0.
 
-    This is the seed's 0.5 rule: a neuron whose difference from reference is exactly zero feeds
-    the positive and the negative part of the next layer with half weight each. The comparison is
-    exact (no tolerance).
+    This is the tutorial's 0.5 rule (docs/conventions.md, section 'Linear rule'): a neuron whose
+    difference from reference is exactly zero feeds the positive and the negative part of the next
+    layer with half weight each. The comparison is exact (no tolerance).
 
     Computed as 1(Δ > 0) if_pos + 1(Δ < 0) if_neg + 1(Δ == 0) (if_pos + if_neg) / 2: exactly one
     indicator is 1 and the other terms are exact zeros, so this equals the three-way selection
@@ -125,14 +126,15 @@ class Layer:
     def backward_signal(self, g: np.ndarray, cache: Any, rule: str) -> np.ndarray:
         """Signal passed to the input by the gradient family.
 
-        Every layer except ReLU passes the ordinary VJP under all three rules (SPEC section 4;
-        this matches Captum, whose guided backprop and deconvolution hook only ReLU modules).
+        Every layer except ReLU passes the ordinary VJP under all three rules (docs/conventions.md,
+        section 'Gradient family'; this matches Captum, whose guided backprop and deconvolution
+        hook only ReLU modules).
         """
         if rule not in GRADIENT_RULES:
             raise RuleError(f"rule: unknown gradient-family rule {rule!r}; expected one of {GRADIENT_RULES}")
         return self.vjp(g, cache)
 
-    # straight-line paths (exact integrated gradients, SPEC section 5) -------------------------
+    # straight-line paths (exact integrated gradients, docs/conventions.md) ----------------------
     def forward_along(self, x: np.ndarray, dx: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
         """Forward pass and directional derivative on the path x + s dx just after s = 0.
 
@@ -207,7 +209,7 @@ class LinearLayer(Layer):
     ``part`` in (None, "pos", "neg"): the bias-free map with the layer's weights W, with
     W+ = max(W, 0), or with W- = min(W, 0), and its transpose.
 
-    The DeepLIFT Linear rule (Shrikumar et al. 2017, section 3.5.1; the seed's "Linear layers"):
+    The DeepLIFT Linear rule (Shrikumar et al. 2017, section 3.5.1; the tutorial's "Linear layers"):
     the sign of w_i Δx_i, with Δx_i the total difference of input i, decides whether input i feeds
     Δy+ or Δy-, so with Δx+ = max(Δx, 0) and Δx- = min(Δx, 0)::
 
@@ -295,12 +297,12 @@ class ElementwiseLayer(Layer):
     - VJP: g * secant(x, 0).
     - Rescale (Shrikumar et al. 2017, section 3.5.2): m = Δy / Δx = secant(x', Δx) (see
       :meth:`deeplift_rescale_multiplier`); the output's parts are Δy+ = max(Δy, 0),
-      Δy- = min(Δy, 0) (the seed's split); both input parts get m * M(Δy), where M(Δy) is M+ if
+      Δy- = min(Δy, 0) (the tutorial's split); both input parts get m * M(Δy), where M(Δy) is M+ if
       Δy > 0, M- if Δy < 0 and their mean if Δy == 0 (the 0.5 rule, which keeps the split
       computation equal to the unsplit one). The paper instead sets Δy± = m Δx±; the resulting
       multipliers are the same whenever M+ == M-, which holds at every layer when all
       element-wise layers use Rescale.
-    - RevealCancel (ibid., section 3.5.3; the seed's formulas)::
+    - RevealCancel (ibid., section 3.5.3; the tutorial's formulas)::
 
           Δy+ = ½ (f(x' + Δx+) - f(x')) + ½ (f(x' + Δx- + Δx+) - f(x' + Δx-))
           Δy- = ½ (f(x' + Δx-) - f(x')) + ½ (f(x' + Δx+ + Δx-) - f(x' + Δx+))

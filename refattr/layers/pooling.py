@@ -11,7 +11,8 @@ from .base import Layer, LinearLayer, _check_part, check_rank, select_by_sign
 
 __all__ = ["AvgPool2D", "MaxPool2D", "MAXPOOL_RULES"]
 
-#: DeepLIFT rules for max pooling (SPEC section 6); DeepLIFT itself defines none.
+#: DeepLIFT rules for max pooling (docs/conventions.md, section 'Max pooling'); DeepLIFT itself
+#: defines none.
 MAXPOOL_RULES = ("delta_routing", "gradient")
 
 

@@ -1,4 +1,5 @@
-"""Steps every method shares: validate the call, pick the target output, seed the backward pass."""
+"""Steps every method shares: validate the call, pick the target output, start the backward pass
+from it."""
 
 from __future__ import annotations
 

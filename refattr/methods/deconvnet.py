@@ -12,12 +12,14 @@ def deconvnet(net, x, target=None) -> Attribution:
     """Backward pass whose ReLUs ignore the forward input and pass only positive signals.
 
     At a ReLU with incoming signal g, the signal passed down is g * 1(g > 0), whatever the forward
-    input; every other layer passes its ordinary VJP (SPEC section 4).
+    input; every other layer passes its ordinary VJP (docs/conventions.md, section
+    'Gradient family').
 
     Warnings
     --------
-    The seed writes the mask as 1(R^{l+1} > 1) on the forward output; that is an erratum (SPEC
-    section 9): Zeiler & Fergus rectify the reconstruction signal itself.
+    The tutorial writes the mask as 1(R^{l+1} > 1) on the forward output; that is an erratum
+    (docs/conventions.md, section 'Errata of the tutorial'): Zeiler & Fergus rectify the
+    reconstruction signal itself.
 
     References
     ----------

@@ -136,8 +136,7 @@ def _propagate(net, x, x_ref, t, rule, maxpool_rule, keep_layers):
     # m_{Δt+ Δt} = m_{Δt- Δt} = 1 for the target output, 0 for the others. The same array is
     # passed for both parts: layers recognise m_pos is m_neg and skip the sign bookkeeping,
     # which is then an exact identity (both parts would get the same multiplier).
-    seed = one_hot(t, trace.output.shape[1])
-    m_pos = m_neg = seed
+    m_pos = m_neg = one_hot(t, trace.output.shape[1])
     multipliers = [(m_pos, m_neg)]
     for layer, dl_cache in zip(reversed(net_layers), reversed(dl_caches)):
         m_pos, m_neg = layer.deeplift_backward(m_pos, m_neg, dl_cache)
@@ -194,7 +193,7 @@ def deeplift(net, x, baseline=DEFAULT_BASELINE, target=None, rule="rescale", bas
 
         values = C_{Δx Δt} = m+ Δx+ + m- Δx-        Σ_i C_{Δx_i Δt} = Δt  (summation-to-delta)
 
-    Layer rules (SPEC section 6):
+    Layer rules (docs/conventions.md, section 'DeepLIFT'):
 
     - **Linear** (Dense, Conv2D, AvgPool2D, Flatten): the sign of w_i Δx_i, with Δx_i the
       total difference, decides whether input i feeds Δy+ or Δy- (both of its parts go the
@@ -255,7 +254,7 @@ def deeplift(net, x, baseline=DEFAULT_BASELINE, target=None, rule="rescale", bas
 
     Warnings
     --------
-    refattr differs from peers by design (SPEC section 8):
+    refattr differs from peers by design (docs/conventions.md, section 'Peer conventions'):
 
     - Captum's ``DeepLift`` (0.9.0) falls back to the gradient f'(x) at a nonlinearity where
       |Δx| < 1e-10, and has no rule for SiLU/swish: modules outside its list of supported

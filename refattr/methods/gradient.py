@@ -60,7 +60,7 @@ def gradient(net, x, target=None) -> Attribution:
 
     Examples
     --------
-    The seed's saturation example f(x) = 1 - max(0, 1 - x): the gradient is 1 at x = 0.5 and 0
+    The tutorial's saturation example f(x) = 1 - max(0, 1 - x): the gradient is 1 at x = 0.5 and 0
     at x = 2.
 
     >>> from refattr import Dense, ReLU, Sequential, gradient

@@ -12,13 +12,14 @@ def guided_backprop(net, x, target=None) -> Attribution:
     """The gradient with negative backward signals discarded at every ReLU.
 
     At a ReLU with forward input z and incoming signal g, the signal passed down is
-    g * 1(z > 0) * 1(g > 0); every other layer passes its ordinary VJP (SPEC section 4).
+    g * 1(z > 0) * 1(g > 0); every other layer passes its ordinary VJP (docs/conventions.md,
+    section 'Gradient family').
 
     Warnings
     --------
-    The seed's "Variants" formula writes the masks as 1(R > 1) on forward activations; that is an
-    erratum (SPEC section 9). This follows Springenberg et al. and matches Captum, which also
-    modifies only ``nn.ReLU`` modules.
+    The tutorial's "Variants" formula writes the masks as 1(R > 1) on forward activations; that is
+    an erratum (docs/conventions.md, section 'Errata of the tutorial'). This follows Springenberg
+    et al. and matches Captum, which also modifies only ``nn.ReLU`` modules.
 
     References
     ----------

@@ -80,7 +80,7 @@ def integrated_gradients(net, x, baseline=DEFAULT_BASELINE, target=None, rule="a
     target : int, int array of shape (N,), or None
         Which output to explain; None when the network has one output.
     rule : str
-        How the integral is computed (SPEC section 5):
+        How the integral is computed (docs/conventions.md, section 'Integrated gradients'):
 
         - ``"left"``, ``"right"`` (the IG paper's Riemann sum), ``"midpoint"``, ``"trapezoid"``,
           ``"gauss_legendre"``: fixed rules from :mod:`refattr.quadrature` with ``n_steps``
@@ -197,8 +197,9 @@ def integrated_gradients(net, x, baseline=DEFAULT_BASELINE, target=None, rule="a
     Warnings
     --------
     Captum's ``riemann_trapezoid`` uses weights that sum to (n - 1) / n and rounds nodes and
-    weights to float32; refattr's rules sum to 1 in float64 (SPEC section 8). Captum's default
-    method is Gauss-Legendre with 50 steps, the same as ``rule="gauss_legendre"``.
+    weights to float32; refattr's rules sum to 1 in float64 (docs/conventions.md, section
+    'Captum 0.9.0'). Captum's default method is Gauss-Legendre with 50 steps, the same as
+    ``rule="gauss_legendre"``.
 
     References
     ----------
@@ -208,7 +209,7 @@ def integrated_gradients(net, x, baseline=DEFAULT_BASELINE, target=None, rule="a
 
     Examples
     --------
-    The seed's saturation example f(x) = 1 - max(0, 1 - x) with x = 2 and x' = 0: the gradient
+    The tutorial's saturation example f(x) = 1 - max(0, 1 - x) with x = 2 and x' = 0: the gradient
     is 1 on [0, 1) and 0 beyond, so along x' + a (x - x') = 2a it is 1 for a < 1/2 and the
     integral is 2 * 1/2 = 1 = f(2) - f(0).
 

@@ -112,7 +112,7 @@ def digits_cnn_info() -> dict[str, Any]:
     """The description of the bundled digits CNN (``digits_cnn.json``) as a dict.
 
     Holds the layer specifications, the input shape, the train and test accuracy, the data split,
-    the seed and optimiser, the date, the versions of scikit-learn, NumPy and refattr used, and the
+    the random seed and optimiser, the date, the versions of scikit-learn, NumPy and refattr used, and the
     command that produced the model.
     """
     return _read_json(_DIGITS_CNN)

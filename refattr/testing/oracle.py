@@ -15,7 +15,7 @@ pickles), so a test suite can use the cases without importing refattr. The expor
 deterministic: the same refattr version writes the same bytes (fixed zip timestamps, sorted keys,
 fixed seeds), and the manifest records the SHA-256 of every file.
 
-Cases: the papers' examples (the seed's saturation example, DeepLIFT's thresholding and min
+Cases: the papers' examples (the tutorial's saturation example, DeepLIFT's thresholding and min
 examples) with their closed forms, and small random networks covering every layer type (MLPs with
 each activation, CNNs with strided/padded/dilated/grouped convolution, average and max pooling).
 For each: gradient, input x gradient, guided backprop, deconvnet, integrated gradients with every
@@ -150,9 +150,12 @@ def _head(rng, net_layers, input_shape, n_out=3):
 def oracle_cases() -> list[dict]:
     """The canonical cases: name, description, provenance, net, x, baseline, target, baselines, closed_form."""
     cases = []
-    # The seed's saturation example f(x) = 1 - max(0, 1 - x): gradient 0 at x = 2 although f(2) - f(0) = 1.
+    # The tutorial's saturation example f(x) = 1 - max(0, 1 - x): gradient 0 at x = 2 although
+    # f(2) - f(0) = 1.
     cases.append(dict(
-        name="paper_saturation", provenance="seed document, section Gradients (f(x) = 1 - max(0, 1 - x))",
+        name="paper_saturation",
+        provenance="the tutorial \"Feature Attribution in Deep Neural Networks\" (docs/axioms.md), section "
+                   "Gradients (f(x) = 1 - max(0, 1 - x))",
         description="f(x) = 1 - relu(1 - x) at x = 2 and x = 0.5, baseline 0",
         net=Sequential([Dense([[-1.0]], [1.0]), ReLU(), Dense([[-1.0]], [1.0])], input_shape=(1,)),
         x=np.array([[2.0], [0.5]]), baseline=np.zeros((2, 1)), target=np.array([0, 0]),

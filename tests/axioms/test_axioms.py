@@ -9,6 +9,7 @@ Springenberg et al. 2015 (guided backprop); Ancona et al. 2018.
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,7 +80,7 @@ def needs_module(method):
 # ------------------------------------------------------------------------------------------------
 
 
-def test_gradient_fails_sensitivity_on_the_seeds_saturating_unit():
+def test_gradient_fails_sensitivity_on_the_tutorials_saturating_unit():
     result = check("sensitivity", "gradient")
     assert result.verdict == FAILS
     w = result.witness
@@ -133,7 +134,7 @@ def test_deeplift_fails_implementation_invariance(method, on_f, on_g):
     np.testing.assert_allclose(call(method, g, x, xb)[0], on_g, rtol=1e-12)
 
 
-def test_guided_backprop_fills_the_seeds_blank_implementation_invariance_cell():
+def test_guided_backprop_fills_the_tutorials_blank_implementation_invariance_cell():
     result = check("implementation_invariance", "guided_backprop")
     assert result.verdict == FAILS
     w = result.witness
@@ -192,7 +193,7 @@ def test_continuity_integrated_gradients_jumps_when_the_reference_is_on_a_kink()
         minus = call("ig_exact", net, np.array([[1 - e, 1.0]]), xb)[0]
         np.testing.assert_allclose(plus, [1 + e, -1.0], rtol=1e-12)
         np.testing.assert_array_equal(minus, [0.0, 0.0])
-    # On the seed's example the jump shrinks like eps: IG = f(x) - f(0) for one feature.
+    # On the tutorial's example the jump shrinks like eps: IG = f(x) - f(0) for one feature.
     assert "the jump is 0.001, 1e-06, 1e-09" in result.explanation
 
 
@@ -319,7 +320,7 @@ def test_every_witness_is_reverified(prop, method):
 # the audit table
 # ------------------------------------------------------------------------------------------------
 
-#: The table the checks produce (seed columns where they exist): Y = holds, N = fails, and "+" after Y
+#: The table the checks produce (the tutorial's columns where they exist): Y = holds, N = fails, and "+" after Y
 #: when the property fails only on a ReLU kink (a caveat).
 EXPECTED = {
     #                           grad  guided rescale revcan igex  igGL  igR  deconv ixg
@@ -359,21 +360,21 @@ def test_audit_json_is_identical_across_runs(report):
     data = json.loads(first)
     assert list(data) == sorted(data)
     assert data["table"]["completeness"]["ig_exact"] == "Yes"
-    assert data["seed_table"]["specificity"]["deeplift"] is None
+    assert data["tutorial_table"]["specificity"]["deeplift"] is None
 
 
 def test_audit_markdown_flags_contradictions_and_fills_blanks(report):
     md = report.to_markdown()
     assert md.startswith("## Properties of attribution methods")
-    # seed blanks: DeepLIFT specificity and linearity, guided backprop implementation invariance
-    assert "No (seed: blank)" in md and "Yes (seed: blank)" in md
+    # the tutorial's blanks: DeepLIFT specificity and linearity, guided backprop implementation invariance
+    assert "No (tutorial: blank)" in md and "Yes (tutorial: blank)" in md
     # contradictions: guided backprop linearity and symmetry, DeepLIFT symmetry and continuity, ...
     kinds = {(c["property"], c["method"]): c for c in report.comparisons()}
     assert kinds[("linearity", "guided_backprop")]["kind"] == "contradicts"
     assert kinds[("symmetry_preserving", "deeplift_rescale")]["kind"] == "contradicts"
     assert kinds[("continuity", "ig_exact")]["kind"] == "contradicts"
     assert kinds[("linearity", "deeplift_rescale")] == {"property": "linearity", "method": "deeplift_rescale",
-                                                        "ours": "Yes", "seed": None, "kind": "fills blank"}
+                                                        "ours": "Yes", "tutorial": None, "kind": "fills blank"}
     assert ("completeness", "ig_exact") not in kinds
     for i in range(1, len(report.comparisons()) + 1):
         assert f"[{i}]" in md
@@ -389,6 +390,38 @@ def test_audit_command(capsys):
     assert args.json is False and args.func(args) == 0
     assert "| Sensitivity |" in capsys.readouterr().out
     assert parser.parse_args(["audit", "--json"]).json is True
+
+
+AXIOMS_DOC = Path(__file__).resolve().parents[2] / "docs" / "axioms.md"
+
+
+def _doc_section(heading: str) -> str:
+    """The text of docs/axioms.md under ``heading`` (a '## ' heading), up to the next '## '."""
+    text = AXIOMS_DOC.read_text(encoding="utf-8")
+    start = text.index(f"\n## {heading}\n") + len(heading) + 5
+    end = text.find("\n## ", start)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def test_the_documented_tutorial_table_is_the_one_the_audit_compares_with():
+    # Two transcriptions of the tutorial's "Summary" table, one in the docs (markdown, a blank
+    # cell empty) and one in the code: a typo in either shows here.
+    from refattr.axioms.audit import ROW_LABELS, TUTORIAL_COLUMNS, TUTORIAL_TABLE
+    rows = [line for line in _doc_section("The summary table of the tutorial").splitlines() if line.startswith("| ")]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in rows]
+    assert cells[0] == ["Property", "Gradient", "Guided backprop", "DeepLIFT", "Integrated gradients"]
+    label_to_key = {label: key for key, label in ROW_LABELS.items()}
+    documented = {label_to_key[row[0]]: dict(zip(TUTORIAL_COLUMNS, [c or None for c in row[1:]]))
+                  for row in cells[2:]}
+    assert documented == TUTORIAL_TABLE
+
+
+def test_the_documented_audit_table_is_current(report):
+    # docs/axioms.md shows the verdict table `refattr audit` prints; regenerate it (the first
+    # table of `refattr audit`) when a check's verdict changes.
+    printed = report.to_markdown().split("\n\n")[1]
+    assert printed.startswith("| Property |")
+    assert printed in _doc_section("What the checks find")
 
 
 @pytest.mark.parametrize("seed", ["-1", "1.5", "x"])

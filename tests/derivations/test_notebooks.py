@@ -123,8 +123,6 @@ def test_sources_cite_papers_not_internal_documents(path):
     assert _internal_references("".join(c["source"]) for c in cells(path)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="refattr.axioms names some check cases 'seed: ...' (completeness, "
-                                       "continuity, sensitivity); the axioms notebook prints them")
 def test_stored_outputs_cite_papers_not_internal_documents():
     texts = []
     for path in NOTEBOOKS:

@@ -1,4 +1,5 @@
-"""Behaviour exactly at kinks and ties, against the documented conventions (SPEC section 1)."""
+"""Behaviour exactly at kinks and ties, against the documented conventions (docs/conventions.md,
+section 'Kinks and ties')."""
 
 import numpy as np
 

@@ -1,9 +1,9 @@
 """Divided differences S(a, h) = (f(a + h) - f(a)) / h of the element-wise layers against mpmath.
 
-DeepLIFT's Rescale and RevealCancel multipliers are these secants (SPEC section 6): the bar is
-1e-13 relative to a high-precision value, including |h| < 1e-12 (where S tends to f'(a)), h == 0
-exactly, |a| up to 700, and both signs. The reference is the definition itself,
-(f(a + h) - f(a)) / h, or the closed-form derivative at h == 0, evaluated in mpmath with the
+DeepLIFT's Rescale and RevealCancel multipliers are these secants (docs/conventions.md, section
+'Rescale rule'): the bar is 1e-13 relative to a high-precision value, including |h| < 1e-12 (where
+S tends to f'(a)), h == 0 exactly, |a| up to 700, and both signs. The reference is the definition
+itself, (f(a + h) - f(a)) / h, or the closed-form derivative at h == 0, evaluated in mpmath with the
 working precision raised until 50 significant digits are stable (the subtraction cancels up to
 ~600 digits for tanh near |a| = 700, which a fixed 50-digit evaluation would get wrong).
 

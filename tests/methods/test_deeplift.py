@@ -1,4 +1,5 @@
-"""DeepLIFT (SPEC section 6; Shrikumar, Greenside & Kundaje 2017, sections 3.3-3.5).
+"""DeepLIFT (docs/conventions.md, section 'DeepLIFT'; Shrikumar, Greenside & Kundaje 2017,
+sections 3.3-3.5).
 
 Every expected number comes from something other than the code under test: a hand derivation
 with the arithmetic in a comment, a closed form, an independent computation written here (the
@@ -166,7 +167,7 @@ def test_summation_to_delta_with_a_dead_conv_channel(rule, pool, activation, rng
 # Rescale: the split computation equals the unsplit one ------------------------------------------
 
 def unsplit_rescale(net, x, ref, target):
-    """The seed's unsplit chain rule: ordinary backprop with each element-wise layer's
+    """The tutorial's unsplit chain rule: ordinary backprop with each element-wise layer's
     derivative replaced by its divided difference Δy / Δx (secant at the reference)."""
     acts, acts_ref = net.trace(x).activations, net.trace(ref).activations
     m = one_hot(target, acts[-1].shape[1])

@@ -1,7 +1,7 @@
 """Gradient, input x gradient, guided backprop and deconvnet on hand-built networks.
 
-Expected values are derived in the comments; the rules are those of SPEC section 4 (Springenberg
-et al. 2015; Zeiler & Fergus 2014), not the seed's erratum.
+Expected values are derived in the comments; the rules are those of docs/conventions.md, section
+'Gradient family' (Springenberg et al. 2015; Zeiler & Fergus 2014), not the tutorial's erratum.
 """
 
 import numpy as np
@@ -14,11 +14,11 @@ from refattr.testing import random_cnn, random_network
 
 
 def saturating():
-    """The seed's f(x) = 1 - max(0, 1 - x) = Dense(-1, +1) -> ReLU -> Dense(-1, +1)."""
+    """The tutorial's f(x) = 1 - max(0, 1 - x) = Dense(-1, +1) -> ReLU -> Dense(-1, +1)."""
     return Sequential([Dense([[-1.0]], [1.0]), ReLU(), Dense([[-1.0]], [1.0])])
 
 
-def test_seed_saturation_example():
+def test_tutorial_saturation_example():
     # f'(x) = 1 for x < 1 and 0 for x > 1: the gradient is 1 at 0.5 and 0 at 2, although
     # f(2) - f(0) = 1 (the gradient saturates).
     np.testing.assert_array_equal(gradient(saturating(), [[0.5], [2.0]]).values, [[1.0], [0.0]])

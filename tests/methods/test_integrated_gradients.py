@@ -1,4 +1,5 @@
-"""Integrated gradients (SPEC section 5) against hand derivations and independent integrators.
+"""Integrated gradients (docs/conventions.md, section 'Integrated gradients') against hand
+derivations and independent integrators.
 
 Where every expected number comes from:
 
@@ -137,11 +138,11 @@ def assert_exact(result, x, baseline, net, target, rel=1e-12):
 
 
 def saturating():
-    """The seed's f(x) = 1 - max(0, 1 - x)."""
+    """The tutorial's f(x) = 1 - max(0, 1 - x)."""
     return Sequential([Dense([[-1.0]], [1.0]), ReLU(), Dense([[-1.0]], [1.0])])
 
 
-def test_seed_saturation_example_gives_exactly_one():
+def test_tutorial_saturation_example_gives_exactly_one():
     # x' = 0, x = 2: on the path 2a the ReLU input is 1 - 2a, active for a < 1/2 with f' = 1,
     # inactive beyond: IG = 2 * (1/2 * 1 + 1/2 * 0) = 1 = f(2) - f(0) = 1 - 0.
     result = integrated_gradients(saturating(), [[2.0]], baseline=0.0)
@@ -153,7 +154,7 @@ def test_seed_saturation_example_gives_exactly_one():
     np.testing.assert_array_equal(result.options["n_pieces"], [2])
 
 
-def test_seed_saturation_example_with_fixed_rules():
+def test_tutorial_saturation_example_with_fixed_rules():
     # right, n = 4: nodes 1/4, 1/2, 3/4, 1; gradients 1, 0 (ReLU'(0) = 0 exactly at the kink),
     # 0, 0 -> 2 * 1/4 = 0.5. midpoint, n = 4: nodes 1/8, 3/8, 5/8, 7/8 -> 1, 1, 0, 0 -> 2 * 1/2 = 1.
     # left, n = 4: nodes 0, 1/4, 1/2, 3/4 -> 1, 1, 0, 0 -> 1.
@@ -213,7 +214,7 @@ def test_a_max_pool_tie_along_the_whole_path_goes_to_the_first_cell():
 
 
 def test_one_feature_differing_from_the_baseline_gets_everything():
-    # Seed: if x and x' differ only in feature k, phi_k = t(x) - t(x') and the others are 0.
+    # The tutorial: if x and x' differ only in feature k, phi_k = t(x) - t(x') and the others are 0.
     rng = np.random.default_rng(3)
     net = random_mlp(rng, sizes=(5, 8, 8, 2))
     baseline = rng.normal(size=5)

@@ -1,4 +1,4 @@
-"""Every registered method (refattr.methods.METHODS): the contract of SPEC section 2.
+"""Every registered method (refattr.methods.METHODS): the contract of docs/conventions.md, section 'Results'.
 
 Adding a method to the registry brings it under these tests: float64 results of x's shape,
 np.asarray support, batch invariance, determinism, and completeness_gap present exactly for the
