@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from ._typing import GradientRule
 from .errors import ArgumentError, NonFiniteError, ResourceError, ShapeError, UnsupportedLayerError
 from .layers.base import Layer
 from .validation import as_float64
@@ -82,7 +84,7 @@ class InputShape:
 
     __slots__ = ("shape",)
 
-    def __init__(self, shape: tuple):
+    def __init__(self, shape: Sequence[int]) -> None:
         self.shape = tuple(shape)
 
     def __repr__(self) -> str:
@@ -97,7 +99,7 @@ class Trace:
 
     __slots__ = ("activations", "caches")
 
-    def __init__(self, activations: list[np.ndarray | None], caches: list[Any]):
+    def __init__(self, activations: list[np.ndarray | None], caches: list[Any]) -> None:
         self.activations = activations
         self.caches = caches
 
@@ -146,7 +148,7 @@ class Sequential:
            [0. ]])
     """
 
-    def __init__(self, layers: Iterable[Layer], input_shape: tuple | None = None):
+    def __init__(self, layers: Iterable[Layer], input_shape: Sequence[int] | None = None) -> None:
         if isinstance(layers, (Layer, str, bytes)) or not hasattr(layers, "__iter__"):
             raise ArgumentError(
                 f"layers: expected a list of refattr layers, e.g. Sequential([Dense(w), ReLU()]), got "
@@ -182,7 +184,7 @@ class Sequential:
                 raise type(exc)(f"layers[{i}] {exc}") from None
         return shape
 
-    def output_shape(self, example_shape: tuple) -> tuple:
+    def output_shape(self, example_shape: Sequence[int]) -> tuple[int]:
         """Shape of one example's output; raises ShapeError if the input does not fit."""
         out = self._propagate(tuple(example_shape))
         if len(out) != 1:
@@ -210,7 +212,7 @@ class Sequential:
                     f"x[:, None] (shape {(shape[0], 1) + shape[1:]})")
         return ""
 
-    def check_input(self, x, name: str = "x") -> np.ndarray:
+    def check_input(self, x: ArrayLike, name: str = "x") -> np.ndarray:
         """Validate a batch (N, *example_shape): float64, finite, the right shape, and a size whose
         activations fit in memory (ResourceError otherwise)."""
         arr = as_float64(x, name)
@@ -256,10 +258,10 @@ class Sequential:
             f"dilation (or raise its stride), or the input size"
         )
 
-    def n_outputs(self, example_shape: tuple) -> int:
+    def n_outputs(self, example_shape: Sequence[int]) -> int:
         return self.output_shape(example_shape)[0]
 
-    def activation_size(self, example_shape: tuple) -> int:
+    def activation_size(self, example_shape: Sequence[int]) -> int:
         """Number of float64 values one example holds in a trace: its input and every layer's output."""
         shape = tuple(example_shape)
         size = math.prod(shape)      # Python ints: no wrap-around for absurd shapes
@@ -268,7 +270,7 @@ class Sequential:
             size += math.prod(shape)
         return max(size, 1)
 
-    def pass_size(self, example_shape: tuple, budget_bytes: int = PASS_BYTES, minimum: int = 8) -> int:
+    def pass_size(self, example_shape: Sequence[int], budget_bytes: int = PASS_BYTES, minimum: int = 8) -> int:
         """How many examples to send through the network together so that their activations
         stay within ``budget_bytes`` (at least ``minimum``).
 
@@ -283,10 +285,10 @@ class Sequential:
         return max(int(minimum), int(budget_bytes) // (8 * self.activation_size(example_shape)))
 
     # passes --------------------------------------------------------------------------------
-    def __call__(self, x) -> np.ndarray:
+    def __call__(self, x: ArrayLike) -> np.ndarray:
         return self.forward(x)
 
-    def forward(self, x) -> np.ndarray:
+    def forward(self, x: ArrayLike) -> np.ndarray:
         """The output (N, n_outputs) for a batch x (validated first)."""
         return self.trace(self.check_input(x)).output
 
@@ -333,7 +335,7 @@ class Sequential:
                 caches.append(cache)
         return Trace(activations, caches)
 
-    def backward(self, g: np.ndarray, trace: Trace, rule: str = "gradient") -> np.ndarray:
+    def backward(self, g: np.ndarray, trace: Trace, rule: GradientRule = "gradient") -> np.ndarray:
         """Walk the layers backward from a signal g at the output (N, n_outputs).
 
         ``rule`` is "gradient" (the VJP: g^T J), "guided_backprop" or "deconvnet"

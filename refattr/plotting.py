@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from ._typing import Aggregation, Axes, AxesImage, Figure, PathLike
 from .errors import ArgumentError, NonFiniteError, ShapeError
 
 __all__ = ["AGGREGATIONS", "aggregate_channels", "symmetric_limits", "scale_pixels", "heatmap",
@@ -40,7 +42,7 @@ DIVERGING_CMAP = "RdBu_r"
 
 
 # arrays -----------------------------------------------------------------------------------------
-def aggregate_channels(values, how: str = "sum", channel_axis: int = -3) -> np.ndarray:
+def aggregate_channels(values: ArrayLike, how: Aggregation = "sum", channel_axis: int = -3) -> np.ndarray:
     """Reduce attributions over the channel axis to one number per pixel.
 
     Parameters
@@ -81,7 +83,7 @@ def aggregate_channels(values, how: str = "sum", channel_axis: int = -3) -> np.n
     raise ArgumentError(f"how: unknown channel aggregation {how!r}; expected one of {AGGREGATIONS}")
 
 
-def symmetric_limits(values) -> tuple[float, float]:
+def symmetric_limits(values: ArrayLike) -> tuple[float, float]:
     """Colour limits (-m, m) with m = max|a|, so that zero sits at the colormap's centre.
 
     An all-zero (or empty) array gets (-1.0, 1.0).
@@ -100,7 +102,8 @@ def symmetric_limits(values) -> tuple[float, float]:
     return (-m, m) if m > 0 else (-1.0, 1.0)
 
 
-def scale_pixels(image, attribution, how: str = "sum_abs", clip_percentile: float | None = None) -> np.ndarray:
+def scale_pixels(image: ArrayLike, attribution: ArrayLike, how: Aggregation = "sum_abs",
+                 clip_percentile: float | None = None) -> np.ndarray:
     """The image with every pixel's intensities scaled in proportion to |attribution|.
 
     The visualisation of Sundararajan et al. 2017 (section 6.1 and their figures): with
@@ -157,7 +160,7 @@ def _figure(figsize):
     return Figure(figsize=figsize, layout="constrained")
 
 
-def _as_2d(values, how: str) -> np.ndarray:
+def _as_2d(values: ArrayLike, how: Aggregation) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim == 2:
         return arr
@@ -166,8 +169,8 @@ def _as_2d(values, how: str) -> np.ndarray:
     raise ShapeError(f"values: expected one image's attributions, (H, W) or (C, H, W), got shape {arr.shape}")
 
 
-def heatmap(ax, values, *, how: str = "sum", cmap: str = DIVERGING_CMAP, limits=None, title: str | None = None,
-            colorbar: bool = True):
+def heatmap(ax: Axes, values: ArrayLike, *, how: Aggregation = "sum", cmap: str = DIVERGING_CMAP,
+            limits: tuple[float, float] | None = None, title: str | None = None, colorbar: bool = True) -> AxesImage:
     """Draw attributions on ``ax`` with a diverging colormap centred at zero.
 
     Parameters
@@ -216,10 +219,10 @@ def _show_image(ax, image, title):
     ax.set_title(title, fontsize=9)
 
 
-def plot_attributions(image, attributions: Mapping[str, np.ndarray], *, how: str = "sum",
+def plot_attributions(image: ArrayLike, attributions: Mapping[str, ArrayLike], *, how: Aggregation = "sum",
                       shared_scale: bool = True, differences: Mapping[str, tuple[str, str]] | None = None,
                       pixel_scaling: bool = False, n_cols: int | None = None, title: str | None = None,
-                      cmap: str = DIVERGING_CMAP):
+                      cmap: str = DIVERGING_CMAP) -> Figure:
     """An input image next to the attribution heatmaps of several methods.
 
     Parameters
@@ -313,8 +316,8 @@ def plot_attributions(image, attributions: Mapping[str, np.ndarray], *, how: str
     return fig
 
 
-def plot_integrand(alphas, integrand, breakpoints=None, *, labels: Sequence[str] | None = None,
-                   title: str | None = None, ax=None):
+def plot_integrand(alphas: ArrayLike, integrand: ArrayLike, breakpoints: ArrayLike | None = None, *,
+                   labels: Sequence[str] | None = None, title: str | None = None, ax: Axes | None = None) -> Figure:
     """The integrated-gradients integrand along the path, with the path's breakpoints marked.
 
     Parameters
@@ -377,7 +380,7 @@ def plot_integrand(alphas, integrand, breakpoints=None, *, labels: Sequence[str]
 _FIXED_METADATA = {".pdf": {"CreationDate": None}, ".svg": {"Date": None}}
 
 
-def save_figure(fig, path, dpi: float = 110) -> Path:
+def save_figure(fig: Figure, path: PathLike, dpi: float = 110) -> Path:
     """Write ``fig`` to ``path`` (format from the suffix), creating parent directories.
 
     The same figure gives the same bytes on every run with the same matplotlib: PNG carries no

@@ -50,6 +50,7 @@ import numbers
 import numpy as np
 from scipy import special
 
+from ._typing import QuadratureRule
 from .errors import ResourceError, RuleError
 
 __all__ = ["RULES", "MIN_STEPS", "MAX_GAUSS_LEGENDRE", "left", "right", "midpoint", "trapezoid", "gauss_legendre",
@@ -60,7 +61,7 @@ __all__ = ["RULES", "MIN_STEPS", "MAX_GAUSS_LEGENDRE", "left", "right", "midpoin
 MAX_GAUSS_LEGENDRE = 10_000
 
 
-def check_n(n, rule: str, minimum: int = 1) -> int:
+def check_n(n: int | np.integer, rule: str, minimum: int = 1) -> int:
     """Validate a number of nodes: a Python or NumPy int (not bool) >= minimum."""
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
         raise RuleError(f"n_steps: expected an int >= {minimum} for rule {rule!r}, got {n!r} "
@@ -169,7 +170,7 @@ def _rule(rule: str):
     return RULES[rule]
 
 
-def nodes_and_weights(rule: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+def nodes_and_weights(rule: QuadratureRule, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(nodes, weights) of the named rule with n nodes; RuleError for an unknown name or small n."""
     return _rule(rule)(n)
 
@@ -181,7 +182,7 @@ def _merged_cells(n_cells: int, group: int) -> list[tuple[int, int]]:
     return cells
 
 
-def companion_weights(rule: str, n: int) -> np.ndarray | None:
+def companion_weights(rule: QuadratureRule, n: int) -> np.ndarray | None:
     """Weights of the embedded companion rule on the same n nodes (see the module docstring).
 
     Returns None when n is too small for a companion (left and right n < 2, trapezoid n < 3,

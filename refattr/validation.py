@@ -10,14 +10,16 @@ import numbers
 import reprlib
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from ._typing import Target
 from .errors import NonFiniteError, ShapeError, TargetError
 
 __all__ = ["as_float64", "as_target", "broadcast_baseline", "as_baselines", "pair_with_references",
            "DEFAULT_BASELINE"]
 
 
-def as_float64(value, name: str, *, ndim: int | None = None, min_ndim: int | None = None) -> np.ndarray:
+def as_float64(value: ArrayLike, name: str, *, ndim: int | None = None, min_ndim: int | None = None) -> np.ndarray:
     """Return ``value`` as a C-contiguous float64 array, checking rank and finiteness.
 
     Inputs of other floating or integer dtypes are converted exactly (float32 -> float64 is exact);
@@ -47,7 +49,7 @@ def as_float64(value, name: str, *, ndim: int | None = None, min_ndim: int | Non
     return arr
 
 
-def as_target(target, n_examples: int, n_outputs: int) -> np.ndarray:
+def as_target(target: Target, n_examples: int, n_outputs: int) -> np.ndarray:
     """Normalise ``target`` to an int64 array of shape (N,) with entries in [0, n_outputs).
 
     ``target`` may be None (only when the network has one output), a Python or NumPy integer (the
@@ -90,7 +92,7 @@ def _target_out_of_range(value: int, n_outputs: int) -> TargetError:
     )
 
 
-def broadcast_baseline(baseline, x: np.ndarray, name: str = "baseline") -> np.ndarray:
+def broadcast_baseline(baseline: ArrayLike, x: np.ndarray, name: str = "baseline") -> np.ndarray:
     """Return the baseline x' broadcast to x's shape (N, *example_shape), as float64.
 
     Accepted: a scalar, an array of one example's shape, or an array of x's shape.
@@ -109,7 +111,7 @@ def broadcast_baseline(baseline, x: np.ndarray, name: str = "baseline") -> np.nd
     )
 
 
-def as_baselines(baselines, x: np.ndarray) -> np.ndarray:
+def as_baselines(baselines: ArrayLike, x: np.ndarray) -> np.ndarray:
     """Return a distribution of K baselines as an array of shape (K, *example_shape)."""
     arr = as_float64(baselines, "baselines")
     example_shape = x.shape[1:]
@@ -133,12 +135,13 @@ class _DefaultBaseline(float):
 DEFAULT_BASELINE = _DefaultBaseline(0.0)
 
 
-def _describe(value) -> str:
+def _describe(value: ArrayLike) -> str:
     arr = np.asarray(value)
     return f"an array of shape {arr.shape}" if arr.ndim else repr(value)
 
 
-def pair_with_references(x: np.ndarray, target: np.ndarray, baseline, baselines):
+def pair_with_references(x: np.ndarray, target: np.ndarray, baseline: ArrayLike,
+                         baselines: ArrayLike | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """The (input, reference, target) rows a reference-based method attributes.
 
     Returns ``(inputs, references, targets, k)``. With one baseline (``baselines is None``):

@@ -52,7 +52,7 @@ def _module(prop: str):
         raise KeyError(f"property: unknown property {prop!r}; expected one of {list(PROPERTIES)}") from None
 
 
-def check(prop: str, method, *, seed: int = 0) -> CheckResult:
+def check(prop: str, method: MethodSpec | str, *, seed: int = 0) -> CheckResult:
     """Check one property (a key of PROPERTIES) for one method (a MethodSpec or a key of SPECS)."""
     return _module(prop).check(get_spec(method), seed=seed)
 

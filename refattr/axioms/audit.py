@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 
 from . import PROPERTIES
 from ._core import FAILS, HOLDS, CheckResult, Witness
-from .specs import SPECS, get_spec
+from .specs import SPECS, MethodSpec, get_spec
 
 __all__ = ["TUTORIAL_TABLE", "TUTORIAL_COLUMNS", "ROW_LABELS", "AuditReport", "audit"]
 
@@ -108,7 +109,7 @@ class AuditReport:
         """"Yes", "No" or "n/a"."""
         return _VALUE.get(self.cell(prop, method).verdict, "n/a")
 
-    def tutorial_value(self, prop: str, method: str):
+    def tutorial_value(self, prop: str, method: str) -> str | None:
         column = self.tutorial_columns[self.methods.index(method)]
         return None if column is None else TUTORIAL_TABLE[prop][column]
 
@@ -217,7 +218,8 @@ class AuditReport:
         return "\n".join(out) + "\n"
 
 
-def audit(methods=None, properties=None, *, seed: int = 0) -> AuditReport:
+def audit(methods: Iterable[str | MethodSpec] | None = None, properties: Iterable[str] | None = None, *,
+          seed: int = 0) -> AuditReport:
     """Run every property check on every method.
 
     Parameters

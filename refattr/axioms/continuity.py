@@ -37,9 +37,10 @@ import numpy as np
 
 from ..layers import Dense, Flatten, MaxPool2D, ReLU
 from ..network import Sequential
-from ._core import JUMP_EPSILONS, JUMP_RTOL, Case, Recheck, attribution, batch, case_from_witness, flat, \
-    round_list, scalar_output, scale_of, standard_check
+from ._core import JUMP_EPSILONS, JUMP_RTOL, Case, CheckResult, Recheck, Witness, attribution, batch, \
+    case_from_witness, flat, round_list, scalar_output, scale_of, standard_check
 from .networks import random_relu_mlp, shifted_relu
+from .specs import MethodSpec
 
 __all__ = ["PROPERTY", "TITLE", "check", "recheck", "evaluate", "cases", "locate_jump"]
 
@@ -168,7 +169,7 @@ def cases(spec, rng: np.random.Generator):
     yield from _generic_scans(spec, rng)
 
 
-def check(spec, *, seed: int = 0):
+def check(spec: MethodSpec, *, seed: int = 0) -> CheckResult:
     """Check continuity for ``spec``; see the module docstring.
 
     Besides the verdict, the explanation reports the jump on the tutorial's example and how many scans
@@ -190,6 +191,6 @@ def check(spec, *, seed: int = 0):
                         result.witness, result.tried, result.caveat)
 
 
-def recheck(witness, spec) -> Recheck:
+def recheck(witness: Witness, spec: MethodSpec) -> Recheck:
     violated, numbers = evaluate(spec, case_from_witness(witness))
     return Recheck(bool(violated[0]), numbers[0])

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import AGREE_RTOL, Case, Recheck, attribution, batch, case_from_witness, flat, round_list, \
-    scalar_output, scale_of, standard_check
+from ._core import AGREE_RTOL, Case, CheckResult, Recheck, Witness, attribution, batch, case_from_witness, flat, \
+    round_list, scalar_output, scale_of, standard_check
 from .networks import duplicate_signed, identity_pair, permute_units, random_relu_mlp, random_tanh_mlp, \
     reveal_cancel_pair, split_unit, split_unit_pair, sundararajan_pair
+from .specs import MethodSpec
 
 __all__ = ["PROPERTY", "TITLE", "check", "recheck", "evaluate", "cases"]
 
@@ -100,12 +101,12 @@ def cases(spec, rng: np.random.Generator):
                     "sit on their kink, and ReLU'(0) = 0 gives the second form gradient (0, 0) instead of (1, -1)")
 
 
-def check(spec, *, seed: int = 0):
+def check(spec: MethodSpec, *, seed: int = 0) -> CheckResult:
     """Check implementation invariance for ``spec``; see the module docstring."""
     return standard_check(PROPERTY, spec, cases(spec, np.random.default_rng(seed)), evaluate, THEOREMS,
                           "every pair of equal functions got equal attributions to rounding")
 
 
-def recheck(witness, spec) -> Recheck:
+def recheck(witness: Witness, spec: MethodSpec) -> Recheck:
     violated, numbers = evaluate(spec, case_from_witness(witness))
     return Recheck(bool(violated[0]), numbers[0])

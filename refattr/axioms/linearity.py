@@ -26,9 +26,10 @@ import numpy as np
 
 from ..layers import Dense, ReLU
 from ..network import Sequential
-from ._core import AGREE_RTOL, Case, Recheck, attribution, batch, case_from_witness, flat, round_list, \
-    scalar_output, scale_of, standard_check
+from ._core import AGREE_RTOL, Case, CheckResult, Recheck, Witness, attribution, batch, case_from_witness, flat, \
+    round_list, scalar_output, scale_of, standard_check
 from .networks import parallel, random_relu_mlp, random_tanh_mlp
+from .specs import MethodSpec
 
 __all__ = ["PROPERTY", "TITLE", "check", "recheck", "evaluate", "cases", "compose"]
 
@@ -111,12 +112,12 @@ def cases(spec, rng: np.random.Generator):
                    note=f"random networks g and h ({kind}, {layout}) composed as a g + b h")
 
 
-def check(spec, *, seed: int = 0):
+def check(spec: MethodSpec, *, seed: int = 0) -> CheckResult:
     """Check linearity for ``spec``; see the module docstring."""
     return standard_check(PROPERTY, spec, cases(spec, np.random.default_rng(seed)), evaluate, THEOREMS,
                           "phi(a g + b h) = a phi(g) + b phi(h) to rounding in every composition")
 
 
-def recheck(witness, spec) -> Recheck:
+def recheck(witness: Witness, spec: MethodSpec) -> Recheck:
     violated, numbers = evaluate(spec, case_from_witness(witness))
     return Recheck(bool(violated[0]), numbers[0])

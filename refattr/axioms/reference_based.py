@@ -17,6 +17,7 @@ import numpy as np
 from ._core import AGREE_RTOL, FAILS, HOLDS, INAPPLICABLE, CheckResult, Case, Recheck, Tried, Witness, attribution, \
     case_from_witness, flat, network_to_layers, round_list, scale_of, unavailable_result
 from .networks import random_relu_mlp, random_tanh_mlp
+from .specs import MethodSpec
 
 __all__ = ["PROPERTY", "TITLE", "check", "recheck", "evaluate", "cases"]
 
@@ -55,7 +56,7 @@ def cases(spec, rng: np.random.Generator):
                    note=f"a random network ({kind}): the attributions with x' = 0 and with another x' are identical")
 
 
-def check(spec, *, seed: int = 0) -> CheckResult:
+def check(spec: MethodSpec, *, seed: int = 0) -> CheckResult:
     """Check whether ``spec`` uses its baseline; see the module docstring."""
     if not spec.available:
         return unavailable_result(PROPERTY, spec)
@@ -92,6 +93,6 @@ def check(spec, *, seed: int = 0) -> CheckResult:
                        f"({declared}){agrees}", witness=first_unchanged, tried=tried)
 
 
-def recheck(witness, spec) -> Recheck:
+def recheck(witness: Witness, spec: MethodSpec) -> Recheck:
     violated, numbers = evaluate(spec, case_from_witness(witness))
     return Recheck(bool(violated[0]), numbers[0])

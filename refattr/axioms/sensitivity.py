@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import ZERO_RTOL, Case, Recheck, attribution, batch, case_from_witness, flat, round_list, \
-    scalar_output, scale_of, standard_check
+from ._core import ZERO_RTOL, Case, CheckResult, Recheck, Witness, attribution, batch, case_from_witness, flat, \
+    round_list, scalar_output, scale_of, standard_check
 from .networks import bump, random_relu_mlp, random_tanh_mlp, saturating_unit
+from .specs import MethodSpec
 
 __all__ = ["PROPERTY", "TITLE", "check", "recheck", "evaluate", "cases"]
 
@@ -82,12 +83,12 @@ def cases(spec, rng: np.random.Generator):
                    note=f"a random network ({kind}) with x and x' differing in feature {feature}")
 
 
-def check(spec, *, seed: int = 0):
+def check(spec: MethodSpec, *, seed: int = 0) -> CheckResult:
     """Check Sensitivity(a) for ``spec``; see the module docstring."""
     return standard_check(PROPERTY, spec, cases(spec, np.random.default_rng(seed)), evaluate, THEOREMS,
                           "every feature that alone changed f received a nonzero attribution")
 
 
-def recheck(witness, spec) -> Recheck:
+def recheck(witness: Witness, spec: MethodSpec) -> Recheck:
     violated, numbers = evaluate(spec, case_from_witness(witness))
     return Recheck(bool(violated[0]), numbers[0])

@@ -27,10 +27,11 @@ import numpy as np
 
 from ..layers import Dense, ReLU
 from ..network import Sequential
-from ._core import ZERO_RTOL, Case, Recheck, attribution, batch, case_from_witness, flat, round_list, \
-    scalar_output, scale_of, standard_check
+from ._core import ZERO_RTOL, Case, CheckResult, Recheck, Witness, attribution, batch, case_from_witness, flat, \
+    round_list, scalar_output, scale_of, standard_check
 from .networks import duplicate_signed, parallel, random_relu_mlp, random_tanh_mlp, reveal_cancel_pair, \
     split_unit, sundararajan_pair, with_passthrough_feature
+from .specs import MethodSpec
 
 __all__ = ["PROPERTY", "TITLE", "check", "recheck", "evaluate", "cases"]
 
@@ -129,12 +130,12 @@ def cases(spec, rng: np.random.Generator):
                     "and ReLU'(0) = 0 breaks the cancellation")
 
 
-def check(spec, *, seed: int = 0):
+def check(spec: MethodSpec, *, seed: int = 0) -> CheckResult:
     """Check Specificity (Sensitivity(b)) for ``spec``; see the module docstring."""
     return standard_check(PROPERTY, spec, cases(spec, np.random.default_rng(seed)), evaluate, THEOREMS,
                           "features the function ignores received exactly zero (to rounding)")
 
 
-def recheck(witness, spec) -> Recheck:
+def recheck(witness: Witness, spec: MethodSpec) -> Recheck:
     violated, numbers = evaluate(spec, case_from_witness(witness))
     return Recheck(bool(violated[0]), numbers[0])

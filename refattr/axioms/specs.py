@@ -72,7 +72,7 @@ class MethodSpec:
             return False
         return True
 
-    def ensure_available(self):
+    def ensure_available(self) -> None:
         if not self.available:
             raise MethodUnavailableError(
                 f"method {self.name!r}: module {self.requires} is not importable in this installation")
@@ -130,7 +130,7 @@ SPECS: dict[str, MethodSpec] = {s.name: s for s in (
 DEFAULT_METHODS = tuple(SPECS)
 
 
-def get_spec(method) -> MethodSpec:
+def get_spec(method: MethodSpec | str) -> MethodSpec:
     """A MethodSpec from a spec or a key of SPECS."""
     if isinstance(method, MethodSpec):
         return method

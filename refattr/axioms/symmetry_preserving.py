@@ -28,9 +28,10 @@ import numpy as np
 
 from ..layers import Dense, ReLU
 from ..network import Sequential
-from ._core import AGREE_RTOL, Case, Recheck, attribution, batch, case_from_witness, flat, round_list, \
-    scalar_output, scale_of, standard_check
+from ._core import AGREE_RTOL, Case, CheckResult, Recheck, Witness, attribution, batch, case_from_witness, flat, \
+    round_list, scalar_output, scale_of, standard_check
 from .networks import duplicate_signed, parallel, permute_inputs, random_relu_mlp, random_tanh_mlp, split_unit
+from .specs import MethodSpec
 
 __all__ = ["PROPERTY", "TITLE", "check", "recheck", "evaluate", "cases"]
 
@@ -143,12 +144,12 @@ def cases(spec, rng: np.random.Generator):
                     "x = (1, 1), x' = 0: the function has no derivative on x1 = x2 and ReLU'(0) = 0 gives (1, -1)")
 
 
-def check(spec, *, seed: int = 0):
+def check(spec: MethodSpec, *, seed: int = 0) -> CheckResult:
     """Check symmetry preservation for ``spec``; see the module docstring."""
     return standard_check(PROPERTY, spec, cases(spec, np.random.default_rng(seed)), evaluate, THEOREMS,
                           "symmetric features with equal values got equal attributions to rounding")
 
 
-def recheck(witness, spec) -> Recheck:
+def recheck(witness: Witness, spec: MethodSpec) -> Recheck:
     violated, numbers = evaluate(spec, case_from_witness(witness))
     return Recheck(bool(violated[0]), numbers[0])

@@ -11,13 +11,14 @@ empty or graphless file become :class:`~refattr.errors.ArgumentError` naming the
 from __future__ import annotations
 
 import os
+from types import ModuleType
 
 from ..errors import ArgumentError, UnsafeFileError
 
 __all__ = ["require_onnx"]
 
 
-def require_onnx():
+def require_onnx() -> ModuleType:
     """Import onnx or raise an ImportError that says what to install."""
     try:
         import onnx

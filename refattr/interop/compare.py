@@ -33,10 +33,13 @@ import json
 import numbers
 import warnings
 from dataclasses import asdict, dataclass, field
+from typing import Iterable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import __version__
+from .._typing import AttributionMethod, MaxPoolRule, OnnxModel, PathLike, Target, TorchModule, TorchTensor
 from ..errors import ArgumentError, RuleError, UnsupportedLayerError
 from ..layers import MaxPool2D, ReLU, Sigmoid, Swish, Tanh
 from ..methods import deconvnet, gradient, guided_backprop, input_x_gradient
@@ -254,7 +257,7 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def relative_difference(actual, expected) -> float:
+def relative_difference(actual: ArrayLike, expected: ArrayLike) -> float:
     """max over examples n of max_i |actual_ni - expected_ni| / max_i |expected_ni|.
 
     Normwise per example, so that a near-zero attribution does not inflate the ratio; where an
@@ -487,8 +490,11 @@ def _normalise_methods(methods):
     return out
 
 
-def compare_captum(model, inputs, baselines=0.0, targets=None, methods=None, *, n_steps: int = 50,
-                   ig_methods=cc.CAPTUM_IG_METHODS, shap_baselines=None, rtol: float = FLOAT64_RTOL) -> Report:
+def compare_captum(model: TorchModule | Sequential | OnnxModel | PathLike | bytes, inputs: ArrayLike | TorchTensor,
+                   baselines: ArrayLike | TorchTensor = 0.0, targets: Target | TorchTensor = None,
+                   methods: Iterable[str] | None = None, *, n_steps: int = 50,
+                   ig_methods: Sequence[str] = cc.CAPTUM_IG_METHODS,
+                   shap_baselines: ArrayLike | TorchTensor | None = None, rtol: float = FLOAT64_RTOL) -> Report:
     """Run Captum's attribution methods and refattr's reference on the same model and classify every difference.
 
     Parameters
@@ -722,9 +728,11 @@ GRADIENT_FAMILY = {"gradient": gradient, "input_x_gradient": input_x_gradient, "
 ATTRIBUTION_METHODS = tuple(GRADIENT_FAMILY) + ("integrated_gradients", "deeplift")
 
 
-def compare_attributions(model, inputs, attributions, method: str, baselines=0.0, targets=None, *,
-                         rule: str | None = None, n_steps: int = 50, maxpool_rule: str | None = None,
-                         rtol: float | None = None) -> Report:
+def compare_attributions(model: TorchModule | Sequential | OnnxModel | PathLike | bytes,
+                         inputs: ArrayLike | TorchTensor, attributions: ArrayLike | TorchTensor,
+                         method: AttributionMethod, baselines: ArrayLike | TorchTensor = 0.0,
+                         targets: Target | TorchTensor = None, *, rule: str | None = None, n_steps: int = 50,
+                         maxpool_rule: MaxPoolRule | None = None, rtol: float | None = None) -> Report:
     """Diff a user's own attributions against refattr's reference for ``method`` and explain the difference.
 
     The attributions are compared with the reference and with every way of computing ``method``

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from typing import Literal, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from .._typing import OnnxModel, PathLike
 from ..errors import (ArgumentError, ImportMismatchError, RefattrError, ShapeError, UnsafeFileError,
                       UnsupportedLayerError)
 from ..layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Swish, Tanh
@@ -311,7 +314,8 @@ def _with_bias(layer, extra):
                   groups=layer.groups)
 
 
-def from_onnx(model, input_shape=None, check: bool = True) -> Sequential:
+def from_onnx(model: OnnxModel | PathLike | bytes, input_shape: Sequence[int] | None = None,
+              check: bool = True) -> Sequential:
     """Convert a sequential ONNX graph into a :class:`refattr.Sequential`.
 
     Parameters
@@ -677,7 +681,9 @@ def _check_import(proto, walker, net):
             f"report it with the model")
 
 
-def onnx_forward(model, x, engine: str = "auto", return_engine: bool = False):
+def onnx_forward(model: OnnxModel | PathLike | bytes, x: ArrayLike,
+                 engine: Literal["auto", "onnxruntime", "reference"] = "auto",
+                 return_engine: bool = False) -> np.ndarray | tuple[np.ndarray, str]:
     """Run an ONNX model on x and return its (single) output as float64.
 
     ``engine``: "onnxruntime", "reference" (``onnx.reference.ReferenceEvaluator``, ONNX's own
@@ -719,7 +725,7 @@ def onnx_forward(model, x, engine: str = "auto", return_engine: bool = False):
     return (out, used) if return_engine else out
 
 
-def fixed_batch(proto) -> int | None:
+def fixed_batch(proto: OnnxModel) -> int | None:
     """The batch size the graph input of ``proto`` (an ``onnx.ModelProto``) fixes, or None where it is symbolic."""
     consts = {v.name for v in proto.graph.initializer}
     data = next((v for v in proto.graph.input if v.name not in consts), None)

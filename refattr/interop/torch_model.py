@@ -13,8 +13,13 @@ import copy
 import numbers
 import warnings
 
-import numpy as np
+from types import ModuleType
+from typing import Sequence
 
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .._typing import TorchModule, TorchTensor
 from ..errors import ArgumentError, ImportMismatchError, NonFiniteError, RefattrError, ShapeError, UnsupportedLayerError
 from ..layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Swish, Tanh
 from ..network import Sequential
@@ -29,7 +34,7 @@ SUPPORTED_TORCH = ("Sequential (nested too), Linear, Conv2d (padding_mode='zeros
                    "with running statistics, Dropout/Dropout1d/Dropout2d in eval mode, Identity")
 
 
-def require_torch():
+def require_torch() -> ModuleType:
     """Import torch or raise an ImportError that says what to install."""
     try:
         import torch
@@ -239,7 +244,7 @@ def _example_shape(input_shape):
     return tuple(int(d) for d in dims)
 
 
-def from_torch(module, input_shape=None) -> Sequential:
+def from_torch(module: TorchModule, input_shape: Sequence[int] | None = None) -> Sequential:
     """Convert a PyTorch ``nn.Sequential`` into a :class:`refattr.Sequential`, and check it.
 
     Parameters
@@ -547,7 +552,7 @@ def _pair(value):
     return (int(value), int(value))
 
 
-def to_torch(net: Sequential):
+def to_torch(net: Sequential) -> TorchModule:
     """A float64 ``torch.nn.Sequential`` computing the same function as ``net``.
 
     Used to run a peer library (Captum) on a model that was loaded from ONNX or built in refattr.
@@ -623,7 +628,7 @@ def to_torch(net: Sequential):
     return nn.Sequential(*modules).double().eval()
 
 
-def torch_forward(module, x) -> np.ndarray:
+def torch_forward(module: TorchModule, x: ArrayLike | TorchTensor) -> np.ndarray:
     """``module(x)`` in float64 on the CPU, run on a copy of the module (the caller's module is not changed).
 
     ``x`` is an array or a tensor; a tensor that requires grad is detached (the forward values are

@@ -10,7 +10,9 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from .._typing import GradientRule
 from ..errors import NonFiniteError, RuleError
 from ..kernels import elementwise as fused
 from ..kernels import walk
@@ -79,27 +81,27 @@ def _times(d, g):
     return d if g is None else np.asarray(g, dtype=np.float64) * d
 
 
-def tanh(x):
+def tanh(x: ArrayLike) -> np.ndarray:
     """tanh(x): NumPy's ``np.tanh`` in float64, the definition (the fused twin calls the same
     loop, on chunks, on every thread)."""
     return np.tanh(np.asarray(x, dtype=np.float64))
 
 
-def sigmoid(x):
+def sigmoid(x: ArrayLike) -> np.ndarray:
     """σ(x) = 1 / (1 + exp(-x)) = exp(-|x|) / (1 + exp(-|x|)) for x < 0: no overflow for any
     finite x, and the subnormal values below x = -709 that scipy's expit flushes to zero kept."""
     with np.errstate(under="ignore"):
         return _sigmoid(np.asarray(x, dtype=np.float64))
 
 
-def swish(x, beta=1.0):
+def swish(x: ArrayLike, beta: float = 1.0) -> np.ndarray:
     """s(x) = x σ(βx)."""
     x = np.asarray(x, dtype=np.float64)
     with np.errstate(under="ignore"):
         return x * _sigmoid(float(beta) * x)
 
 
-def tanh_derivative(x, g=None):
+def tanh_derivative(x: ArrayLike, g: ArrayLike | None = None) -> np.ndarray:
     """g * sech²(x) (g = 1 when omitted), with sech²(x) = 4 e / (1 + e)², e = exp(-2|x|): no
     cancellation, no overflow (-2|x| may round to -inf, where exp gives the right 0). The limit
     of :func:`tanh_secant` at h = 0."""
@@ -108,14 +110,14 @@ def tanh_derivative(x, g=None):
         return _times(4.0 * e / ((1.0 + e) * (1.0 + e)), g)
 
 
-def sigmoid_derivative(x, g=None):
+def sigmoid_derivative(x: ArrayLike, g: ArrayLike | None = None) -> np.ndarray:
     """g * σ'(x) (g = 1 when omitted), σ'(x) = σ(x) σ(-x) = e / (1 + e)² with e = exp(-|x|)."""
     with np.errstate(under="ignore"):
         e = np.exp(-np.abs(np.asarray(x, dtype=np.float64)))
         return _times(e / ((1.0 + e) * (1.0 + e)), g)
 
 
-def swish_derivative(x, beta=1.0, g=None):
+def swish_derivative(x: ArrayLike, beta: float = 1.0, g: ArrayLike | None = None) -> np.ndarray:
     """g * s'(x) (g = 1 when omitted), s'(x) = σ(u) (1 + u σ(-u)) with u = βx.
 
     For u >= 0 both terms are positive. For u < 0 the bracket cancels near the minimum
@@ -224,7 +226,7 @@ def swish_secant(a: np.ndarray, h: np.ndarray, beta: float = 1.0) -> np.ndarray:
         return first + second
 
 
-def relu_backward_signal(g, cache, rule):
+def relu_backward_signal(g: np.ndarray, cache: np.ndarray, rule: GradientRule) -> np.ndarray:
     """The signal ReLU passes down under a gradient-family rule (docs/conventions.md, section
     'Gradient family').
 
@@ -243,7 +245,7 @@ def relu_backward_signal(g, cache, rule):
 
 # ReLU on straight-line paths (exact integrated gradients, docs/conventions.md) ------------------
 
-def relu_forward_along(x, dx):
+def relu_forward_along(x: np.ndarray, dx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(y, dy, active) of ReLU on the path x + s dx just after s = 0.
 
     A unit is active just after s = 0 iff x > 0, or x == 0 and dx > 0. Exact comparisons, no
@@ -258,7 +260,7 @@ def relu_forward_along(x, dx):
     return np.maximum(x, 0.0), np.where(active, dx, 0.0), active
 
 
-def relu_next_kink(x, dx):
+def relu_next_kink(x: np.ndarray, dx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(distance, events): a unit with x and dx of opposite signs (both non-zero) reaches 0 at
     s = -x / dx; ``distance`` (N,) is the nearest such s of each example (inf if none).
 
@@ -282,7 +284,7 @@ def relu_next_kink(x, dx):
     return -nearest, events
 
 
-def relu_snap_to_kink(x, events, rows):
+def relu_snap_to_kink(x: np.ndarray, events: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Set the inputs of the units that reached their kink (``events``, in the examples where
     ``rows`` is True) to exactly 0; modifies and returns x."""
     x[events & rows.reshape((-1,) + (1,) * (x.ndim - 1))] = 0.0
@@ -305,13 +307,16 @@ class ReLU(ElementwiseLayer):
 
     piecewise_linear = True
 
-    def function(self, x):
+    def function(self, x: np.ndarray) -> np.ndarray:
         return np.maximum(x, 0.0)
 
-    def output_bound(self, bound):
+    def output_bound(self, bound: float) -> float:
         return bound                      # |max(x, 0)| <= |x|
 
-    def secant(self, a, h):
+    def piece(self, x: np.ndarray) -> np.ndarray:
+        return x > 0                      # the open piece; x == 0 is on the closed one (ReLU'(0) = 0)
+
+    def secant(self, a: np.ndarray, h: np.ndarray) -> np.ndarray:
         a, h = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(h, dtype=np.float64))
         b = a + h
         a_pos, b_pos = a > 0, b > 0
@@ -324,7 +329,7 @@ class ReLU(ElementwiseLayer):
             out.ravel()[crossing] = (np.maximum(b_c, 0.0) - np.maximum(a_c, 0.0)) / h_c
         return out
 
-    def deeplift_rescale_multiplier(self, x_ref, delta, dy):
+    def deeplift_rescale_multiplier(self, x_ref: np.ndarray, delta: np.ndarray, dy: np.ndarray) -> np.ndarray:
         """Δy / Δx from the forward passes, exact for relu: where both ends are > 0, y - y' and
         x - x' are the same float operation on the same operands, so the ratio is exactly 1;
         where both are <= 0 it is 0; across the kink it is the divided difference of the two
@@ -332,7 +337,7 @@ class ReLU(ElementwiseLayer):
         zero = delta == 0
         return dy / (delta + zero) + (zero & (x_ref > 0))
 
-    def backward_signal(self, g, cache, rule):
+    def backward_signal(self, g: np.ndarray, cache: np.ndarray, rule: GradientRule) -> np.ndarray:
         """See :func:`relu_backward_signal` (evaluated by its fused twin)."""
         if rule not in GRADIENT_RULES:
             raise RuleError(f"rule: unknown gradient-family rule {rule!r}; expected one of {GRADIENT_RULES}")
@@ -341,15 +346,15 @@ class ReLU(ElementwiseLayer):
     # straight-line paths (exact integrated gradients) ----------------------------------------
     # The definitions are the module functions relu_forward_along, relu_next_kink and
     # relu_snap_to_kink below; the walk runs their fused twins (refattr.kernels.walk).
-    def forward_along(self, x, dx):
+    def forward_along(self, x: np.ndarray, dx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """See :func:`relu_forward_along`; the cache is the boolean activation pattern."""
         return walk.relu_forward_along(x, dx)
 
-    def next_kink(self, x, dx, cache):
+    def next_kink(self, x: np.ndarray, dx: np.ndarray, cache: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """See :func:`relu_next_kink`."""
         return walk.relu_next_kink(x, dx)
 
-    def snap_to_kink(self, x, events, rows):
+    def snap_to_kink(self, x: np.ndarray, events: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """See :func:`relu_snap_to_kink`."""
         if x.dtype == np.float64 and x.flags.c_contiguous:
             return walk.relu_snap_to_kink(x, events, rows)
@@ -359,16 +364,16 @@ class ReLU(ElementwiseLayer):
 class Tanh(ElementwiseLayer):
     """tanh(x); its divided difference is :func:`tanh_secant`, its derivative :func:`tanh_derivative`."""
 
-    def function(self, x):
+    def function(self, x: np.ndarray) -> np.ndarray:
         return fused.tanh(x)
 
-    def output_bound(self, bound):
+    def output_bound(self, bound: float) -> float:
         return min(bound, 1.0)            # |tanh x| <= min(|x|, 1)
 
-    def secant(self, a, h):
+    def secant(self, a: np.ndarray, h: np.ndarray) -> np.ndarray:
         return fused.tanh_secant(a, h)
 
-    def derivative(self, x, g=None):
+    def derivative(self, x: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
         return fused.tanh_derivative(x, g)
 
 
@@ -376,16 +381,16 @@ class Sigmoid(ElementwiseLayer):
     """σ(x) (:func:`sigmoid`); its divided difference is :func:`sigmoid_secant`, its derivative
     :func:`sigmoid_derivative`."""
 
-    def function(self, x):
+    def function(self, x: np.ndarray) -> np.ndarray:
         return fused.sigmoid(x)
 
-    def output_bound(self, bound):
+    def output_bound(self, bound: float) -> float:
         return 1.0                        # 0 < σ(x) < 1
 
-    def secant(self, a, h):
+    def secant(self, a: np.ndarray, h: np.ndarray) -> np.ndarray:
         return fused.sigmoid_secant(a, h)
 
-    def derivative(self, x, g=None):
+    def derivative(self, x: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
         return fused.sigmoid_derivative(x, g)
 
 
@@ -396,22 +401,22 @@ class Swish(ElementwiseLayer):
     difference is :func:`swish_secant`, its derivative :func:`swish_derivative`.
     """
 
-    def __init__(self, beta: float = 1.0):
+    def __init__(self, beta: float = 1.0) -> None:
         if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not np.isfinite(beta):
             raise NonFiniteError(f"Swish beta: expected a finite real number, got {beta!r}")
         self.beta = float(beta)
 
-    def function(self, x):
+    def function(self, x: np.ndarray) -> np.ndarray:
         return fused.swish(x, self.beta)
 
-    def output_bound(self, bound):
+    def output_bound(self, bound: float) -> float:
         return bound                      # |x σ(beta x)| <= |x|, since 0 < σ < 1
 
-    def secant(self, a, h):
+    def secant(self, a: np.ndarray, h: np.ndarray) -> np.ndarray:
         return fused.swish_secant(a, h, self.beta)
 
-    def derivative(self, x, g=None):
+    def derivative(self, x: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
         return fused.swish_derivative(x, self.beta, g)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Swish(beta={self.beta})"

@@ -30,10 +30,11 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from .._typing import DeepLiftRule, GradientRule, MaxPoolRule, Shape
 from ..errors import RuleError, ShapeError
 
 __all__ = ["Layer", "LinearLayer", "ElementwiseLayer", "DeltaPair", "select_by_sign"]
@@ -91,7 +92,7 @@ class Layer:
     #: True when the layer is piecewise linear in its input (exact integrated gradients applies).
     piecewise_linear: ClassVar[bool] = True
 
-    def output_shape(self, input_shape: tuple | None) -> tuple | None:
+    def output_shape(self, input_shape: Shape | None) -> Shape | None:
         """Example shape of the output for an example input shape; raises ShapeError."""
         raise NotImplementedError
 
@@ -123,7 +124,7 @@ class Layer:
         can skip it (a backward pass needs caches, not outputs)."""
         return self.forward(x)[1]
 
-    def backward_signal(self, g: np.ndarray, cache: Any, rule: str) -> np.ndarray:
+    def backward_signal(self, g: np.ndarray, cache: Any, rule: GradientRule) -> np.ndarray:
         """Signal passed to the input by the gradient family.
 
         Every layer except ReLU passes the ordinary VJP under all three rules (docs/conventions.md,
@@ -168,7 +169,8 @@ class Layer:
         return x
 
     def deeplift_forward(self, inp: DeltaPair, y: np.ndarray, y_ref: np.ndarray, cache: Any,
-                         cache_ref: Any, *, rule: str, maxpool_rule: str | None, parts: bool = True):
+                         cache_ref: Any, *, rule: DeepLiftRule, maxpool_rule: MaxPoolRule | None,
+                         parts: bool = True) -> tuple[np.ndarray | None, np.ndarray | None, Any]:
         """Split the output's difference from reference into parts.
 
         Returns ``(pos, neg, dl_cache)``: the output's Δy+ and Δy-, and what
@@ -178,7 +180,7 @@ class Layer:
         """
         raise NotImplementedError
 
-    def deeplift_backward(self, m_pos: np.ndarray, m_neg: np.ndarray, dl_cache: Any):
+    def deeplift_backward(self, m_pos: np.ndarray, m_neg: np.ndarray, dl_cache: Any) -> tuple[np.ndarray, np.ndarray]:
         """Multipliers (m_{Δx+ Δt}, m_{Δx- Δt}) of the input's parts, from those of the output.
 
         Callers pass the same array object twice when the two multipliers are equal (always so
@@ -187,7 +189,7 @@ class Layer:
         """
         raise NotImplementedError
 
-    def deeplift_reads_parts(self, rule: str) -> bool:
+    def deeplift_reads_parts(self, rule: DeepLiftRule) -> bool:
         """Whether :meth:`deeplift_forward` reads ``inp.pos`` / ``inp.neg`` under ``rule``
         (otherwise only ``inp.x``, ``inp.x_ref`` and ``inp.delta``). True unless a layer says
         otherwise, so that a new layer is never handed parts that were not computed."""
@@ -197,7 +199,7 @@ class Layer:
         return f"{type(self).__name__}()"
 
     @classmethod
-    def random(cls, rng: np.random.Generator, input_shape: tuple) -> "Layer":
+    def random(cls, rng: np.random.Generator, input_shape: Shape) -> Layer:
         """A random instance that accepts ``input_shape`` (used by the contract tests)."""
         raise NotImplementedError
 
@@ -223,10 +225,11 @@ class LinearLayer(Layer):
     negative parts receive the same multiplier. No per-example weight masking is needed.
     """
 
-    def linear(self, x: np.ndarray, part: str | None = None) -> np.ndarray:
+    def linear(self, x: np.ndarray, part: Literal["pos", "neg"] | None = None) -> np.ndarray:
         raise NotImplementedError
 
-    def linear_vjp(self, g: np.ndarray, input_shape: tuple, part: str | None = None) -> np.ndarray:
+    def linear_vjp(self, g: np.ndarray, input_shape: tuple[int, ...],
+                   part: Literal["pos", "neg"] | None = None) -> np.ndarray:
         raise NotImplementedError
 
     backward_reads_input: ClassVar[bool] = False   # the VJP reads only cache.shape
@@ -235,22 +238,24 @@ class LinearLayer(Layer):
         """L(x) + b, the forward map (layers with a bias override it; without one it is L(x))."""
         return self.linear(x)
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # The cache is the input itself (no copy); its shape is what the VJP needs, and the
         # parameter VJP of dense and convolution layers needs its values.
         return self.affine(x), x
 
-    def vjp(self, g, cache):
+    def vjp(self, g: np.ndarray, cache: np.ndarray) -> np.ndarray:
         return self.linear_vjp(g, cache.shape)
 
     def jvp(self, dx: np.ndarray, cache: Any) -> np.ndarray:
         """Directional derivative of the output along dx (forward mode): L(dx)."""
         return self.linear(dx)
 
-    def deeplift_reads_parts(self, rule):
+    def deeplift_reads_parts(self, rule: DeepLiftRule) -> bool:
         return False   # the sign of the total Δx_i decides, not the input's own split
 
-    def deeplift_forward(self, inp, y, y_ref, cache, cache_ref, *, rule, maxpool_rule, parts=True):
+    def deeplift_forward(self, inp: DeltaPair, y: np.ndarray, y_ref: np.ndarray, cache: Any, cache_ref: Any, *,
+                         rule: DeepLiftRule, maxpool_rule: MaxPoolRule | None,
+                         parts: bool = True) -> tuple[np.ndarray | None, np.ndarray | None, Any]:
         if not parts:
             return None, None, (inp, cache.shape)
         delta = inp.delta
@@ -265,7 +270,7 @@ class LinearLayer(Layer):
         neg = ln[:n] + lp[n:]
         return pos, neg, (inp, cache.shape)
 
-    def deeplift_backward(self, m_pos, m_neg, dl_cache):
+    def deeplift_backward(self, m_pos: np.ndarray, m_neg: np.ndarray, dl_cache: Any) -> tuple[np.ndarray, np.ndarray]:
         inp, input_shape = dl_cache
         if m_pos is m_neg:
             # M+ == M- = M: both sign cases (and their mean) give L+^T M + L-^T M = L^T M.
@@ -329,22 +334,29 @@ class ElementwiseLayer(Layer):
         d = self.secant(x, np.zeros_like(x))
         return d if g is None else g * d
 
-    def output_shape(self, input_shape):
+    def piece(self, x: np.ndarray) -> np.ndarray:
+        """For a piecewise-linear f: a label of the linear piece each element of x lies on (equal
+        labels, same piece), with the convention of :meth:`derivative` at a kink. Integrated
+        gradients compares them between quadrature nodes to see where the integrand jumps. The
+        default is f'(x) itself; a layer may return something cheaper (ReLU: x > 0)."""
+        return self.derivative(x)
+
+    def output_shape(self, input_shape: Shape | None) -> Shape | None:
         return input_shape
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.function(x), x
 
-    def backward_cache(self, x):
+    def backward_cache(self, x: np.ndarray) -> np.ndarray:
         return x
 
-    def vjp(self, g, cache):
+    def vjp(self, g: np.ndarray, cache: np.ndarray) -> np.ndarray:
         return self.derivative(cache, g)
 
-    def jvp(self, dx, cache):
+    def jvp(self, dx: np.ndarray, cache: np.ndarray) -> np.ndarray:
         return self.derivative(cache, dx)
 
-    def deeplift_reads_parts(self, rule):
+    def deeplift_reads_parts(self, rule: DeepLiftRule) -> bool:
         return rule == "reveal_cancel"
 
     def deeplift_rescale_multiplier(self, x_ref: np.ndarray, delta: np.ndarray, dy: np.ndarray) -> np.ndarray:
@@ -352,7 +364,9 @@ class ElementwiseLayer(Layer):
         at Δx == 0. A piecewise-linear f may instead divide the forward differences (ReLU)."""
         return self.secant(x_ref, delta)
 
-    def deeplift_forward(self, inp, y, y_ref, cache, cache_ref, *, rule, maxpool_rule, parts=True):
+    def deeplift_forward(self, inp: DeltaPair, y: np.ndarray, y_ref: np.ndarray, cache: Any, cache_ref: Any, *,
+                         rule: DeepLiftRule, maxpool_rule: MaxPoolRule | None,
+                         parts: bool = True) -> tuple[np.ndarray | None, np.ndarray | None, Any]:
         if rule == "rescale":
             dy = y - y_ref
             m = self.deeplift_rescale_multiplier(inp.x_ref, inp.delta, dy)
@@ -366,7 +380,7 @@ class ElementwiseLayer(Layer):
             return m_pos * d_pos, m_neg * d_neg, ("reveal_cancel", m_pos, m_neg)
         raise RuleError(f"rule: unknown DeepLIFT rule {rule!r}; expected one of {DEEPLIFT_RULES}")
 
-    def deeplift_backward(self, m_pos, m_neg, dl_cache):
+    def deeplift_backward(self, m_pos: np.ndarray, m_neg: np.ndarray, dl_cache: Any) -> tuple[np.ndarray, np.ndarray]:
         if dl_cache[0] == "rescale":
             _, m, dy = dl_cache
             out = m * (m_pos if m_pos is m_neg else select_by_sign(dy, m_pos, m_neg))
@@ -375,11 +389,11 @@ class ElementwiseLayer(Layer):
         return mult_pos * m_pos, mult_neg * m_neg
 
     @classmethod
-    def random(cls, rng, input_shape):
+    def random(cls, rng: np.random.Generator, input_shape: Shape) -> ElementwiseLayer:
         return cls()
 
 
-def check_rank(layer: Layer, input_shape, rank: int, what: str):
+def check_rank(layer: Layer, input_shape: Shape | None, rank: int, what: str) -> None:
     """Raise ShapeError unless the example shape has the given rank (None passes)."""
     if input_shape is not None and len(input_shape) != rank:
         raise ShapeError(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal, Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import kernels
+from .._typing import Shape
 from ..errors import ShapeError
 from ..validation import as_float64
 from ._hyper import _int, padding4, pair, window_output_size
@@ -33,7 +37,8 @@ class Conv2D(LinearLayer):
     The loops run in numba kernels (``refattr.kernels``), each with a NumPy twin tested against it.
     """
 
-    def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    def __init__(self, weight: ArrayLike, bias: ArrayLike | None = None, stride: int | Sequence[int] = 1,
+                 padding: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1, groups: int = 1) -> None:
         self.weight = as_float64(weight, "Conv2D weight", ndim=4)
         if 0 in self.weight.shape:
             raise ShapeError(f"Conv2D weight: expected (C_out, C_in // groups, kH, kW) with no zero size, got {self.weight.shape}")
@@ -65,7 +70,7 @@ class Conv2D(LinearLayer):
     def out_channels(self) -> int:
         return self.weight.shape[0]
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: Shape | None) -> Shape:
         check_rank(self, input_shape, 3, "(C, H, W) images")
         if input_shape is None:
             return (self.out_channels, None, None)
@@ -86,7 +91,7 @@ class Conv2D(LinearLayer):
             )
         return (self.out_channels, oh, ow)
 
-    def output_bound(self, bound):
+    def output_bound(self, bound: float) -> float:
         return self._gain * bound + self._bias_bound
 
     # forward -------------------------------------------------------------------------------
@@ -94,34 +99,35 @@ class Conv2D(LinearLayer):
         return kernels.conv2d_forward(np.ascontiguousarray(x), weight, self.stride, self.padding,
                                       self.dilation, self.groups, bias)
 
-    def linear(self, x, part=None):
+    def linear(self, x: np.ndarray, part: Literal["pos", "neg"] | None = None) -> np.ndarray:
         _check_part(part)
         return self._convolve(x, self._signed[part])
 
-    def affine(self, x):
+    def affine(self, x: np.ndarray) -> np.ndarray:
         """L(x) + b: the kernel adds the bias to each finished sum as it writes the output."""
         return self._convolve(x, self.weight, self.bias)
 
     # backward ------------------------------------------------------------------------------
-    def linear_vjp(self, g, input_shape, part=None):
+    def linear_vjp(self, g: np.ndarray, input_shape: tuple[int, ...],
+                   part: Literal["pos", "neg"] | None = None) -> np.ndarray:
         _check_part(part)
         return kernels.conv2d_input_vjp(np.ascontiguousarray(g), self._signed[part],
                                         (int(input_shape[2]), int(input_shape[3])),
                                         self.stride, self.padding, self.dilation, self.groups)
 
-    def param_vjp(self, g, cache):
+    def param_vjp(self, g: np.ndarray, cache: np.ndarray) -> dict[str, np.ndarray | None]:
         """Gradients of <g, y> with respect to weight and bias (for training)."""
         gw = kernels.conv2d_weight_vjp(np.ascontiguousarray(cache), np.ascontiguousarray(g),
                                        self.weight.shape[2:], self.stride, self.padding,
                                        self.dilation, self.groups)
         return {"weight": gw, "bias": None if self.bias is None else g.sum(axis=(0, 2, 3))}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"Conv2D({self.in_channels} -> {self.out_channels}, kernel={tuple(self.weight.shape[2:])}, "
                 f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, groups={self.groups})")
 
     @classmethod
-    def random(cls, rng, input_shape):
+    def random(cls, rng: np.random.Generator, input_shape: Shape) -> Conv2D:
         c, h, w = input_shape
         groups = int(rng.choice([g for g in (1, 2, c) if c % g == 0]))
         c_out = groups * int(rng.integers(1, 3))

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Literal
 
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .._typing import Shape
 from ..errors import ShapeError
 from ..validation import as_float64
 from .base import LinearLayer, _check_part, check_rank
@@ -30,7 +34,7 @@ class Dense(LinearLayer):
     array([[1.5]])
     """
 
-    def __init__(self, weight, bias=None):
+    def __init__(self, weight: ArrayLike, bias: ArrayLike | None = None) -> None:
         self.weight = as_float64(weight, "Dense weight", ndim=2)
         if self.weight.shape[0] == 0 or self.weight.shape[1] == 0:
             raise ShapeError(f"Dense weight: expected shape (out_features >= 1, in_features >= 1), got {self.weight.shape}")
@@ -56,7 +60,7 @@ class Dense(LinearLayer):
     def out_features(self) -> int:
         return self.weight.shape[0]
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: Shape | None) -> Shape:
         check_rank(self, input_shape, 1, "features")
         if input_shape is not None and input_shape[0] is not None and input_shape[0] != self.in_features:
             raise ShapeError(
@@ -65,34 +69,35 @@ class Dense(LinearLayer):
             )
         return (self.out_features,)
 
-    def output_bound(self, bound):
+    def output_bound(self, bound: float) -> float:
         return self._gain * bound + self._bias_bound
 
     # forward -------------------------------------------------------------------------------
-    def linear(self, x, part=None):
+    def linear(self, x: np.ndarray, part: Literal["pos", "neg"] | None = None) -> np.ndarray:
         _check_part(part)
         return x @ self._signed[part].T
 
-    def affine(self, x):
+    def affine(self, x: np.ndarray) -> np.ndarray:
         z = self.linear(x)
         if self.bias is not None:
             z += self.bias   # in place: z is the fresh output of linear()
         return z
 
     # backward ------------------------------------------------------------------------------
-    def linear_vjp(self, g, input_shape, part=None):
+    def linear_vjp(self, g: np.ndarray, input_shape: tuple[int, ...],
+                   part: Literal["pos", "neg"] | None = None) -> np.ndarray:
         _check_part(part)
         return g @ self._signed[part]
 
-    def param_vjp(self, g, cache):
+    def param_vjp(self, g: np.ndarray, cache: np.ndarray) -> dict[str, np.ndarray | None]:
         """Gradients of <g, y> with respect to weight and bias (for training)."""
         return {"weight": g.T @ cache, "bias": None if self.bias is None else g.sum(axis=0)}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Dense({self.in_features} -> {self.out_features}{'' if self.bias is not None else ', bias=None'})"
 
     @classmethod
-    def random(cls, rng, input_shape):
+    def random(cls, rng: np.random.Generator, input_shape: Shape) -> Dense:
         n_in = input_shape[0]
         n_out = int(rng.integers(1, 6))
         return cls(rng.normal(size=(n_out, n_in)) / np.sqrt(n_in), rng.normal(size=n_out) * 0.5)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 
+from .._typing import Shape
 from ..errors import ShapeError
 from .base import LinearLayer, _check_part
 
@@ -18,7 +20,7 @@ class Flatten(LinearLayer):
     As a linear map its weights are all +1, so for DeepLIFT ``L+`` is the reshape and ``L-`` is zero.
     """
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: Shape | None) -> Shape:
         if input_shape is None:
             return (None,)
         if len(input_shape) == 0:
@@ -27,19 +29,20 @@ class Flatten(LinearLayer):
             return (None,)
         return (math.prod(input_shape),)
 
-    def output_bound(self, bound):
+    def output_bound(self, bound: float) -> float:
         return bound                      # a reshape
 
-    def linear(self, x, part=None):
+    def linear(self, x: np.ndarray, part: Literal["pos", "neg"] | None = None) -> np.ndarray:
         _check_part(part)
         flat = x.reshape(x.shape[0], -1)
         return np.zeros_like(flat) if part == "neg" else flat
 
-    def linear_vjp(self, g, input_shape, part=None):
+    def linear_vjp(self, g: np.ndarray, input_shape: tuple[int, ...],
+                   part: Literal["pos", "neg"] | None = None) -> np.ndarray:
         _check_part(part)
         out = g.reshape(input_shape)
         return np.zeros_like(out) if part == "neg" else out
 
     @classmethod
-    def random(cls, rng, input_shape):
+    def random(cls, rng: np.random.Generator, input_shape: Shape) -> Flatten:
         return cls()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal, Sequence
+
 import numpy as np
 
 from .. import kernels
+from .._typing import DeepLiftRule, MaxPoolRule, Shape
 from ..errors import ArgumentError, RuleError, ShapeError
 from ._hyper import padding4, pair, window_output_size
-from .base import Layer, LinearLayer, _check_part, check_rank, select_by_sign
+from .base import DeltaPair, Layer, LinearLayer, _check_part, check_rank, select_by_sign
 
 __all__ = ["AvgPool2D", "MaxPool2D", "MAXPOOL_RULES"]
 
@@ -31,7 +34,7 @@ class _Pool2D:
                 f"side <= kernel // 2 (as PyTorch) so that every window holds at least one input cell"
             )
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: Shape | None) -> Shape:
         check_rank(self, input_shape, 3, "(C, H, W) images")
         if input_shape is None:
             return (None, None, None)
@@ -47,7 +50,7 @@ class _Pool2D:
         return (c, oh, ow)
 
     @classmethod
-    def random(cls, rng, input_shape):
+    def random(cls, rng: np.random.Generator, input_shape: Shape) -> _Pool2D:
         _, h, w = input_shape
         kh, kw = min(int(rng.integers(1, 4)), h), min(int(rng.integers(1, 4)), w)
         stride = (int(rng.integers(1, kh + 1)), int(rng.integers(1, kw + 1)))
@@ -71,11 +74,12 @@ class AvgPool2D(_Pool2D, LinearLayer):
     All weights are positive, so for DeepLIFT ``L+`` is the pooling itself and ``L-`` is zero.
     """
 
-    def output_bound(self, bound):
+    def output_bound(self, bound: float) -> float:
         # the kernel sums a window's kH * kW cells before dividing
         return self.kernel[0] * self.kernel[1] * bound
 
-    def __init__(self, kernel, stride=None, padding=0, count_include_pad=True):
+    def __init__(self, kernel: int | Sequence[int], stride: int | Sequence[int] | None = None,
+                 padding: int | Sequence[int] = 0, count_include_pad: bool = True) -> None:
         self._init_window(kernel, stride, padding)
         if not isinstance(count_include_pad, (bool, np.bool_)):
             # bool() would turn any non-empty string, 'no' and 'False' included, into True
@@ -86,19 +90,20 @@ class AvgPool2D(_Pool2D, LinearLayer):
             )
         self.count_include_pad = bool(count_include_pad)
 
-    def linear(self, x, part=None):
+    def linear(self, x: np.ndarray, part: Literal["pos", "neg"] | None = None) -> np.ndarray:
         _check_part(part)
         out = kernels.avgpool2d_forward(np.ascontiguousarray(x), self.kernel, self.stride, self.padding,
                                         self.count_include_pad)
         return np.zeros_like(out) if part == "neg" else out
 
-    def linear_vjp(self, g, input_shape, part=None):
+    def linear_vjp(self, g: np.ndarray, input_shape: tuple[int, ...],
+                   part: Literal["pos", "neg"] | None = None) -> np.ndarray:
         _check_part(part)
         out = kernels.avgpool2d_vjp(np.ascontiguousarray(g), (int(input_shape[2]), int(input_shape[3])),
                                     self.kernel, self.stride, self.padding, self.count_include_pad)
         return np.zeros_like(out) if part == "neg" else out
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"AvgPool2D(kernel={self.kernel}, stride={self.stride}, padding={self.padding}, "
                 f"count_include_pad={self.count_include_pad})")
 
@@ -121,22 +126,23 @@ class MaxPool2D(_Pool2D, Layer):
       gradient; summation-to-delta is not guaranteed and any gap shows in ``completeness_gap``.
     """
 
-    def __init__(self, kernel, stride=None, padding=0):
+    def __init__(self, kernel: int | Sequence[int], stride: int | Sequence[int] | None = None,
+                 padding: int | Sequence[int] = 0) -> None:
         self._init_window(kernel, stride, padding)
 
-    def output_bound(self, bound):
+    def output_bound(self, bound: float) -> float:
         # a window's largest cell (padded cells are -inf and never win: every window holds an input cell)
         return bound
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, tuple[int, ...]]]:
         y, argmax = kernels.maxpool2d_forward(np.ascontiguousarray(x), self.kernel, self.stride, self.padding)
         return y, (argmax, x.shape)
 
-    def vjp(self, g, cache):
+    def vjp(self, g: np.ndarray, cache: tuple[np.ndarray, tuple[int, ...]]) -> np.ndarray:
         argmax, shape = cache
         return kernels.maxpool2d_vjp(np.ascontiguousarray(g), argmax, (int(shape[2]), int(shape[3])))
 
-    def jvp(self, dx, cache):
+    def jvp(self, dx: np.ndarray, cache: tuple[np.ndarray, tuple[int, ...]]) -> np.ndarray:
         argmax, shape = cache
         flat = dx.reshape(shape[0], shape[1], -1)
         return np.take_along_axis(flat, argmax.reshape(shape[0], shape[1], -1), axis=2).reshape(argmax.shape)
@@ -163,7 +169,8 @@ class MaxPool2D(_Pool2D, Layer):
         taps[..., cells < 0] = fill
         return taps, cells
 
-    def forward_along(self, x, dx):
+    def forward_along(self, x: np.ndarray,
+                      dx: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, tuple[int, ...]]]:
         """Each window's winner just after s = 0 on the path x + s dx.
 
         The winner is the lexicographic maximum of (value, slope): the largest value, and among
@@ -181,7 +188,8 @@ class MaxPool2D(_Pool2D, Layer):
         dy = np.take_along_axis(slopes, tap, axis=-1)[..., 0]
         return y, dy, (argmax.astype(np.int64), x.shape)
 
-    def next_kink(self, x, dx, cache):
+    def next_kink(self, x: np.ndarray, dx: np.ndarray,
+                  cache: tuple[np.ndarray, tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
         """A window's winner w changes where a cell j with a steeper line overtakes it.
 
         With values v and slopes dv, that is at s = (v_w - v_j) / (dv_j - dv_w) for every real
@@ -203,7 +211,7 @@ class MaxPool2D(_Pool2D, Layer):
         events = (distance == nearest.reshape(n, 1, 1, 1, 1)) & (distance < np.inf)
         return nearest, events
 
-    def snap_to_kink(self, x, events, rows):
+    def snap_to_kink(self, x: np.ndarray, events: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Raise each overtaking cell to its window's current maximum (never lower a value).
 
         Raising only makes repeated snaps at one point terminate even where windows overlap.
@@ -219,10 +227,12 @@ class MaxPool2D(_Pool2D, Layer):
         np.maximum.at(x, (n_idx, c_idx, j // w, j % w), window_max)
         return x
 
-    def deeplift_reads_parts(self, rule):
+    def deeplift_reads_parts(self, rule: DeepLiftRule) -> bool:
         return False
 
-    def deeplift_forward(self, inp, y, y_ref, cache, cache_ref, *, rule, maxpool_rule, parts=True):
+    def deeplift_forward(self, inp: DeltaPair, y: np.ndarray, y_ref: np.ndarray, cache: Any, cache_ref: Any, *,
+                         rule: DeepLiftRule, maxpool_rule: MaxPoolRule | None,
+                         parts: bool = True) -> tuple[np.ndarray | None, np.ndarray | None, Any]:
         argmax, shape = cache
         argmax_ref = cache_ref[0]
         dy = y - y_ref
@@ -246,11 +256,11 @@ class MaxPool2D(_Pool2D, Layer):
             return None, None, (cells, m, dy, shape)
         return np.maximum(dy, 0.0), np.minimum(dy, 0.0), (cells, m, dy, shape)
 
-    def deeplift_backward(self, m_pos, m_neg, dl_cache):
+    def deeplift_backward(self, m_pos: np.ndarray, m_neg: np.ndarray, dl_cache: Any) -> tuple[np.ndarray, np.ndarray]:
         cells, m, dy, shape = dl_cache
         g = m * (m_pos if m_pos is m_neg else select_by_sign(dy, m_pos, m_neg))
         out = kernels.maxpool2d_vjp(np.ascontiguousarray(g), cells, (int(shape[2]), int(shape[3])))
         return out, out
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"MaxPool2D(kernel={self.kernel}, stride={self.stride}, padding={self.padding})"

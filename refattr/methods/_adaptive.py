@@ -86,7 +86,7 @@ def integrate_rows(evaluate: Callable, n_rows: int, n_features: int, scale: Call
 
     Parameters
     ----------
-    evaluate : callable (rows (P,), alphas (P,)) -> (values (P, d), patterns (P, K) or None)
+    evaluate : callable (rows (P,), alphas (P,)) -> (values (P, d), patterns (P,) or (P, K), or None)
         The integrand of row ``rows[p]`` at ``alphas[p]``, and a per-point signature of the
         integrand's smooth piece (equal signatures: same piece); None when the integrand is smooth.
     scale : callable (values of the first intervals (N, 17, d)) -> (N,) positive

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike
+
+from .._typing import Target
+from ..network import Sequential
 from .gradient import backpropagate
 from .result import Attribution
 
 __all__ = ["deconvnet"]
 
 
-def deconvnet(net, x, target=None) -> Attribution:
+def deconvnet(net: Sequential, x: ArrayLike, target: Target = None) -> Attribution:
     """Backward pass whose ReLUs ignore the forward input and pass only positive signals.
 
     At a ReLU with incoming signal g, the signal passed down is g * 1(g > 0), whatever the forward

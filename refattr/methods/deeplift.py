@@ -12,10 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from .._typing import DeepLiftRule, MaxPoolRule, Target
 from ..errors import NonFiniteError, RuleError, UnsupportedLayerError
 from ..layers.base import DEEPLIFT_RULES, DeltaPair, Layer, select_by_sign
 from ..layers.pooling import MAXPOOL_RULES, MaxPool2D
+from ..network import Sequential
 from ..validation import DEFAULT_BASELINE, pair_with_references
 from ._common import check_finite, one_hot, pick, prepare
 from .result import Attribution
@@ -183,8 +186,9 @@ def _propagate_in_passes(net, x, x_ref, t, rule, maxpool_rule):
 
 # Public functions -------------------------------------------------------------------------------
 
-def deeplift(net, x, baseline=DEFAULT_BASELINE, target=None, rule="rescale", baselines=None,
-             maxpool_rule=None) -> Attribution:
+def deeplift(net: Sequential, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE, target: Target = None,
+             rule: DeepLiftRule = "rescale", baselines: ArrayLike | None = None,
+             maxpool_rule: MaxPoolRule | None = None) -> Attribution:
     r"""DeepLIFT contributions C_{Δx_i Δt} of every input feature to Δt = t(x) - t(x').
 
     With Δx = x - x', split into Δx+ = max(Δx, 0) and Δx- = min(Δx, 0), each neuron carries
@@ -314,8 +318,9 @@ def deeplift(net, x, baseline=DEFAULT_BASELINE, target=None, rule="rescale", bas
     )
 
 
-def deeplift_layers(net, x, baseline=DEFAULT_BASELINE, target=None, rule="rescale",
-                    maxpool_rule=None) -> list[LayerContributions]:
+def deeplift_layers(net: Sequential, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE, target: Target = None,
+                    rule: DeepLiftRule = "rescale",
+                    maxpool_rule: MaxPoolRule | None = None) -> list[LayerContributions]:
     """DeepLIFT's parts, multipliers and contributions for the neurons of every layer.
 
     Same arguments and rules as :func:`deeplift` (one reference per example; tile ``x`` to use

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from .._typing import GradientRule, Target
+from ..network import Sequential
 from ._common import one_hot, prepare
 from .result import Attribution
 
 __all__ = ["gradient", "backpropagate"]
 
 
-def backpropagate(net, x, target, rule: str, method: str) -> Attribution:
+def backpropagate(net: Sequential, x: ArrayLike, target: Target, rule: GradientRule, method: str) -> Attribution:
     """Run the gradient-family backward pass ``rule`` from the target output to the input.
 
     Large batches go through in passes of ``net.pass_size`` examples (whose activations fit in
@@ -32,7 +35,7 @@ def backpropagate(net, x, target, rule: str, method: str) -> Attribution:
     return Attribution(values=values, method=method, options={"target": t})
 
 
-def gradient(net, x, target=None) -> Attribution:
+def gradient(net: Sequential, x: ArrayLike, target: Target = None) -> Attribution:
     """Saliency: phi = ∂t/∂x, signed (no absolute value).
 
     Parameters

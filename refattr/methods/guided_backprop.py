@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike
+
+from .._typing import Target
+from ..network import Sequential
 from .gradient import backpropagate
 from .result import Attribution
 
 __all__ = ["guided_backprop"]
 
 
-def guided_backprop(net, x, target=None) -> Attribution:
+def guided_backprop(net: Sequential, x: ArrayLike, target: Target = None) -> Attribution:
     """The gradient with negative backward signals discarded at every ReLU.
 
     At a ReLU with forward input z and incoming signal g, the signal passed down is

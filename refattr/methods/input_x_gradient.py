@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from .._typing import Target
+from ..network import Sequential
 from ._common import check_finite
 from .gradient import gradient
 from .result import Attribution
@@ -13,7 +16,7 @@ from .result import Attribution
 __all__ = ["input_x_gradient"]
 
 
-def input_x_gradient(net, x, target=None) -> Attribution:
+def input_x_gradient(net: Sequential, x: ArrayLike, target: Target = None) -> Attribution:
     """phi = x * ∂t/∂x (element-wise).
 
     Parameters and conventions as :func:`refattr.gradient`.

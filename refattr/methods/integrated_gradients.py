@@ -6,10 +6,14 @@ import math
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike
+
 from .. import quadrature
+from .._typing import IGRule, Target
 from ..errors import RefattrError, ResourceError, RuleError
 from ..kernels.walk import add_scaled_rows
 from ..layers.base import ElementwiseLayer, LinearLayer
+from ..network import Sequential
 from ..validation import DEFAULT_BASELINE, pair_with_references
 from ._adaptive import integrate_rows
 from ._common import check_finite, one_hot, pick, prepare
@@ -58,8 +62,9 @@ _GAP_ROUNDING = 1e-12
 
 
 
-def integrated_gradients(net, x, baseline=DEFAULT_BASELINE, target=None, rule="auto", n_steps=50, rtol=1e-10,
-                         baselines=None, chunk_size=DEFAULT_CHUNK_SIZE) -> Attribution:
+def integrated_gradients(net: Sequential, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE, target: Target = None,
+                         rule: IGRule = "auto", n_steps: int = 50, rtol: float = 1e-10,
+                         baselines: ArrayLike | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Attribution:
     r"""Integrated gradients along the straight path from the baseline x' to the input x.
 
     .. math::
@@ -355,28 +360,55 @@ def _gradients(net, points, targets, patterns=False):
 
 
 def _pattern(net, trace):
-    """Per row, the signature of the smooth piece the point lies on: (P, K) floats, or None.
+    """Per row, a fingerprint of the smooth piece the point lies on: (P,) uint64, or None.
 
     Piecewise-linear non-linear layers (ReLU, max pooling) make the integrand jump where their
-    pattern changes: for an element-wise layer the signature is its derivative at its input
-    (ReLU: 0 or 1), for any other the integer arrays of its cache (max pooling: the winning cells).
-    A layer whose cache holds no integer array gives its input, so every point differs from every
-    other: no interval is trusted to be smooth (the safe side).
+    pattern changes. A layer's pattern is, for an element-wise layer, the label of the linear
+    piece of each input (``ElementwiseLayer.piece``; ReLU: x > 0), for any other the integer arrays
+    of its cache (max pooling: the winning cells); a layer whose cache holds no integer array gives
+    its input, so every point differs from every other (no interval is trusted to be smooth: the
+    safe side). The fingerprint hashes each row's pattern bytes as 64-bit words with fixed random
+    odd multipliers, summed modulo 2^64: integer arithmetic, so a row's fingerprint does not
+    depend on the rows computed with it, equal patterns give equal fingerprints, and different
+    ones collide with probability about 2^-64 (a collision would only leave a companion bound
+    standing). Storing and comparing full float patterns made Gauss-Legendre on the benchmark CNN
+    1.5x slower.
     """
-    parts = []
+    fingerprint = None
     for i, layer in enumerate(net.layers):
         if not layer.piecewise_linear or isinstance(layer, LinearLayer):
             continue
         x_in = trace.activations[i]
         rows = x_in.shape[0]
         if isinstance(layer, ElementwiseLayer):
-            parts.append(layer.derivative(x_in).reshape(rows, -1))
-            continue
-        cache = trace.caches[i] if isinstance(trace.caches[i], tuple) else (trace.caches[i],)
-        ints = [c.reshape(rows, -1) for c in cache if isinstance(c, np.ndarray) and c.dtype.kind in "iu"
-                and c.ndim >= 1 and c.shape[0] == rows]
-        parts.extend(ints if ints else [x_in.reshape(rows, -1)])
-    return np.concatenate(parts, axis=1).astype(np.float64) if parts else None
+            parts = [layer.piece(x_in).reshape(rows, -1)]
+        else:
+            cache = trace.caches[i] if isinstance(trace.caches[i], tuple) else (trace.caches[i],)
+            parts = [c.reshape(rows, -1) for c in cache if isinstance(c, np.ndarray) and c.dtype.kind in "iu"
+                     and c.ndim >= 1 and c.shape[0] == rows] or [x_in.reshape(rows, -1)]
+        for j, part in enumerate(parts):
+            f = _row_hash(part, i, j)
+            fingerprint = f if fingerprint is None else fingerprint + f
+    return fingerprint
+
+
+_HASH_WEIGHTS: dict = {}
+
+
+def _row_hash(part: np.ndarray, layer_index: int, part_index: int) -> np.ndarray:
+    """sum_k word_k * c_k mod 2^64 over the 64-bit words of each row's bytes (bools packed to bits)."""
+    rows = part.shape[0]
+    data = np.packbits(part, axis=1) if part.dtype == bool else np.ascontiguousarray(part).view(np.uint8)
+    data = data.reshape(rows, -1)
+    pad = (-data.shape[1]) % 8
+    if pad:
+        data = np.concatenate([data, np.zeros((rows, pad), dtype=np.uint8)], axis=1)
+    words = np.ascontiguousarray(data).view(np.uint64)
+    key = (layer_index, part_index, words.shape[1])
+    if key not in _HASH_WEIGHTS:
+        rng = np.random.default_rng(list(key))
+        _HASH_WEIGHTS[key] = rng.integers(0, 2**63, size=words.shape[1], dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    return (words * _HASH_WEIGHTS[key]).sum(axis=1, dtype=np.uint64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,11 +448,11 @@ def _fixed(net, inputs, refs, targets, rule, n_steps, chunk_size):
             np.maximum.at(scale, row, np.abs(grads * delta[row]).reshape(row.size, -1).max(axis=1))
         if pattern is not None:
             if first_pattern is None:
-                first_pattern = np.empty((m, pattern.shape[1]))
+                first_pattern = np.empty(m, dtype=np.uint64)
             at_first = node == 0
             first_pattern[row[at_first]] = pattern[at_first]
             later = ~at_first
-            kinked[row[later]] |= (pattern[later] != first_pattern[row[later]]).any(axis=1)
+            kinked[row[later]] |= pattern[later] != first_pattern[row[later]]
         # rows of one node are contiguous within the chunk and hold consecutive examples
         for kk in np.unique(node):
             sel = np.nonzero(node == kk)[0]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = ["Attribution"]
 
@@ -41,13 +42,13 @@ class Attribution:
     options: dict[str, Any] = field(default_factory=dict)
     multipliers: np.ndarray | None = None
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: DTypeLike = None, copy: bool | None = None) -> np.ndarray:
         if dtype is None:
             return self.values if not copy else self.values.copy()
         return self.values.astype(dtype)
 
     @property
-    def shape(self) -> tuple:
+    def shape(self) -> tuple[int, ...]:
         return self.values.shape
 
     def __repr__(self) -> str:

@@ -3,7 +3,12 @@ where they differ, by how much, and how complete each one is."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
+from numpy.typing import ArrayLike
+
+from ..methods.result import Attribution
 
 __all__ = ["assert_attributions_close"]
 
@@ -37,8 +42,10 @@ def _short(arr) -> str:
     return np.array2string(np.asarray(arr), precision=3, separator=", ", threshold=8)
 
 
-def assert_attributions_close(actual, expected, rtol: float = 1e-12, atol: float = 0.0, completeness=None,
-                              completeness_atol: float | None = None, scale: str = "elementwise") -> None:
+def assert_attributions_close(actual: Attribution | ArrayLike, expected: Attribution | ArrayLike,
+                              rtol: float = 1e-12, atol: float = 0.0, completeness: bool | ArrayLike | None = None,
+                              completeness_atol: float | None = None,
+                              scale: Literal["elementwise", "example"] = "elementwise") -> None:
     """Assert that two attribution maps agree, with a message that locates the difference.
 
     Parameters

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal, Sequence
+
 import numpy as np
 
-from ..layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Swish, Tanh
+from ..layers import AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sigmoid, Swish, Tanh
 from ..network import Sequential
 
 __all__ = ["random_mlp", "random_cnn", "random_network", "ACTIVATIONS"]
@@ -12,8 +14,8 @@ __all__ = ["random_mlp", "random_cnn", "random_network", "ACTIVATIONS"]
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "swish": Swish}
 
 
-def random_mlp(rng: np.random.Generator, sizes=(4, 6, 5, 3), activation: str = "relu",
-               bias: bool = True) -> Sequential:
+def random_mlp(rng: np.random.Generator, sizes: Sequence[int] = (4, 6, 5, 3),
+               activation: Literal["relu", "tanh", "sigmoid", "swish"] = "relu", bias: bool = True) -> Sequential:
     """Dense layers of the given sizes with ``activation`` between them (none after the last)."""
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -24,8 +26,9 @@ def random_mlp(rng: np.random.Generator, sizes=(4, 6, 5, 3), activation: str = "
     return Sequential(layers, input_shape=(sizes[0],))
 
 
-def random_cnn(rng: np.random.Generator, input_shape=(2, 7, 7), activation: str = "relu",
-               pool: str | None = "avg", n_outputs: int = 3, bias: bool = True) -> Sequential:
+def random_cnn(rng: np.random.Generator, input_shape: tuple[int, int, int] = (2, 7, 7),
+               activation: Literal["relu", "tanh", "sigmoid", "swish"] = "relu",
+               pool: Literal["avg", "max"] | None = "avg", n_outputs: int = 3, bias: bool = True) -> Sequential:
     """Conv (3x3, pad 1) -> act -> [pool 2x2] -> Conv (2x2, stride 2 or 1) -> act -> Flatten -> Dense."""
     c, h, w = input_shape
     act = ACTIVATIONS[activation]
@@ -43,8 +46,8 @@ def random_cnn(rng: np.random.Generator, input_shape=(2, 7, 7), activation: str 
     return Sequential(layers, input_shape=input_shape)
 
 
-def random_network(rng: np.random.Generator, input_shape=(2, 6, 6), n_layers: int = 4,
-                   layer_types=None, n_outputs: int = 2) -> Sequential:
+def random_network(rng: np.random.Generator, input_shape: tuple[int, int, int] = (2, 6, 6), n_layers: int = 4,
+                   layer_types: Sequence[type[Layer]] | None = None, n_outputs: int = 2) -> Sequential:
     """A random stack mixing every image layer type, then Flatten -> Dense(n_outputs).
 
     ``layer_types`` restricts the layers drawn (classes from ``refattr.layers``); by default every
