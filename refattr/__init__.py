@@ -39,6 +39,8 @@ from .methods import (
 )
 from .network import Sequential as Sequential
 
+from . import layers as _layers
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -47,3 +49,6 @@ __all__ = [
     "RefattrError", "ShapeError", "NonFiniteError", "TargetError", "RuleError", "UnsupportedLayerError",
     "ArgumentError", "ResourceError", "UnsafeFileError", "ImportMismatchError",
 ]
+# every registered layer is exported, so that a layer added as one file needs no line here
+globals().update({cls.__name__: cls for cls in _layers.LAYERS})
+__all__ += [cls.__name__ for cls in _layers.LAYERS if cls.__name__ not in __all__]

@@ -13,6 +13,7 @@ from numpy.typing import ArrayLike
 from ._typing import GradientRule
 from .errors import ArgumentError, NonFiniteError, ResourceError, ShapeError, UnsupportedLayerError
 from .layers.base import Layer
+from .layers.registry import supported
 from .validation import as_float64
 
 __all__ = ["Sequential", "Trace", "InputShape", "PASS_BYTES", "memory_bytes"]
@@ -158,11 +159,14 @@ class Sequential:
         if not self.layers:
             raise ShapeError("layers: expected at least one layer, got none")
         for i, layer in enumerate(self.layers):
+            if isinstance(layer, type) and issubclass(layer, Layer):
+                raise UnsupportedLayerError(
+                    f"layers[{i}]: the class {layer.__name__}, not a layer; build one, e.g. {layer.__name__}(...)"
+                )
             if not isinstance(layer, Layer):
                 raise UnsupportedLayerError(
                     f"layers[{i}]: {type(layer).__module__}.{type(layer).__name__} is not a refattr layer; "
-                    f"expected one of Dense, Conv2D, ReLU, Tanh, Sigmoid, Swish, Flatten, AvgPool2D, "
-                    f"MaxPool2D (use refattr.interop to convert a PyTorch or ONNX model)"
+                    f"expected one of {supported()} (use refattr.interop to convert a PyTorch or ONNX model)"
                 )
         self.input_shape = None if input_shape is None else _as_input_shape(input_shape)
         if self.input_shape is None:
@@ -386,5 +390,6 @@ class Sequential:
 
     @property
     def piecewise_linear(self) -> bool:
-        """True when every layer is piecewise linear (ReLU, MaxPool2D and linear layers)."""
-        return all(layer.piecewise_linear for layer in self.layers)
+        """True when every layer declares itself piecewise linear (ReLU, MaxPool2D and linear
+        layers); a layer that does not declare it (``piecewise_linear = None``) counts as not."""
+        return all(layer.piecewise_linear is True for layer in self.layers)

@@ -276,7 +276,8 @@ def test_sequential_needs_a_list_of_layers(layers):
 def test_sequential_refuses_what_is_not_a_layer():
     with pytest.raises(UnsupportedLayerError, match=r"layers\[1\]: builtins\.str is not a refattr layer"):
         Sequential([Dense(np.ones((1, 1))), "relu"])
-    with pytest.raises(UnsupportedLayerError, match=r"layers\[0\]: builtins\.type is not a refattr layer"):
+    # a layer class where an instance belongs: say to build one
+    with pytest.raises(UnsupportedLayerError, match=r"layers\[0\]: the class ReLU, not a layer; build one, e\.g\. ReLU\(\.\.\.\)"):
         Sequential([ReLU])
 
 

@@ -1,19 +1,26 @@
 """The layers refattr knows, and their registry.
 
-Adding a layer means one file here plus one line in ``LAYERS``; the contract tests walk this tuple
-(gradient check, DeepLIFT summation-to-delta, shapes, determinism).
+Every module in this package is imported here, and each layer class in it registers itself with
+``@register`` (:mod:`refattr.layers.registry`): adding a layer is one file. ``LAYERS`` and the
+package's exports are read from the registry; the contract tests walk it (gradient check, DeepLIFT
+summation-to-delta, shapes, determinism, serialisation).
 """
 
-from .activations import ReLU as ReLU, Sigmoid as Sigmoid, Swish as Swish, Tanh as Tanh
+import importlib as _importlib
+import pkgutil as _pkgutil
+
 from .base import DeltaPair as DeltaPair, ElementwiseLayer as ElementwiseLayer, Layer as Layer
 from .base import LinearLayer as LinearLayer
-from .conv import Conv2D as Conv2D
-from .dense import Dense as Dense
-from .flatten import Flatten as Flatten
-from .pooling import MAXPOOL_RULES as MAXPOOL_RULES, AvgPool2D as AvgPool2D, MaxPool2D as MaxPool2D
+from .pooling import MAXPOOL_RULES as MAXPOOL_RULES
+from .registry import registered as _registered
 
-#: Every layer class, in the order the README lists them.
-LAYERS = (Dense, Conv2D, ReLU, Tanh, Sigmoid, Swish, Flatten, AvgPool2D, MaxPool2D)
+for _module in _pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_") and _module.name not in ("base", "registry"):
+        _importlib.import_module(f"{__name__}.{_module.name}")
+
+#: Every registered layer class, in registration order.
+LAYERS = tuple(entry.cls for entry in _registered())
+globals().update({cls.__name__: cls for cls in LAYERS})
 
 __all__ = ["LAYERS", "Layer", "LinearLayer", "ElementwiseLayer", "DeltaPair", "MAXPOOL_RULES",
-           "Dense", "Conv2D", "ReLU", "Tanh", "Sigmoid", "Swish", "Flatten", "AvgPool2D", "MaxPool2D"]
+           *(cls.__name__ for cls in LAYERS)]

@@ -17,6 +17,7 @@ from ..errors import NonFiniteError, RuleError
 from ..kernels import elementwise as fused
 from ..kernels import walk
 from .base import GRADIENT_RULES, ElementwiseLayer
+from .registry import register
 
 __all__ = [
     "ReLU", "Tanh", "Sigmoid", "Swish", "tanh_secant", "sigmoid_secant", "swish_secant",
@@ -291,6 +292,7 @@ def relu_snap_to_kink(x: np.ndarray, events: np.ndarray, rows: np.ndarray) -> np
     return x
 
 
+@register
 class ReLU(ElementwiseLayer):
     """max(x, 0), with ReLU'(0) = 0 (as PyTorch and JAX).
 
@@ -305,7 +307,10 @@ class ReLU(ElementwiseLayer):
     (gradient), g * 1(g > 0) (deconvnet) or g * 1(z > 0) * 1(g > 0) (guided backprop).
     """
 
-    piecewise_linear = True
+    piecewise_linear = True       # one kink, at 0
+    torch_modules = ("ReLU",)
+    onnx_ops = ("Relu",)
+    captum = "nonlinear"
 
     def function(self, x: np.ndarray) -> np.ndarray:
         return np.maximum(x, 0.0)
@@ -361,8 +366,13 @@ class ReLU(ElementwiseLayer):
         return relu_snap_to_kink(x, events, rows)
 
 
+@register
 class Tanh(ElementwiseLayer):
     """tanh(x); its divided difference is :func:`tanh_secant`, its derivative :func:`tanh_derivative`."""
+
+    torch_modules = ("Tanh",)
+    onnx_ops = ("Tanh",)
+    captum = "nonlinear"
 
     def function(self, x: np.ndarray) -> np.ndarray:
         return fused.tanh(x)
@@ -377,9 +387,14 @@ class Tanh(ElementwiseLayer):
         return fused.tanh_derivative(x, g)
 
 
+@register
 class Sigmoid(ElementwiseLayer):
     """σ(x) (:func:`sigmoid`); its divided difference is :func:`sigmoid_secant`, its derivative
     :func:`sigmoid_derivative`."""
+
+    torch_modules = ("Sigmoid",)
+    onnx_ops = ("Sigmoid",)
+    captum = "nonlinear"
 
     def function(self, x: np.ndarray) -> np.ndarray:
         return fused.sigmoid(x)
@@ -394,12 +409,17 @@ class Sigmoid(ElementwiseLayer):
         return fused.sigmoid_derivative(x, g)
 
 
+@register
 class Swish(ElementwiseLayer):
     """x * σ(beta * x) (SiLU when beta == 1, the default; Ramachandran et al. 2017).
 
     Non-monotonic: it falls to its minimum near x = -1.278 (for beta = 1) before rising. Its divided
     difference is :func:`swish_secant`, its derivative :func:`swish_derivative`.
     """
+
+    torch_modules = ("SiLU",)
+    onnx_ops = ("Swish",)
+    captum = "gradient"    # not in Captum's list of non-linearities
 
     def __init__(self, beta: float = 1.0) -> None:
         if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not np.isfinite(beta):

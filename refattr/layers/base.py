@@ -86,11 +86,46 @@ def select_by_sign(delta: np.ndarray, if_pos: np.ndarray, if_neg: np.ndarray) ->
     return (delta > 0) * if_pos + (delta < 0) * if_neg + mean
 
 
-class Layer:
-    """Base class of every refattr layer (see the module docstring for the contract)."""
+class _Frozen(type):
+    """Metaclass of :class:`Layer`: an instance is frozen once its constructor has returned."""
 
-    #: True when the layer is piecewise linear in its input (exact integrated gradients applies).
-    piecewise_linear: ClassVar[bool] = True
+    def __call__(cls, *args, **kwargs):
+        layer = super().__call__(*args, **kwargs)
+        object.__setattr__(layer, "_frozen", True)
+        return layer
+
+
+def readonly(array: np.ndarray) -> np.ndarray:
+    """A read-only view of ``array``: a layer's public parameters cannot be changed in place, so
+    that nothing derived from them (W+, W-, bounds) can go stale."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+class Layer(metaclass=_Frozen):
+    """Base class of every refattr layer (see the module docstring for the contract).
+
+    Layers are immutable: assigning an attribute after construction raises AttributeError, and
+    parameter arrays are read-only, since derived arrays (W+ and W- for DeepLIFT, bounds) are
+    computed once from them. Build a new layer to change a parameter.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_frozen", False):
+            raise AttributeError(
+                f"{type(self).__name__}.{name}: layers are immutable (what is derived from the parameters, "
+                f"such as W+ and W-, is computed when the layer is built); build a new "
+                f"{type(self).__name__}(...) instead"
+            )
+        object.__setattr__(self, name, value)
+
+    #: True when the layer is piecewise linear in its input, promising the kink protocol of exact
+    #: integrated gradients (``forward_along``, ``next_kink``, ``snap_to_kink``); False when it is
+    #: not. None (undeclared) counts as not piecewise linear, with kinks possible anywhere: a
+    #: default must never claim exactness. Registered layers must declare it
+    #: (:func:`refattr.layers.registry.register`).
+    piecewise_linear: ClassVar[bool | None] = None
 
     def output_shape(self, input_shape: Shape | None) -> Shape | None:
         """Example shape of the output for an example input shape; raises ShapeError."""
@@ -225,6 +260,9 @@ class LinearLayer(Layer):
     negative parts receive the same multiplier. No per-example weight masking is needed.
     """
 
+    piecewise_linear = True
+    captum = "linear"      # Captum's DeepLift does not hook linear modules: the plain gradient
+
     def linear(self, x: np.ndarray, part: Literal["pos", "neg"] | None = None) -> np.ndarray:
         raise NotImplementedError
 
@@ -317,7 +355,7 @@ class ElementwiseLayer(Layer):
       for a non-monotonic f, Δy+ may be negative; it is the contribution of Δx+, not a positive part.
     """
 
-    piecewise_linear: ClassVar[bool] = False
+    piecewise_linear: ClassVar[bool | None] = False
 
     def function(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError

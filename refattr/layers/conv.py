@@ -12,11 +12,13 @@ from .._typing import Shape
 from ..errors import ShapeError
 from ..validation import as_float64
 from ._hyper import _int, padding4, pair, window_output_size
-from .base import LinearLayer, _check_part, check_rank
+from .base import LinearLayer, _check_part, check_rank, readonly
+from .registry import register
 
 __all__ = ["Conv2D"]
 
 
+@register
 class Conv2D(LinearLayer):
     """2-D convolution ``y[n, o] = b[o] + sum_{c, i, j} W[o, c, i, j] x[n, g*C/G + c, s*p + d*i, ...]``.
 
@@ -37,6 +39,9 @@ class Conv2D(LinearLayer):
     The loops run in numba kernels (``refattr.kernels``), each with a NumPy twin tested against it.
     """
 
+    torch_modules = ("Conv2d",)
+    onnx_ops = ("Conv",)
+
     def __init__(self, weight: ArrayLike, bias: ArrayLike | None = None, stride: int | Sequence[int] = 1,
                  padding: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1, groups: int = 1) -> None:
         self.weight = as_float64(weight, "Conv2D weight", ndim=4)
@@ -56,8 +61,10 @@ class Conv2D(LinearLayer):
             self.bias = as_float64(bias, "Conv2D bias", ndim=1)
             if self.bias.shape != (self.weight.shape[0],):
                 raise ShapeError(f"Conv2D bias: expected shape ({self.weight.shape[0]},), got {self.bias.shape}")
-        self._signed = {None: self.weight, "pos": np.maximum(self.weight, 0.0),
-                        "neg": np.minimum(self.weight, 0.0)}
+        # private copies for the kernels, read-only views for everyone else
+        weight, self._bias = self.weight.copy(), None if self.bias is None else self.bias.copy()
+        self.weight, self.bias = readonly(weight), None if self._bias is None else readonly(self._bias)
+        self._signed = {None: weight, "pos": np.maximum(weight, 0.0), "neg": np.minimum(weight, 0.0)}
         # |y| <= sum over one output channel's taps of |W| |x| + |b| (padded cells are 0)
         self._gain = float(np.abs(self.weight).sum(axis=(1, 2, 3)).max())
         self._bias_bound = 0.0 if self.bias is None else float(np.abs(self.bias).max())
@@ -105,7 +112,7 @@ class Conv2D(LinearLayer):
 
     def affine(self, x: np.ndarray) -> np.ndarray:
         """L(x) + b: the kernel adds the bias to each finished sum as it writes the output."""
-        return self._convolve(x, self.weight, self.bias)
+        return self._convolve(x, self._signed[None], self._bias)
 
     # backward ------------------------------------------------------------------------------
     def linear_vjp(self, g: np.ndarray, input_shape: tuple[int, ...],

@@ -10,11 +10,13 @@ from numpy.typing import ArrayLike
 from .._typing import Shape
 from ..errors import ShapeError
 from ..validation import as_float64
-from .base import LinearLayer, _check_part, check_rank
+from .base import LinearLayer, _check_part, check_rank, readonly
+from .registry import register
 
 __all__ = ["Dense"]
 
 
+@register
 class Dense(LinearLayer):
     """Fully connected layer ``y = x @ weight.T + bias``.
 
@@ -34,6 +36,9 @@ class Dense(LinearLayer):
     array([[1.5]])
     """
 
+    torch_modules = ("Linear",)
+    onnx_ops = ("Gemm", "MatMul")
+
     def __init__(self, weight: ArrayLike, bias: ArrayLike | None = None) -> None:
         self.weight = as_float64(weight, "Dense weight", ndim=2)
         if self.weight.shape[0] == 0 or self.weight.shape[1] == 0:
@@ -46,8 +51,10 @@ class Dense(LinearLayer):
                     f"Dense bias: expected shape ({self.weight.shape[0]},) to match weight "
                     f"{self.weight.shape} (out_features, in_features), got {self.bias.shape}"
                 )
-        self._signed = {None: self.weight, "pos": np.maximum(self.weight, 0.0),
-                        "neg": np.minimum(self.weight, 0.0)}
+        # private copies for the computations, read-only views for everyone else
+        weight, self._bias = self.weight.copy(), None if self.bias is None else self.bias.copy()
+        self.weight, self.bias = readonly(weight), None if self._bias is None else readonly(self._bias)
+        self._signed = {None: weight, "pos": np.maximum(weight, 0.0), "neg": np.minimum(weight, 0.0)}
         # |y_j| <= sum_i |W_ji| |x_i| + |b_j|: the largest row sum, and the largest |b|
         self._gain = float(np.abs(self.weight).sum(axis=1).max())
         self._bias_bound = 0.0 if self.bias is None else float(np.abs(self.bias).max())

@@ -10,15 +10,20 @@ import numpy as np
 from .._typing import Shape
 from ..errors import ShapeError
 from .base import LinearLayer, _check_part
+from .registry import register
 
 __all__ = ["Flatten"]
 
 
+@register
 class Flatten(LinearLayer):
     """Reshape each example to a vector in row-major (C) order.
 
     As a linear map its weights are all +1, so for DeepLIFT ``L+`` is the reshape and ``L-`` is zero.
     """
+
+    torch_modules = ("Flatten",)
+    onnx_ops = ("Flatten", "Reshape")
 
     def output_shape(self, input_shape: Shape | None) -> Shape:
         if input_shape is None:

@@ -11,6 +11,7 @@ from .._typing import DeepLiftRule, MaxPoolRule, Shape
 from ..errors import ArgumentError, RuleError, ShapeError
 from ._hyper import padding4, pair, window_output_size
 from .base import DeltaPair, Layer, LinearLayer, _check_part, check_rank, select_by_sign
+from .registry import register
 
 __all__ = ["AvgPool2D", "MaxPool2D", "MAXPOOL_RULES"]
 
@@ -57,6 +58,7 @@ class _Pool2D:
         return cls((kh, kw), stride=stride)
 
 
+@register
 class AvgPool2D(_Pool2D, LinearLayer):
     """Average pooling: the mean of each kernel window.
 
@@ -73,6 +75,9 @@ class AvgPool2D(_Pool2D, LinearLayer):
 
     All weights are positive, so for DeepLIFT ``L+`` is the pooling itself and ``L-`` is zero.
     """
+
+    torch_modules = ("AvgPool2d",)
+    onnx_ops = ("AveragePool",)
 
     def output_bound(self, bound: float) -> float:
         # the kernel sums a window's kH * kW cells before dividing
@@ -108,6 +113,7 @@ class AvgPool2D(_Pool2D, LinearLayer):
                 f"count_include_pad={self.count_include_pad})")
 
 
+@register
 class MaxPool2D(_Pool2D, Layer):
     """Max pooling: the largest value of each kernel window.
 
@@ -125,6 +131,11 @@ class MaxPool2D(_Pool2D, Layer):
     - ``"gradient"`` (the original DeepLIFT code): multiplier 1 at the input's winner, as the
       gradient; summation-to-delta is not guaranteed and any gap shows in ``completeness_gap``.
     """
+
+    piecewise_linear = True       # kinks where a window's winner changes
+    torch_modules = ("MaxPool2d",)
+    onnx_ops = ("MaxPool",)
+    captum = "maxpool"
 
     def __init__(self, kernel: int | Sequence[int], stride: int | Sequence[int] | None = None,
                  padding: int | Sequence[int] = 0) -> None:

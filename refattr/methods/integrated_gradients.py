@@ -13,6 +13,7 @@ from .._typing import IGRule, Target
 from ..errors import RefattrError, ResourceError, RuleError
 from ..kernels.walk import add_scaled_rows
 from ..layers.base import ElementwiseLayer, LinearLayer
+from ..layers.registry import registered
 from ..network import Sequential
 from ..validation import DEFAULT_BASELINE, pair_with_references
 from ._adaptive import integrate_rows
@@ -261,12 +262,19 @@ def integrated_gradients(net: Sequential, x: ArrayLike, baseline: ArrayLike = DE
     else:
         used = rule
     if used == "exact":
+        pl = ", ".join(e.name for e in registered() if e.piecewise_linear)
         for i, layer in enumerate(net.layers):
-            if not layer.piecewise_linear:
+            if layer.piecewise_linear is None:
                 raise RuleError(
-                    f"rule: 'exact' needs a piecewise-linear network (Dense, Conv2D, AvgPool2D, Flatten, "
-                    f"ReLU, MaxPool2D); layers[{i}] {layer!r} is not piecewise linear; use rule='quad' "
-                    f"or a fixed rule such as 'gauss_legendre'"
+                    f"rule: 'exact' needs a piecewise-linear network; layers[{i}] {layer!r} does not declare "
+                    f"piecewise_linear (a layer class sets it to True only with the kink protocol of exact "
+                    f"integrated gradients: forward_along, next_kink, snap_to_kink); use rule='quad' or a "
+                    f"fixed rule such as 'gauss_legendre'"
+                )
+            if layer.piecewise_linear is not True:
+                raise RuleError(
+                    f"rule: 'exact' needs a piecewise-linear network ({pl}); layers[{i}] {layer!r} is not "
+                    f"piecewise linear; use rule='quad' or a fixed rule such as 'gauss_legendre'"
                 )
 
     options = {"rule": used, "requested_rule": rule, "target": t, "chunk_size": chunk_size,
@@ -365,9 +373,9 @@ def _pattern(net, trace):
     Piecewise-linear non-linear layers (ReLU, max pooling) make the integrand jump where their
     pattern changes. A layer's pattern is, for an element-wise layer, the label of the linear
     piece of each input (``ElementwiseLayer.piece``; ReLU: x > 0), for any other the integer arrays
-    of its cache (max pooling: the winning cells); a layer whose cache holds no integer array gives
-    its input, so every point differs from every other (no interval is trusted to be smooth: the
-    safe side). The fingerprint hashes each row's pattern bytes as 64-bit words with fixed random
+    of its cache (max pooling: the winning cells); a layer whose cache holds no integer array, and
+    any layer that does not declare ``piecewise_linear``, gives its input, so every point differs
+    from every other (no interval is trusted to be smooth: the safe side). The fingerprint hashes each row's pattern bytes as 64-bit words with fixed random
     odd multipliers, summed modulo 2^64: integer arithmetic, so a row's fingerprint does not
     depend on the rows computed with it, equal patterns give equal fingerprints, and different
     ones collide with probability about 2^-64 (a collision would only leave a companion bound
@@ -376,11 +384,13 @@ def _pattern(net, trace):
     """
     fingerprint = None
     for i, layer in enumerate(net.layers):
-        if not layer.piecewise_linear or isinstance(layer, LinearLayer):
+        if layer.piecewise_linear is False or isinstance(layer, LinearLayer):
             continue
         x_in = trace.activations[i]
         rows = x_in.shape[0]
-        if isinstance(layer, ElementwiseLayer):
+        if layer.piecewise_linear is None:      # undeclared: kinks may be anywhere
+            parts = [x_in.reshape(rows, -1)]
+        elif isinstance(layer, ElementwiseLayer):
             parts = [layer.piece(x_in).reshape(rows, -1)]
         else:
             cache = trace.caches[i] if isinstance(trace.caches[i], tuple) else (trace.caches[i],)

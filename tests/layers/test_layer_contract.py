@@ -1,6 +1,6 @@
 """Every registered layer: forward/VJP agree with central finite differences, shapes, determinism.
 
-Adding a layer to refattr.layers.LAYERS brings it under these tests with no other change, as long
+Registering a layer (refattr.layers.registry.register) brings it under these tests with no other change, as long
 as it implements ``random(rng, input_shape)``.
 """
 
