@@ -1,38 +1,49 @@
-"""Hot-loop kernels of :mod:`refattr`: 2-D convolution and pooling, float64, NCHW.
+"""Compiled kernels of :mod:`refattr`, each registered against the NumPy definition it accelerates.
 
-Two further families live in their own modules, each kernel with a NumPy twin of the same name
-in :mod:`refattr.layers.activations` (the definitions) that it equals bit for bit:
-:mod:`refattr.kernels.elementwise` (tanh, sigmoid, swish, the activations' derivatives and
-divided differences, the ReLU mask of the gradient family; large arrays chunk by chunk, calling
-NumPy's own exp / tanh loops found by :mod:`refattr.kernels.ufunc_loops`) and
-:mod:`refattr.kernels.walk` (the exact integrated-gradients walk's ReLU steps).
+The NumPy definitions are the reference; a kernel computes the same thing faster, and
+:mod:`refattr.kernels.registry` records every pair (:data:`KERNELS`, filled by the decorator
+:func:`~refattr.kernels.registry.accelerates`) with the tolerance they agree to: bit for bit where
+the arithmetic is the same, else a stated relative tolerance and the reason.
+``tests/kernels/test_registry.py`` walks every pair. By concept:
 
-The functions exported here are the numba-compiled kernels of
-:mod:`refattr.kernels.jitted` (options in :mod:`refattr.kernels._jit`: no
-``fastmath``, on-disk cache, ``prange`` over the batch axis only, so results
-are bitwise deterministic). :mod:`refattr.kernels.numpy_twins` holds plain
-NumPy twins with the same names and signatures; they exist for the tests (the
-two implementations must agree to rounding) and for ``NUMBA_DISABLE_JIT=1``
-runs, where the jitted kernels fall back to slow pure-Python loops.
+:mod:`refattr.kernels.conv`
+    2-D convolution and its input and weight VJPs (definitions: im2col and a matrix product).
+:mod:`refattr.kernels.pool`
+    2-D average and max pooling and their VJPs (definitions: loops over the kernel taps).
+:mod:`refattr.kernels.elementwise`
+    tanh, sigmoid, swish, their derivatives and divided differences, the ReLU mask of the
+    gradient family; definitions in :mod:`refattr.layers.activations`, bit for bit
+    (:mod:`refattr.kernels.ufunc_loops` finds NumPy's own exp / expm1 / tanh loops for them).
+:mod:`refattr.kernels.walk`
+    the ReLU steps of the exact integrated-gradients walk and its row update; definitions in
+    :mod:`refattr.layers.activations` and :func:`~refattr.kernels.walk.add_scaled_rows_numpy`,
+    bit for bit. The walk itself has a plain twin, :mod:`refattr.methods._walk_reference`.
 
-``KERNEL_NAMES`` lists every kernel; ``numpy_twins`` and ``jitted`` define each
-of them.
+All numba options are set in :mod:`refattr.kernels._jit` (no ``fastmath``, on-disk cache,
+``prange`` over independent rows only, so results do not depend on the number of threads).
+
+Running the definitions instead
+    Set ``REFATTR_KERNELS=numpy`` in the environment before importing :mod:`refattr`, or call
+    ``refattr.kernels.use("numpy")`` (``use("numba")``, the default, switches back; it returns
+    the previous mode). Every kernel call then runs its NumPy definition: slower, and equal to
+    the kernels to the tolerances in :data:`KERNELS`. ``NUMBA_DISABLE_JIT=1`` is a different
+    switch: numba then runs the kernels' own loop bodies as plain Python (for coverage), not the
+    definitions.
+
+The names exported here are the convolution and pooling kernels (each follows the switch);
+:mod:`refattr.kernels.jitted` and :mod:`refattr.kernels.numpy_twins` keep their former module
+names, for the compiled kernels and the definitions respectively. ``KERNEL_NAMES`` lists them.
 """
 
 from __future__ import annotations
 
-from .jitted import (
-    avgpool2d_forward,
-    avgpool2d_vjp,
-    conv2d_forward,
-    conv2d_input_vjp,
-    conv2d_weight_vjp,
-    maxpool2d_forward,
-    maxpool2d_vjp,
-)
+from . import conv, elementwise, pool, walk
+from .conv import conv2d_forward, conv2d_input_vjp, conv2d_weight_vjp
+from .pool import avgpool2d_forward, avgpool2d_vjp, maxpool2d_forward, maxpool2d_vjp
+from .registry import KERNELS, Kernel, accelerates, current, use
 
-#: Names of all kernels, defined with identical signatures in
-#: :mod:`refattr.kernels.jitted` and :mod:`refattr.kernels.numpy_twins`.
+#: The convolution and pooling kernels, defined with identical signatures in
+#: :mod:`refattr.kernels.jitted` (compiled) and :mod:`refattr.kernels.numpy_twins` (definitions).
 KERNEL_NAMES: tuple[str, ...] = (
     "conv2d_forward",
     "conv2d_input_vjp",
@@ -43,4 +54,5 @@ KERNEL_NAMES: tuple[str, ...] = (
     "maxpool2d_vjp",
 )
 
-__all__ = [*KERNEL_NAMES, "KERNEL_NAMES"]
+__all__ = [*KERNEL_NAMES, "KERNEL_NAMES", "KERNELS", "Kernel", "accelerates", "use", "current",
+           "conv", "pool", "elementwise", "walk"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
+from .registry import accelerates
 
 __all__ = ["relu_forward_along", "relu_next_kink", "relu_snap_to_kink", "add_scaled_rows", "WALK_KERNEL_NAMES"]
 
@@ -70,6 +71,7 @@ def _snap(x, events, rows):
                     x[row, j] = 0.0
 
 
+@accelerates("refattr.layers.activations:relu_forward_along")
 def relu_forward_along(x, dx):
     """(max(x, 0), slope on the piece just after, active pattern); twin of
     :func:`refattr.layers.activations.relu_forward_along`."""
@@ -81,6 +83,7 @@ def relu_forward_along(x, dx):
     return y, dy, active
 
 
+@accelerates("refattr.layers.activations:relu_next_kink")
 def relu_next_kink(x, dx):
     """(distance to the nearest kink per example, mask of the units at exactly that distance);
     twin of :func:`refattr.layers.activations.relu_next_kink`."""
@@ -95,6 +98,7 @@ def relu_next_kink(x, dx):
     return -nearest, events
 
 
+@accelerates("refattr.layers.activations:relu_snap_to_kink")
 def relu_snap_to_kink(x, events, rows):
     """Set x to 0 where ``events`` holds, in the rows where ``rows`` holds; modifies and returns x
     (C-contiguous float64); twin of :func:`refattr.layers.activations.relu_snap_to_kink`."""
@@ -121,6 +125,16 @@ def _add_scaled_rows_in_place(a, s, d):
             a[row, j] = a[row, j] + s[row] * d[row, j]
 
 
+def add_scaled_rows_numpy(a, s, d, out=None):
+    """a + s[:, None, ...] * d: the definition of :func:`add_scaled_rows` (``out`` as there)."""
+    result = a + np.asarray(s, dtype=np.float64).reshape((-1,) + (1,) * (a.ndim - 1)) * d
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+@accelerates(add_scaled_rows_numpy)
 def add_scaled_rows(a, s, d, out=None):
     """a + s[:, None, ...] * d, row by row (the same two roundings as that NumPy expression).
 
