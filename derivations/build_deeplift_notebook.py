@@ -478,8 +478,8 @@ md(r"""
 
 `deeplift_layers` reports, for the input and for the output of every layer, the parts $\Delta^+$ and
 $\Delta^-$, the multipliers and the contributions $m^+ \Delta^+ + m^- \Delta^-$. Each layer's
-contributions sum to $\Delta t$. On a random network mixing convolutions, pooling and all four
-activations:
+contributions sum to $\Delta t$. On a random network mixing convolutions, pooling and every
+registered activation:
 """)
 
 code(r"""

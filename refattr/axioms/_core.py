@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from ..errors import RuleError, UnsupportedLayerError
-from ..layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Swish, Tanh
+from ..layers.registry import from_config, info, to_config
 from ..methods._common import pick
 from ..network import Sequential
 from ..validation import as_target
@@ -175,62 +175,41 @@ class Recheck:
 # networks as plain data
 # ------------------------------------------------------------------------------------------------
 
-def _lst(a):
-    return None if a is None else np.asarray(a, dtype=np.float64).tolist()
-
-
 def network_to_layers(net: Sequential) -> list:
-    """The layers of ``net`` as a list of plain dicts (floats and lists only)."""
+    """The layers of ``net`` as a list of plain dicts (floats, ints, bools and lists only).
+
+    Each dict is ``{"layer": name}`` plus every constructor argument of the layer, read from the
+    layer registry (:func:`refattr.layers.registry.to_config`): arrays as nested lists, tuples as
+    lists, and None for an argument that is None (a Dense layer without bias has ``"bias": None``).
+    A newly registered layer is written with no change here.
+    """
     out = []
     for layer in net.layers:
-        name = type(layer).__name__
-        if isinstance(layer, Dense):
-            out.append({"layer": name, "weight": _lst(layer.weight), "bias": _lst(layer.bias)})
-        elif isinstance(layer, Conv2D):
-            out.append({"layer": name, "weight": _lst(layer.weight), "bias": _lst(layer.bias),
-                        "stride": list(layer.stride), "padding": list(layer.padding),
-                        "dilation": list(layer.dilation), "groups": int(layer.groups)})
-        elif isinstance(layer, Swish):
-            out.append({"layer": name, "beta": float(layer.beta)})
-        elif isinstance(layer, (ReLU, Tanh, Sigmoid, Flatten)):
-            out.append({"layer": name})
-        elif isinstance(layer, AvgPool2D):
-            out.append({"layer": name, "kernel": list(layer.kernel), "stride": list(layer.stride),
-                        "padding": list(layer.padding), "count_include_pad": bool(layer.count_include_pad)})
-        elif isinstance(layer, MaxPool2D):
-            out.append({"layer": name, "kernel": list(layer.kernel), "stride": list(layer.stride),
-                        "padding": list(layer.padding)})
-        else:  # pragma: no cover - every registered layer is handled above
-            raise UnsupportedLayerError(f"layers: cannot write {name} as plain data")
+        config = to_config(layer)
+        plain: dict = {"layer": config["type"]}
+        for argument in info(layer).arguments:
+            if argument in config["arrays"]:
+                plain[argument] = config["arrays"][argument].tolist()
+            else:
+                plain[argument] = config["params"].get(argument)
+        out.append(plain)
     return out
 
 
-_SIMPLE = {"ReLU": ReLU, "Tanh": Tanh, "Sigmoid": Sigmoid, "Flatten": Flatten}
-
-
 def network_from_layers(layers: Iterable[dict]) -> Sequential:
-    """Rebuild a :class:`~refattr.Sequential` from :func:`network_to_layers`' plain data."""
+    """Rebuild a :class:`~refattr.Sequential` from :func:`network_to_layers`' plain data.
+
+    Every key but ``"layer"`` is passed to the layer's constructor (a list as a tuple, which the
+    constructors read as an array or as a tuple of ints alike); a value None is left out, so the
+    constructor's default applies.
+    """
     built = []
     for i, spec in enumerate(layers):
-        name = spec.get("layer")
-        if name == "Dense":
-            built.append(Dense(spec["weight"], spec.get("bias")))
-        elif name == "Conv2D":
-            built.append(Conv2D(spec["weight"], spec.get("bias"), stride=tuple(spec["stride"]),
-                                padding=tuple(spec["padding"]), dilation=tuple(spec["dilation"]),
-                                groups=spec["groups"]))
-        elif name == "Swish":
-            built.append(Swish(spec["beta"]))
-        elif name in _SIMPLE:
-            built.append(_SIMPLE[name]())
-        elif name == "AvgPool2D":
-            built.append(AvgPool2D(tuple(spec["kernel"]), stride=tuple(spec["stride"]),
-                                   padding=tuple(spec["padding"]), count_include_pad=spec["count_include_pad"]))
-        elif name == "MaxPool2D":
-            built.append(MaxPool2D(tuple(spec["kernel"]), stride=tuple(spec["stride"]),
-                                   padding=tuple(spec["padding"])))
-        else:
-            raise UnsupportedLayerError(f"layers[{i}]: unknown layer {name!r} in a witness")
+        arguments = {k: v for k, v in spec.items() if k != "layer" and v is not None}
+        try:
+            built.append(from_config({"type": spec.get("layer"), "params": arguments}))
+        except UnsupportedLayerError as error:
+            raise UnsupportedLayerError(f"layers[{i}]: {error}") from None
     return Sequential(built)
 
 

@@ -11,9 +11,11 @@ A layer specification is a dict::
     {"type": "Conv2D", "params": {"weight": "layers.0.weight", "bias": "layers.0.bias"},
      "config": {"padding": 1}}
 
-``type`` names a class in :data:`refattr.layers.LAYERS`; ``params`` maps constructor arguments to
-arrays in the npz; ``config`` holds the other constructor arguments. The layer is built as
-``cls(**params, **config)``.
+``type`` names a registered layer class (:data:`refattr.layers.LAYERS`); ``params`` maps constructor
+arguments to arrays in the npz; ``config`` holds the other constructor arguments (JSON lists are
+read as tuples). The layer is built as ``cls(**params, **config)`` by the layer registry
+(:func:`refattr.layers.registry.from_config`), and :func:`network_specs` writes a network in this
+form, so a newly registered layer needs no change here.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ShapeError, UnsupportedLayerError
-from ..layers import LAYERS
+from ..layers.registry import from_config, to_config
 from ..network import Sequential
 
-__all__ = ["load_digits_cnn", "digits_cnn_info", "build_network", "parameter_digest"]
+__all__ = ["load_digits_cnn", "digits_cnn_info", "build_network", "network_specs", "parameter_digest"]
 
 _DIGITS_CNN = "digits_cnn"
 
@@ -61,24 +63,46 @@ def build_network(layer_specs: list[dict[str, Any]], arrays: dict[str, np.ndarra
     >>> net(np.array([[3.0, 1.0]]))     # relu(3 - 2 + 0.5)
     array([[1.5]])
     """
-    classes = {cls.__name__: cls for cls in LAYERS}
     layers = []
     for i, spec in enumerate(layer_specs):
         name = spec.get("type")
-        if name not in classes:
-            raise UnsupportedLayerError(
-                f"layers[{i}] type: unknown layer {name!r}; expected one of {sorted(classes)}"
-            )
-        kwargs = {}
+        config: dict[str, Any] = {"type": name, "params": dict(spec.get("config", {})), "arrays": {}}
         for argument, key in spec.get("params", {}).items():
             if key not in arrays:
                 raise ShapeError(f"layers[{i}] ({name}) {argument}: array {key!r} is missing from the parameters")
-            kwargs[argument] = arrays[key]
-        config = spec.get("config", {})
-        # JSON has no tuples; pairs and 4-tuples of ints come back as lists.
-        kwargs.update({k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
-        layers.append(classes[name](**kwargs))
+            config["arrays"][argument] = arrays[key]
+        try:
+            layers.append(from_config(config))     # JSON lists (pairs, 4-tuples of ints) become tuples
+        except UnsupportedLayerError as error:
+            raise UnsupportedLayerError(f"layers[{i}] type: {error}") from None
     return Sequential(layers, input_shape=input_shape)
+
+
+def network_specs(net: Sequential) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """The layer specifications and named arrays of ``net``: what :func:`build_network` reads.
+
+    Read from the layer registry, so a newly registered layer is written with no change here: an
+    array argument goes to ``params`` under the key ``"layers.{i}.{argument}"``, any other argument
+    to ``config`` (tuples as lists); an argument that is None is left out (its default applies).
+
+    Examples
+    --------
+    >>> from refattr import Dense, ReLU, Sequential
+    >>> specs, arrays = network_specs(Sequential([Dense([[1.0, -2.0]], [0.5]), ReLU()]))
+    >>> specs
+    [{'type': 'Dense', 'params': {'weight': 'layers.0.weight', 'bias': 'layers.0.bias'}}, {'type': 'ReLU'}]
+    """
+    specs, named = [], {}
+    for i, layer in enumerate(net.layers):
+        config = to_config(layer)
+        spec: dict[str, Any] = {"type": config["type"]}
+        if config["arrays"]:
+            spec["params"] = {argument: f"layers.{i}.{argument}" for argument in config["arrays"]}
+            named.update({f"layers.{i}.{argument}": array for argument, array in config["arrays"].items()})
+        if config["params"]:
+            spec["config"] = config["params"]
+        specs.append(spec)
+    return specs, named
 
 
 def parameter_digest(layer_specs: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> str:

@@ -35,7 +35,9 @@ import zipfile
 import numpy as np
 
 from .. import __version__
+from ..errors import ShapeError, UnsupportedLayerError
 from ..layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Swish, Tanh
+from ..layers.registry import from_config, info, to_config
 from ..layers.pooling import MAXPOOL_RULES
 from ..methods import deconvnet, gradient, guided_backprop, input_x_gradient
 from ..methods.deeplift import deeplift
@@ -43,7 +45,7 @@ from ..methods.integrated_gradients import integrated_gradients
 from ..network import Sequential
 from .. import quadrature
 
-__all__ = ["export_oracle", "oracle_cases", "FORMAT_VERSION", "N_STEPS", "SEED"]
+__all__ = ["export_oracle", "oracle_cases", "network_from_spec", "FORMAT_VERSION", "N_STEPS", "SEED"]
 
 #: Bumped whenever the layout of the exported files changes.
 FORMAT_VERSION = 1
@@ -217,32 +219,59 @@ def oracle_cases() -> list[dict]:
     return cases
 
 
-def _layer_spec(i, layer):
-    """(JSON description, arrays) of one layer."""
-    prefix = f"layers.{i}"
-    if isinstance(layer, Dense):
-        spec = {"type": "Dense", "weight": f"{prefix}.weight", "bias": None if layer.bias is None else f"{prefix}.bias"}
-        arrays = {f"{prefix}.weight": layer.weight}
-    elif isinstance(layer, Conv2D):
-        spec = {"type": "Conv2D", "weight": f"{prefix}.weight", "bias": None if layer.bias is None else f"{prefix}.bias",
-                "stride": list(layer.stride), "padding": list(layer.padding), "dilation": list(layer.dilation),
-                "groups": layer.groups}
-        arrays = {f"{prefix}.weight": layer.weight}
-    elif isinstance(layer, (AvgPool2D, MaxPool2D)):
-        spec = {"type": type(layer).__name__, "kernel": list(layer.kernel), "stride": list(layer.stride),
-                "padding": list(layer.padding)}
-        if isinstance(layer, AvgPool2D):
-            spec["count_include_pad"] = layer.count_include_pad
-        arrays = {}
-    elif isinstance(layer, Swish):
-        spec, arrays = {"type": "Swish", "beta": layer.beta}, {}
-    elif isinstance(layer, (ReLU, Tanh, Sigmoid, Flatten)):
-        spec, arrays = {"type": type(layer).__name__}, {}
-    else:  # pragma: no cover - every refattr layer is listed above
-        raise TypeError(f"no oracle description for {type(layer).__name__}")
-    if getattr(layer, "bias", None) is not None:
-        arrays[f"{prefix}.bias"] = layer.bias
+def _layer_spec(i: int, layer) -> tuple[dict, dict]:
+    """(JSON description, arrays) of layer ``i``, read from the layer registry.
+
+    The description is ``{"type": name}`` plus every constructor argument: an array argument names
+    its array in the case's npz (``"layers.{i}.{argument}"``), any other is its JSON value (tuples
+    as lists); an argument that is None is written as null. A newly registered layer is described
+    with no change here; :func:`network_from_spec` reads it back.
+    """
+    config = to_config(layer)
+    spec: dict = {"type": config["type"]}
+    arrays = {}
+    for argument in info(layer).arguments:
+        if argument in config["arrays"]:
+            spec[argument] = f"layers.{i}.{argument}"
+            arrays[spec[argument]] = config["arrays"][argument]
+        else:
+            spec[argument] = config["params"].get(argument)
     return spec, arrays
+
+
+def network_from_spec(layers: list[dict], arrays: dict[str, np.ndarray],
+                      input_shape: tuple[int, ...] | None = None) -> Sequential:
+    """The network a case of the manifest describes: its ``"layers"`` list and its npz arrays.
+
+    An argument whose value is ``"layers.{i}.{argument}"`` is that array of the case's npz; null
+    leaves the constructor's default; any other value is passed as it is (a list as a tuple).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> spec = [{"type": "Dense", "weight": "layers.0.weight", "bias": None}, {"type": "ReLU"}]
+    >>> net = network_from_spec(spec, {"layers.0.weight": np.array([[1.0, -2.0]])})
+    >>> net(np.array([[3.0, 1.0]]))     # relu(3 - 2)
+    array([[1.]])
+    """
+    built = []
+    for i, spec in enumerate(layers):
+        config: dict = {"type": spec.get("type"), "params": {}, "arrays": {}}
+        for argument, value in spec.items():
+            if argument == "type" or value is None:
+                continue
+            if value == f"layers.{i}.{argument}":
+                if value not in arrays:
+                    raise ShapeError(f"layers[{i}] ({spec.get('type')}) {argument}: array {value!r} is missing "
+                                     f"from the case's arrays; pass the arrays of the case's npz file")
+                config["arrays"][argument] = arrays[value]
+            else:
+                config["params"][argument] = value
+        try:
+            built.append(from_config(config))
+        except UnsupportedLayerError as error:
+            raise UnsupportedLayerError(f"layers[{i}]: {error}") from None
+    return Sequential(built, input_shape=input_shape)
 
 
 def _results(case):
