@@ -67,8 +67,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import RuleError, UnsupportedLayerError
-from ..layers import MaxPool2D, ReLU, Sigmoid, Swish, Tanh
-from ..layers.base import LinearLayer
+from ..layers import registry
+from ..layers.base import ElementwiseLayer
 from ..methods._common import one_hot, prepare
 from ..methods.gradient import gradient
 from ..validation import as_baselines, broadcast_baseline
@@ -189,6 +189,31 @@ def _unpool_assign(values, cells, input_hw):
     return out.reshape(n, c, *input_hw)
 
 
+def captum_treatment(layer, swish_as_gradient: bool = True) -> str:
+    """How Captum's DeepLift treats ``layer``'s module: its registry entry's ``captum``
+    (:mod:`refattr.layers.registry`), one of ``"linear"`` and ``"gradient"`` (the plain gradient),
+    ``"nonlinear"`` (the Rescale hook) or ``"maxpool"`` (the max-pool hook).
+
+    ``swish_as_gradient=False`` switches the convention for the element-wise layers Captum does not
+    hook (Swish, as nn.SiLU) off: they get the Rescale hook like the hooked ones.
+
+    >>> from refattr import ReLU, Swish
+    >>> captum_treatment(ReLU()), captum_treatment(Swish()), captum_treatment(Swish(), swish_as_gradient=False)
+    ('nonlinear', 'gradient', 'nonlinear')
+    """
+    treatment = registry.info(layer).captum
+    if treatment == "gradient" and not swish_as_gradient and isinstance(layer, ElementwiseLayer):
+        return "nonlinear"
+    return treatment
+
+
+def unhooked_elementwise(net) -> list:
+    """The element-wise layers of ``net`` whose modules Captum's DeepLift does not hook (captum =
+    "gradient": it passes their gradient f'(x) instead of Δy/Δx)."""
+    return [layer for layer in net.layers
+            if isinstance(layer, ElementwiseLayer) and captum_treatment(layer) == "gradient"]
+
+
 def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EPS, swish_as_gradient=True,
                     stale_grad_output=True, first_row_fallback=True, assign_unpool=True,
                     naive_division=True) -> np.ndarray:
@@ -205,8 +230,9 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
         |Δx| below which an element-wise layer or max pool uses the ordinary gradient (Captum:
         1e-10). ``eps=0`` falls back only where Δx == 0 exactly.
     swish_as_gradient : bool
-        True: Swish passes the ordinary gradient f'(x) (Captum has no rule for nn.SiLU). False:
-        Swish gets the Rescale multiplier like the other element-wise layers.
+        True: an element-wise layer whose module Captum does not hook (registry ``captum =
+        "gradient"``: Swish, as nn.SiLU) passes the ordinary gradient f'(x). False: it gets the
+        Rescale multiplier like the hooked ones (:func:`captum_treatment`).
     stale_grad_output : bool
         True: a hooked layer's rule uses the gradient at its output as it *arrives*, before the
         hook of the next layer rewrites it (Captum registers the output-gradient recorder of a
@@ -239,11 +265,10 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
         cache, cache_ref = trace.caches[i], trace_ref.caches[i]
         recorded = arriving if stale_grad_output else final
         plain = (layer.vjp(final[0], cache), layer.vjp(final[1], cache_ref))
-        hooked = isinstance(layer, (ReLU, Tanh, Sigmoid, MaxPool2D)) or (isinstance(layer, Swish)
-                                                                         and not swish_as_gradient)
-        if isinstance(layer, LinearLayer) or not hooked:
+        treatment = captum_treatment(layer, swish_as_gradient)
+        if treatment in ("linear", "gradient"):
             new = plain
-        elif isinstance(layer, MaxPool2D):
+        elif treatment == "maxpool":
             dx = a - a_ref
             fallback = np.abs(dx) < eps if eps > 0 else dx == 0
             argmax, shape = cache
@@ -257,7 +282,7 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
             ratio = u / np.where(fallback, 1.0, dx)
             grad_in, grad_ref = (plain[0][0], plain[0][0]) if first_row_fallback else plain
             new = (np.where(fallback, grad_in, ratio), np.where(fallback, grad_ref, ratio))
-        elif isinstance(layer, (ReLU, Tanh, Sigmoid, Swish)):
+        elif treatment == "nonlinear" and isinstance(layer, ElementwiseLayer):
             dx = a - a_ref
             fallback = np.abs(dx) < eps if eps > 0 else dx == 0
             safe = np.where(fallback, 1.0, dx)

@@ -41,7 +41,7 @@ from numpy.typing import ArrayLike
 from .. import __version__
 from .._typing import AttributionMethod, MaxPoolRule, OnnxModel, PathLike, Target, TorchModule, TorchTensor
 from ..errors import ArgumentError, RuleError, UnsupportedLayerError
-from ..layers import MaxPool2D, ReLU, Sigmoid, Swish, Tanh
+from ..layers import MaxPool2D, registry
 from ..methods import deconvnet, gradient, guided_backprop, input_x_gradient
 from ..methods._common import pick, prepare
 from ..network import Sequential
@@ -366,17 +366,19 @@ def _verdict(components, rtol, unmatched=False) -> str:
 
 
 def _nonlinear_inputs(net, x, xr):
-    """Δz at the input of every element-wise and max-pool layer, as (layer index, layer, Δz)."""
+    """Δz at the input of every layer that gets a Captum DeepLift hook once the unhooked element-wise
+    layers get Rescale too (every element-wise and max-pool layer), as (layer index, layer, Δz)."""
     trace, trace_ref = net.trace(x), net.trace(xr)
     for i, layer in enumerate(net.layers):
-        if isinstance(layer, (ReLU, Tanh, Sigmoid, Swish, MaxPool2D)):
+        if cc.captum_treatment(layer, swish_as_gradient=False) in ("nonlinear", "maxpool"):
             yield i, layer, trace.activations[i] - trace_ref.activations[i]
 
 
 def _adjacent_hooked(net, swish_hooked=False) -> list[str]:
-    """Names of consecutive layer pairs that both carry a Captum DeepLift hook."""
+    """Names of consecutive layer pairs that both carry a Captum DeepLift hook (``swish_hooked``: the
+    element-wise layers Captum does not hook are counted as hooked)."""
     def hooked(layer):
-        return isinstance(layer, (ReLU, Tanh, Sigmoid, MaxPool2D)) or (swish_hooked and isinstance(layer, Swish))
+        return cc.captum_treatment(layer, swish_as_gradient=not swish_hooked) in ("nonlinear", "maxpool")
 
     layers = net.layers
     return [f"{type(a).__name__} -> {type(b).__name__} (layers {i}, {i + 1})"
@@ -403,10 +405,13 @@ def _deeplift_chain(net, x, baseline, target, baselines=None):
 
     v0 = run()
     components = []
-    has_pool = any(isinstance(layer, MaxPool2D) for layer in net.layers)
-    if any(isinstance(layer, Swish) for layer in net.layers):
+    has_pool = any(cc.captum_treatment(layer) == "maxpool" for layer in net.layers)
+    unhooked = cc.unhooked_elementwise(net)
+    if unhooked:
+        entries = [registry.info(layer) for layer in unhooked]
+        modules = ", ".join(dict.fromkeys(f"nn.{e.torch_modules[0]}" if e.torch_modules else e.name for e in entries))
         v = more(swish_as_gradient=False)
-        components.append(Cause("convention", "Captum has no DeepLift rule for nn.SiLU (its documentation: only a "
+        components.append(Cause("convention", f"Captum has no DeepLift rule for {modules} (its documentation: only a "
                                               "limited list of non-linearities is supported): it passes the "
                                               "gradient f'(x) at the input instead of the multiplier Δy/Δx (no "
                                               "warning; summation-to-delta breaks)", relative_difference(v0, v)))

@@ -24,22 +24,41 @@ from numpy.typing import ArrayLike
 from .._typing import OnnxModel, PathLike
 from ..errors import (ArgumentError, ImportMismatchError, RefattrError, ShapeError, UnsafeFileError,
                       UnsupportedLayerError)
-from ..layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Swish, Tanh
+from ..layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, Swish
+from ..layers import registry
 from ..network import Sequential
 from . import _batchnorm as batchnorm
 from ._onnx_file import _external_location, _load, require_onnx
 
-__all__ = ["from_onnx", "onnx_forward", "require_onnx"]
+__all__ = ["from_onnx", "onnx_forward", "require_onnx", "supported_onnx"]
 
-SUPPORTED_ONNX = ("Gemm (transA=0), MatMul with a constant 2-D right operand, Add of a constant bias after "
-                  "Gemm/MatMul/Conv, Conv (2-D, pads, strides, dilations, group, auto_pad), Relu, Tanh, "
-                  "Sigmoid, x * Sigmoid(x) and x * Sigmoid(beta * x) (swish), Swish, Flatten (axis 1), "
-                  "Reshape to (N, -1), MaxPool and AveragePool (2-D, ceil_mode 0, dilations 1), "
-                  "BatchNormalization (inference), Identity, Dropout (inference), Constant")
+#: The ops with their own import code, with what of them is supported. Every other op a
+#: registered layer names in ``onnx_ops`` is a single element-wise node imported through the
+#: layer's declarations (``onnx_attributes``; :mod:`refattr.layers.registry`).
+SPECIAL_ONNX = {"Gemm": "Gemm (transA=0)", "MatMul": "MatMul with a constant 2-D right operand",
+                "Conv": "Conv (2-D, pads, strides, dilations, group, auto_pad)", "Flatten": "Flatten (axis 1)",
+                "Reshape": "Reshape to (N, -1)", "MaxPool": "MaxPool (2-D, ceil_mode 0, dilations 1)",
+                "AveragePool": "AveragePool (2-D, ceil_mode 0, dilations 1)"}
+#: Ops and patterns that no one registered layer stands for: merged, folded, dropped or refused with a reason.
+MERGED_ONNX = {"Add": "Add of a constant bias after Gemm/MatMul/Conv",
+               "BatchNormalization": "BatchNormalization (inference)", "Identity": "Identity",
+               "Dropout": "Dropout (inference)", "HardSwish": None}
+PATTERNS_ONNX = ("x * Sigmoid(x) and x * Sigmoid(beta * x) (swish)", "Constant")
 
-#: The op types from_onnx reads (besides Constant and the Mul / Sigmoid of x * Sigmoid(x)).
-IMPORTED_OPS = ("Gemm", "MatMul", "Add", "Conv", "Relu", "Tanh", "Sigmoid", "Swish", "HardSwish", "Flatten", "Reshape",
-                "MaxPool", "AveragePool", "BatchNormalization", "Identity", "Dropout")
+
+def supported_onnx() -> str:
+    """What :func:`from_onnx` imports, read from the layer registry (for messages)."""
+    names = []
+    for entry in registry.registered():
+        for op in entry.onnx_ops:
+            attributes = ", ".join(entry.onnx_attributes)
+            names.append(SPECIAL_ONNX.get(op, f"{op}({attributes})" if attributes else op))
+    return ", ".join([*names, *(d for d in MERGED_ONNX.values() if d), *PATTERNS_ONNX])
+
+
+def _imported(op: str) -> bool:
+    """Whether from_onnx reads op type ``op`` (besides Constant and the Mul / Sigmoid of x * Sigmoid(x))."""
+    return op in SPECIAL_ONNX or op in MERGED_ONNX or registry.by_onnx_op(op) is not None
 #: Element types refattr reads from a tensor: real numbers (the weights are converted to float64).
 REAL_TYPES = ("FLOAT", "DOUBLE", "FLOAT16", "BFLOAT16", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16",
               "UINT32", "UINT64", "BOOL")
@@ -170,7 +189,7 @@ class _Walker:
 
     def refuse(self, node, reason):
         """Valid ONNX that refattr does not model."""
-        raise UnsupportedLayerError(f"{self.where(node)}: {reason}. Supported: {SUPPORTED_ONNX}")
+        raise UnsupportedLayerError(f"{self.where(node)}: {reason}. Supported: {supported_onnx()}")
 
     def invalid(self, node, reason):
         """Not valid ONNX: a wrong attribute type or value, a missing input."""
@@ -426,7 +445,7 @@ def from_onnx(model: OnnxModel | PathLike | bytes, input_shape: Sequence[int] | 
         op = node.op_type
         if node.domain not in ("", "ai.onnx"):
             walker.refuse(node, f"operator domain {node.domain!r}")
-        if op not in IMPORTED_OPS:
+        if not _imported(op):
             walker.refuse(node, "no refattr layer computes it")
         walker.validate(node)
         a = walker.attrs(node)
@@ -491,12 +510,6 @@ def from_onnx(model: OnnxModel | PathLike | bytes, input_shape: Sequence[int] | 
             emit(walker.build(node, Conv2D, w, bias, stride=stride, padding=pads, dilation=dilation,
                               groups=walker.int_attr(node, a, "group", 1, minimum=1)))
             foldable = True
-        elif op in ("Relu", "Tanh", "Sigmoid"):
-            emit({"Relu": ReLU, "Tanh": Tanh, "Sigmoid": Sigmoid}[op]())
-            foldable = False
-        elif op == "Swish":
-            emit(walker.build(node, Swish, walker.float_attr(node, a, "alpha", 1.0)))
-            foldable = False
         elif op == "HardSwish":
             walker.refuse(node, "HardSwish is x * relu6(x + 3) / 6, a piecewise function, not swish")
         elif op == "Flatten":
@@ -590,7 +603,12 @@ def from_onnx(model: OnnxModel | PathLike | bytes, input_shape: Sequence[int] | 
                 if not walker.unused(node, 1):
                     walker.refuse(node, "its mask output is used")
         else:
-            walker.refuse(node, "no refattr layer computes it")
+            entry = registry.by_onnx_op(op)
+            if entry is None:
+                walker.refuse(node, "no refattr layer computes it")
+            walker.inputs(node, 1, 1)
+            emit(walker.build(node, entry.cls, **_declared_arguments(walker, node, a, entry)))
+            foldable = False
         current = node.output[0]
 
     left = [n for n in walker.nodes if id(n) not in visited]
@@ -604,6 +622,31 @@ def from_onnx(model: OnnxModel | PathLike | bytes, input_shape: Sequence[int] | 
     if check:
         _check_import(proto, walker, net)
     return net
+
+
+def _declared_arguments(walker, node, attrs, entry):
+    """The constructor arguments of ``entry``'s layer from the node's attributes, as its
+    ``onnx_attributes`` maps them; an absent attribute takes the operator's default from its ONNX
+    schema (for the model's opset); an attribute the layer does not read is refused."""
+    unread = sorted(set(attrs) - set(entry.onnx_attributes))
+    if unread:
+        walker.refuse(node, f"attribute(s) {unread}: refattr's {entry.name} reads "
+                            f"{sorted(entry.onnx_attributes) or 'no attributes'}")
+    opset = walker.schema_context.opset_imports.get(node.domain or "", None)
+    if opset is None:
+        opset = walker.schema_context.opset_imports.get("ai.onnx", 1)
+    schema = walker.onnx.defs.get_schema(node.op_type, opset, "")
+    arguments = {}
+    for attribute, argument in entry.onnx_attributes.items():
+        if attribute in attrs:
+            arguments[argument] = attrs[attribute]
+            continue
+        declared = schema.attributes.get(attribute)
+        default = None if declared is None or not declared.default_value.name else declared.default_value
+        if default is not None:
+            value = walker.helper.get_attribute_value(default)
+            arguments[argument] = value.decode("utf-8") if isinstance(value, bytes) else value
+    return arguments
 
 
 def shape_or_none(shape):

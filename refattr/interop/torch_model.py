@@ -21,17 +21,32 @@ from numpy.typing import ArrayLike
 
 from .._typing import TorchModule, TorchTensor
 from ..errors import ArgumentError, ImportMismatchError, NonFiniteError, RefattrError, ShapeError, UnsupportedLayerError
-from ..layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Swish, Tanh
+from ..layers import AvgPool2D, Conv2D, Dense, MaxPool2D
+from ..layers import registry
 from ..network import Sequential
 from . import _batchnorm as batchnorm
 
-__all__ = ["from_torch", "to_torch", "torch_forward", "require_torch"]
+__all__ = ["from_torch", "to_torch", "torch_forward", "require_torch", "supported_torch"]
 
-SUPPORTED_TORCH = ("Sequential (nested too), Linear, Conv2d (padding_mode='zeros'), ZeroPad2d before Conv2d or "
-                   "AvgPool2d, ReLU, Tanh, Sigmoid, "
-                   "SiLU, Flatten(start_dim=1, end_dim=-1), MaxPool2d (dilation 1, ceil_mode=False), "
-                   "AvgPool2d (ceil_mode=False, no divisor_override), BatchNorm1d/BatchNorm2d in eval mode "
-                   "with running statistics, Dropout/Dropout1d/Dropout2d in eval mode, Identity")
+#: The torch modules with their own import code (weights, padding forms, pooling settings), with
+#: what of them is supported. Every other module a registered layer names in ``torch_modules``
+#: imports through its declarations (:mod:`refattr.layers.registry`).
+SPECIAL_TORCH = {"Linear": "Linear", "Conv2d": "Conv2d (padding_mode='zeros')",
+                 "MaxPool2d": "MaxPool2d (dilation 1, ceil_mode=False)",
+                 "AvgPool2d": "AvgPool2d (ceil_mode=False, no divisor_override)"}
+#: Torch modules that no refattr layer stands for: merged, folded or dropped on import.
+MERGED_TORCH = ("ZeroPad2d before Conv2d or AvgPool2d", "BatchNorm1d/BatchNorm2d in eval mode with running statistics",
+                "Dropout/Dropout1d/Dropout2d in eval mode", "Identity")
+
+
+def supported_torch() -> str:
+    """What :func:`from_torch` imports, read from the layer registry (for messages)."""
+    names = []
+    for entry in registry.registered():
+        for name in entry.torch_modules:
+            required = ", ".join(f"{a}={v!r}" for a, v in entry.torch_requires.items())
+            names.append(SPECIAL_TORCH.get(name, f"{name}({required})" if required else name))
+    return ", ".join(["Sequential (nested too)", *names, *MERGED_TORCH])
 
 
 def require_torch() -> ModuleType:
@@ -115,7 +130,7 @@ def _kind(module):
 def _refuse(path, position, module, reason):
     raise UnsupportedLayerError(
         f"{_label(path, module)} at position {position} of the flattened Sequential: {reason}. "
-        f"Supported: {SUPPORTED_TORCH}"
+        f"Supported: {supported_torch()}"
     )
 
 
@@ -250,10 +265,13 @@ def from_torch(module: TorchModule, input_shape: Sequence[int] | None = None) ->
     Parameters
     ----------
     module : torch.nn.Sequential
-        Nested Sequentials are flattened. Every leaf must be one of: Linear, Conv2d, ReLU, Tanh,
-        Sigmoid, SiLU, Flatten, MaxPool2d, AvgPool2d, BatchNorm1d/2d (eval mode), Dropout (eval
-        mode, dropped), Identity (dropped), ZeroPad2d directly before a Conv2d or AvgPool2d (merged
-        into its padding; this is what :func:`to_torch` writes for asymmetric padding). A leaf with
+        Nested Sequentials are flattened. Every leaf must be one of: Linear, Conv2d, MaxPool2d,
+        AvgPool2d, BatchNorm1d/2d (eval mode), Dropout (eval mode, dropped), Identity (dropped),
+        ZeroPad2d directly before a Conv2d or AvgPool2d (merged into its padding; this is what
+        :func:`to_torch` writes for asymmetric padding), or a module that a registered layer names
+        in its ``torch_modules`` (ReLU, Tanh, Sigmoid, SiLU, Flatten, ...; :func:`supported_torch`
+        lists them all), whose constructor arguments are read from the module's attributes of the
+        same names (:mod:`refattr.layers.registry`). A leaf with
         ``torch.nn.utils.parametrize`` parametrizations (e.g.
         ``torch.nn.utils.parametrizations.weight_norm``) is imported with its parametrized
         tensors as computed now.
@@ -512,19 +530,6 @@ def _convert_parameter_free(path, position, m):
     torch = require_torch()
     nn = torch.nn
     kind = _kind(m)
-    if kind is nn.ReLU:
-        return ReLU()
-    if kind is nn.Tanh:
-        return Tanh()
-    if kind is nn.Sigmoid:
-        return Sigmoid()
-    if kind is nn.SiLU:
-        return Swish(1.0)
-    if kind is nn.Flatten:
-        if m.start_dim != 1 or m.end_dim != -1:
-            _refuse(path, position, m, f"start_dim={m.start_dim}, end_dim={m.end_dim}; only Flatten(1, -1) "
-                                       f"(flatten each example) is supported")
-        return Flatten()
     if kind is nn.MaxPool2d:
         if m.ceil_mode:
             _refuse(path, position, m, "ceil_mode=True; refattr pools in floor mode only")
@@ -543,7 +548,31 @@ def _convert_parameter_free(path, position, m):
                          count_include_pad=bool(m.count_include_pad))
     if kind is nn.Hardswish:
         _refuse(path, position, m, "Hardswish is x * relu6(x + 3) / 6, a piecewise function, not swish")
-    _refuse(path, position, m, "no refattr layer computes it")
+    entry = registry.by_torch_module(kind)
+    if entry is None:
+        _refuse(path, position, m, "no refattr layer computes it")
+    return _from_declared(path, position, m, entry)
+
+
+def _from_declared(path, position, m, entry):
+    """The layer ``entry`` declares for module ``m``: its constructor's arguments are the module's
+    attributes of the same names (or as ``torch_arguments`` renames them), after the settings in
+    ``torch_requires`` are checked."""
+    for attribute, value in entry.torch_requires.items():
+        seen = getattr(m, attribute, None)
+        if seen != value:
+            wanted = ", ".join(f"{a}={v!r}" for a, v in entry.torch_requires.items())
+            _refuse(path, position, m, f"{attribute}={seen!r}; refattr's {entry.name} models only {wanted}")
+    arguments = {}
+    for name in entry.arguments:
+        attribute = entry.torch_arguments.get(name, name)
+        if attribute is None:  # the module has no such argument: the constructor's default is what it computes
+            continue
+        if not hasattr(m, attribute):
+            _refuse(path, position, m, f"it has no attribute {attribute!r}, which refattr's {entry.name} reads as its "
+                                       f"argument {name!r} (declare the torch name in {entry.name}.torch_arguments)")
+        arguments[name] = getattr(m, attribute)
+    return entry.cls(**arguments)
 
 
 def _pair(value):
@@ -557,9 +586,11 @@ def to_torch(net: Sequential) -> TorchModule:
 
     Used to run a peer library (Captum) on a model that was loaded from ONNX or built in refattr.
     Asymmetric convolution padding becomes ``nn.ZeroPad2d`` followed by an unpadded ``nn.Conv2d``
-    (likewise average pooling with ``count_include_pad=True``). Refused with
-    UnsupportedLayerError: Swish with beta != 1 (PyTorch has no module for it), asymmetric
-    max-pool padding, and asymmetric average-pool padding with ``count_include_pad=False``.
+    (likewise average pooling with ``count_include_pad=True``). Any other registered layer becomes
+    ``torch.nn.<its first torch_modules name>`` built from its constructor's arguments
+    (:mod:`refattr.layers.registry`). Refused with UnsupportedLayerError: a layer without a torch
+    module, Swish with beta != 1 (``nn.SiLU`` is beta = 1), asymmetric max-pool padding, and
+    asymmetric average-pool padding with ``count_include_pad=False``.
     """
     torch = require_torch()
     nn = torch.nn
@@ -593,19 +624,6 @@ def to_torch(net: Sequential) -> TorchModule:
                 if layer.bias is not None:
                     conv.bias.copy_(tensor(layer.bias))
             modules.append(conv)
-        elif isinstance(layer, ReLU):
-            modules.append(nn.ReLU())
-        elif isinstance(layer, Tanh):
-            modules.append(nn.Tanh())
-        elif isinstance(layer, Sigmoid):
-            modules.append(nn.Sigmoid())
-        elif isinstance(layer, Swish):
-            if layer.beta != 1.0:
-                raise UnsupportedLayerError(f"net.layers[{i}]: Swish(beta={layer.beta}) has no PyTorch module "
-                                            f"(nn.SiLU is beta = 1)")
-            modules.append(nn.SiLU())
-        elif isinstance(layer, Flatten):
-            modules.append(nn.Flatten())
         elif isinstance(layer, (AvgPool2D, MaxPool2D)):
             top, bottom, left, right = layer.padding
             symmetric = top == bottom and left == right
@@ -624,8 +642,31 @@ def to_torch(net: Sequential) -> TorchModule:
                 raise UnsupportedLayerError(f"net.layers[{i}]: AvgPool2D with asymmetric padding {layer.padding} "
                                             f"and count_include_pad=False has no nn.AvgPool2d equivalent")
         else:
-            raise UnsupportedLayerError(f"net.layers[{i}]: {type(layer).__name__} has no PyTorch equivalent here")
+            modules.append(_to_declared(i, layer, nn))
     return nn.Sequential(*modules).double().eval()
+
+
+def _to_declared(i, layer, nn):
+    """``torch.nn.<torch_modules[0]>(**arguments)`` from the layer's registry entry (see
+    :mod:`refattr.layers.registry`: ``torch_arguments``, ``torch_requires``)."""
+    entry = next((e for e in registry.registered() if type(layer) is e.cls), None)
+    if entry is None or not entry.torch_modules:
+        exported = ", ".join(e.name for e in registry.registered() if e.torch_modules)
+        raise UnsupportedLayerError(f"net.layers[{i}]: {type(layer).__name__} has no PyTorch equivalent here; "
+                                    f"to_torch exports {exported}")
+    name = entry.torch_modules[0]
+    arguments = dict(entry.torch_requires)
+    for argument in entry.arguments:
+        attribute = entry.torch_arguments.get(argument, argument)
+        value = getattr(layer, argument)
+        if attribute is None:
+            if value != entry.defaults[argument]:
+                raise UnsupportedLayerError(
+                    f"net.layers[{i}]: {entry.name}({argument}={value!r}) has no PyTorch module (nn.{name} is "
+                    f"{argument} = {entry.defaults[argument]!r}); only {argument}={entry.defaults[argument]!r} exports")
+            continue
+        arguments[attribute] = value.item() if isinstance(value, np.generic) else value
+    return getattr(nn, name)(**arguments)
 
 
 def torch_forward(module: TorchModule, x: ArrayLike | TorchTensor) -> np.ndarray:

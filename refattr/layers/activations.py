@@ -8,6 +8,7 @@ cancellation, equal to f'(a) at h == 0; it is tested to 1e-13 relative against m
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -315,6 +316,10 @@ class ReLU(ElementwiseLayer):
     def function(self, x: np.ndarray) -> np.ndarray:
         return np.maximum(x, 0.0)
 
+    def mp_function(self, z: Any) -> Any:
+        """f in mpmath, for the high-precision tests."""
+        return max(z, 0 * z)
+
     def output_bound(self, bound: float) -> float:
         return bound                      # |max(x, 0)| <= |x|
 
@@ -377,6 +382,12 @@ class Tanh(ElementwiseLayer):
     def function(self, x: np.ndarray) -> np.ndarray:
         return fused.tanh(x)
 
+    def mp_function(self, z: Any) -> Any:
+        """f in mpmath, for the high-precision tests."""
+        import mpmath
+
+        return mpmath.tanh(z)
+
     def output_bound(self, bound: float) -> float:
         return min(bound, 1.0)            # |tanh x| <= min(|x|, 1)
 
@@ -399,6 +410,12 @@ class Sigmoid(ElementwiseLayer):
     def function(self, x: np.ndarray) -> np.ndarray:
         return fused.sigmoid(x)
 
+    def mp_function(self, z: Any) -> Any:
+        """f in mpmath, for the high-precision tests."""
+        import mpmath
+
+        return 1 / (1 + mpmath.exp(-z))
+
     def output_bound(self, bound: float) -> float:
         return 1.0                        # 0 < σ(x) < 1
 
@@ -418,7 +435,9 @@ class Swish(ElementwiseLayer):
     """
 
     torch_modules = ("SiLU",)
+    torch_arguments = {"beta": None}    # nn.SiLU is beta = 1: exports only then
     onnx_ops = ("Swish",)
+    onnx_attributes = {"alpha": "beta"}
     captum = "gradient"    # not in Captum's list of non-linearities
 
     def __init__(self, beta: float = 1.0) -> None:
@@ -428,6 +447,12 @@ class Swish(ElementwiseLayer):
 
     def function(self, x: np.ndarray) -> np.ndarray:
         return fused.swish(x, self.beta)
+
+    def mp_function(self, z: Any) -> Any:
+        """f in mpmath, for the high-precision tests."""
+        import mpmath
+
+        return z / (1 + mpmath.exp(-mpmath.mpf(self.beta) * z))
 
     def output_bound(self, bound: float) -> float:
         return bound                      # |x σ(beta x)| <= |x|, since 0 < σ < 1

@@ -363,6 +363,12 @@ class ElementwiseLayer(Layer):
     def secant(self, a: np.ndarray, h: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def mp_function(self, z: Any) -> Any:
+        """The same f evaluated in mpmath (``z`` an ``mpmath.mpf``, at the caller's working
+        precision): the reference the contract tests hold ``secant`` to (1e-13 relative). Every
+        element-wise layer declares it; mpmath is imported inside, only the tests need it."""
+        raise NotImplementedError(f"{type(self).__name__} declares no mp_function")
+
     def derivative(self, x: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
         """g * f'(x) (f'(x) when g is None), f' as the limit of the divided difference.
 

@@ -23,6 +23,7 @@ class Flatten(LinearLayer):
     """
 
     torch_modules = ("Flatten",)
+    torch_requires = {"start_dim": 1, "end_dim": -1}    # flatten each example
     onnx_ops = ("Flatten", "Reshape")
 
     def output_shape(self, input_shape: Shape | None) -> Shape:

@@ -13,11 +13,33 @@ and the contract tests read :func:`registered` instead of naming layers:
     Names of the ``torch.nn`` module classes the layer imports from.
 ``onnx_ops`` (tuple of str)
     ONNX op types (or pattern names) the layer imports from.
+``torch_arguments`` (dict, default empty)
+    How the constructor's arguments read from the torch module, where the names differ: argument
+    -> the module's attribute of another name, or None where the module has no such argument
+    (``Swish``: ``{"beta": None}``, ``nn.SiLU`` is beta = 1): the import then uses the
+    constructor's default and the export refuses any other value. Every argument not named here is
+    the module's attribute of the same name (``LeakyReLU(negative_slope)``); the export calls
+    ``torch.nn.<torch_modules[0]>(**those)``.
+``torch_requires`` (dict, default empty)
+    Settings of the torch module the layer models, attribute -> value (``Flatten``:
+    ``{"start_dim": 1, "end_dim": -1}``): the import refuses a module with another value, the
+    export passes them to the module's constructor.
+``onnx_attributes`` (dict, default empty)
+    For an element-wise op: ONNX attribute -> constructor argument (``Swish``: ``{"alpha":
+    "beta"}``). The importer reads these attributes (an absent one takes the operator's default
+    from its ONNX schema) and refuses any other attribute on the node.
+``mp_function`` (element-wise layers: a method)
+    The layer's f evaluated in mpmath, next to ``function``: the high-precision reference the
+    contract tests hold the divided difference ``secant`` to.
 ``captum`` (str)
     How Captum 0.9.0's DeepLift treats the corresponding module: ``"linear"`` (not hooked, the
     plain gradient, which equals the Linear rule's multipliers), ``"nonlinear"`` (hooked, the
     Rescale rule from forward differences), ``"maxpool"`` (hooked, its max-pool rule) or
     ``"gradient"`` (not in its list of non-linearities: the plain gradient).
+
+Layers whose import or export is more than that (Linear / Conv2d weights and padding forms, pooling
+settings, patterns such as x * Sigmoid(x) or Gemm + Add) keep their own code in the importers;
+every other declared torch module or ONNX op imports and exports through the declarations alone.
 
 The serialised form of a layer is its type name and its constructor's arguments, read back from the
 attributes of the same names (``Conv2D(weight, bias, stride, ...)`` keeps ``self.stride`` ...):
@@ -28,14 +50,15 @@ bundled models.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import UnsupportedLayerError
 
-__all__ = ["LayerInfo", "register", "registered", "info", "to_config", "from_config", "supported"]
+__all__ = ["LayerInfo", "register", "unregister", "registered", "info", "to_config", "from_config", "supported",
+           "by_torch_module", "by_onnx_op"]
 
 _CAPTUM = ("linear", "nonlinear", "maxpool", "gradient")
 
@@ -51,6 +74,10 @@ class LayerInfo:
     onnx_ops: tuple[str, ...]
     captum: str
     arguments: tuple[str, ...]      # constructor parameters, in order (the serialised form)
+    torch_arguments: dict[str, str | None] = field(default_factory=dict)
+    torch_requires: dict[str, Any] = field(default_factory=dict)
+    onnx_attributes: dict[str, str] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)  # the constructor's defaults, by argument
 
 
 _REGISTRY: dict[str, LayerInfo] = {}
@@ -69,11 +96,39 @@ def register(cls: type) -> type:
                         f"got {captum!r}")
     if name in _REGISTRY and _REGISTRY[name].cls is not cls:
         raise TypeError(f"{name}: a different layer class is already registered under this name")
-    arguments = tuple(p.name for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
-                      if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
-    _REGISTRY[name] = LayerInfo(cls, name, declared, tuple(getattr(cls, "torch_modules", ())),
-                                tuple(getattr(cls, "onnx_ops", ())), captum, arguments)
+    parameters = [p for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    arguments = tuple(p.name for p in parameters)
+    defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
+    torch_modules = tuple(getattr(cls, "torch_modules", ()))
+    onnx_ops = tuple(getattr(cls, "onnx_ops", ()))
+    torch_arguments = dict(getattr(cls, "torch_arguments", {}))
+    onnx_attributes = dict(getattr(cls, "onnx_attributes", {}))
+    unknown = sorted(set(torch_arguments) - set(arguments)) + sorted(set(onnx_attributes.values()) - set(arguments))
+    if unknown:
+        raise TypeError(f"{name}: torch_arguments / onnx_attributes name {unknown}, which are not arguments of "
+                        f"its constructor {arguments}")
+    absent = [a for a, attribute in torch_arguments.items() if attribute is None and a not in defaults]
+    if absent:
+        raise TypeError(f"{name}: torch_arguments maps {absent} to None (the torch module has no such argument), "
+                        f"so the constructor needs a default for them")
+    for other in _REGISTRY.values():
+        if other.name == name:
+            continue
+        shared = sorted(set(torch_modules) & set(other.torch_modules)) + sorted(set(onnx_ops) & set(other.onnx_ops))
+        if shared:
+            raise TypeError(f"{name}: {shared} already import as {other.name}; a torch module or ONNX op "
+                            f"imports as one layer class")
+    _REGISTRY[name] = LayerInfo(cls, name, declared, torch_modules, onnx_ops, captum, arguments, torch_arguments,
+                                dict(getattr(cls, "torch_requires", {})), onnx_attributes, defaults)
     return cls
+
+
+def unregister(name: str) -> None:
+    """Remove a layer class from the registry (for tests that register a class of their own)."""
+    if name not in _REGISTRY:
+        raise KeyError(f"{name!r} is not registered; registered: {supported()}")
+    del _REGISTRY[name]
 
 
 def registered() -> tuple[LayerInfo, ...]:
@@ -89,6 +144,20 @@ def info(layer: Any) -> LayerInfo:
         raise UnsupportedLayerError(f"{cls.__module__}.{cls.__name__} is not a registered refattr layer; "
                                     f"registered: {supported()}")
     return entry
+
+
+def by_torch_module(kind: type) -> LayerInfo | None:
+    """The entry whose ``torch_modules`` names ``kind`` (a ``torch.nn`` class, compared by identity
+    with ``torch.nn.<name>``, so a user's class of the same name is not taken for it), or None."""
+    import torch.nn
+
+    return next((entry for entry in _REGISTRY.values()
+                 if any(getattr(torch.nn, m, None) is kind for m in entry.torch_modules)), None)
+
+
+def by_onnx_op(op_type: str) -> LayerInfo | None:
+    """The entry whose ``onnx_ops`` names ``op_type``, or None."""
+    return next((entry for entry in _REGISTRY.values() if op_type in entry.onnx_ops), None)
 
 
 def supported() -> str:

@@ -20,6 +20,7 @@ pytest.importorskip("onnxruntime")
 from onnx import AttributeProto, TensorProto, helper, numpy_helper  # noqa: E402
 from onnx.external_data_helper import load_external_data_for_model  # noqa: E402
 
+from refattr import Sigmoid  # noqa: E402
 from refattr.interop import from_onnx, onnx_forward  # noqa: E402
 from refattr.interop import onnx_model  # noqa: E402
 
@@ -433,14 +434,20 @@ def test_crafted_variants_of_valid_models_give_refattr_errors_only():
 
 
 # 4. Every import is checked against the model on a probe batch -------------------------------
+def _misread_tanh_as_sigmoid(monkeypatch):
+    """A plausible importer bug: the Tanh op read as the Sigmoid layer."""
+    real = onnx_model.registry.by_onnx_op
+    monkeypatch.setattr(onnx_model.registry, "by_onnx_op", lambda op: real("Sigmoid" if op == "Tanh" else op))
+
+
 def test_a_misread_op_is_caught_by_the_probe(monkeypatch):
     """A plausible importer bug (an op mapped to the wrong layer) raises ImportMismatchError."""
     m = model([N("Gemm", ["x", "W"], ["h"]), N("Tanh", ["h"])], {"W": W45})
     from_onnx(m)
-    monkeypatch.setattr(onnx_model, "Tanh", onnx_model.Sigmoid)
+    _misread_tanh_as_sigmoid(monkeypatch)
     with pytest.raises(ImportMismatchError, match="differs from the ONNX model \\(onnxruntime\\).*1e-12"):
         from_onnx(m)
-    assert isinstance(from_onnx(m, check=False).layers[1], onnx_model.Sigmoid)  # check=False: unchecked
+    assert isinstance(from_onnx(m, check=False).layers[1], Sigmoid)  # check=False: unchecked
 
 
 def test_same_upper_read_as_same_lower_is_caught_by_the_probe_on_a_float32_model(monkeypatch):
@@ -465,7 +472,7 @@ def test_the_probe_uses_a_fixed_batch_size_and_is_skipped_when_the_shape_is_unkn
     fixed = model([N("Gemm", ["x", "W"], ["h"]), N("Tanh", ["h"])], {"W": W45}, in_dims=(1, 4))
     unknown = model([N("Gemm", ["x", "W"], ["h"]), N("Tanh", ["h"])], {"W": W45}, in_dims=("N", "D"))
     from_onnx(fixed)  # onnxruntime refuses a batch of 2 here: the probe has 1 example
-    monkeypatch.setattr(onnx_model, "Tanh", onnx_model.Sigmoid)
+    _misread_tanh_as_sigmoid(monkeypatch)
     with pytest.raises(ImportMismatchError, match="\\(1, 4\\)"):
         from_onnx(fixed)
     from_onnx(unknown)  # no example shape: no probe (documented)

@@ -1,11 +1,11 @@
-"""Divided differences S(a, h) = (f(a + h) - f(a)) / h of the element-wise layers against mpmath.
+"""Divided differences S(a, h) = (f(a + h) - f(a)) / h: the layer-specific cases beyond the
+contract suite (tests/layers/test_layer_contract.py holds every registered element-wise layer's
+``secant`` to 1e-13 of its mpmath ``mp_function`` over a grid with |a| up to 700, |h| < 1e-12 and
+h == 0).
 
-DeepLIFT's Rescale and RevealCancel multipliers are these secants (docs/conventions.md, section
-'Rescale rule'): the bar is 1e-13 relative to a high-precision value, including |h| < 1e-12 (where
-S tends to f'(a)), h == 0 exactly, |a| up to 700, and both signs. The reference is the definition
-itself, (f(a + h) - f(a)) / h, or the closed-form derivative at h == 0, evaluated in mpmath with the
-working precision raised until 50 significant digits are stable (the subtraction cancels up to
-~600 digits for tanh near |a| = 700, which a fixed 50-digit evaluation would get wrong).
+Here: swish for several beta, with points placed on and near the curve where S vanishes; ReLU's
+exactness; exact derivatives at 0; no floating-point errors at extremes. The reference is
+tests/data/mp_secant.py (the definition in mpmath, precision raised until 50 digits are stable).
 
 Ill-conditioned points. For swish (non-monotonic) S vanishes on the curve s(a) = s(a + h), which
 lies where both a and a + h are negative (around the minimum at -1.2785 / beta). Near it,
@@ -13,11 +13,12 @@ relative accuracy is ill-conditioned: with κ = (|a ∂S/∂a| + |h ∂S/∂h|) 
 condition number of S in its inputs, rounding at the level of eps in any evaluation moves S by
 ~eps κ relative. Those points (swish, a <= 0 and a + h <= 0, |S| under 1% of the larger of
 σ(βa), σ(β(a + h)), and κ > 1e3) are held to 4 eps κ instead (the worst seen is 1.3 eps κ);
-every other point, including tanh and sigmoid deep in saturation where κ reaches ~1400
-but the implementation keeps the exponent exact, is held to 1e-13. Results below the smallest
-normal float are compared with an absolute floor of that size (underflow to zero or to a
-subnormal is the correct float64 answer).
+every other point is held to 1e-13. Results below the smallest normal float are compared with
+an absolute floor of that size (underflow to zero or to a subnormal is the correct float64 answer).
 """
+
+import importlib.util
+import pathlib
 
 import mpmath as mp
 import numpy as np
@@ -25,6 +26,11 @@ import pytest
 
 from refattr import ReLU, Sigmoid, Swish, Tanh
 from refattr.layers.activations import sigmoid_secant, swish_secant, tanh_secant
+
+_spec = importlib.util.spec_from_file_location(
+    "mp_secant", pathlib.Path(__file__).resolve().parents[1] / "data" / "mp_secant.py")
+mp_secant = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(mp_secant)
 
 EPS = 2.0 ** -52
 TINY = 2.2250738585072014e-308        # smallest normal float64
@@ -40,82 +46,34 @@ def mp_sigmoid(z):
     return 1 / (1 + mp.exp(-z))
 
 
-def mp_function(name, beta):
-    """(f, f') in mpmath."""
-    if name == "tanh":
-        return mp.tanh, lambda z: mp.sech(z) ** 2
-    if name == "sigmoid":
-        return mp_sigmoid, lambda z: mp_sigmoid(z) * (1 - mp_sigmoid(z))
-    b = mp.mpf(beta)
-    return (lambda z: z * mp_sigmoid(b * z),
-            lambda z: mp_sigmoid(b * z) + b * z * mp_sigmoid(b * z) * (1 - mp_sigmoid(b * z)))
-
-
-def _secant(f, df, a, h, dps):
-    with mp.workdps(dps):
-        a, h = mp.mpf(a), mp.mpf(h)
-        return +df(a) if h == 0 else (f(a + h) - f(a)) / h
-
-
-def reference(f, df, a, h):
-    """S(a, h) to 50 significant digits: raise the precision until the value is stable."""
-    dps = 60 + int((abs(a) + abs(h)) / 1.15) + (int(-np.log10(abs(h))) if h else 0)
-    previous = _secant(f, df, a, h, dps)
-    while True:
-        dps *= 2
-        value = _secant(f, df, a, h, dps)
-        if value == previous or abs(value - previous) <= abs(value) * mp.mpf(10) ** -50:
-            return value
-        previous = value
-
-
-def condition_number(f, df, a, h):
-    """κ = (|a ∂S/∂a| + |h ∂S/∂h|) / |S|, with ∂S/∂a = (f'(b) - f'(a)) / h and
-    ∂S/∂h = (f'(b) - S) / h (at h = 0: f''(a) and f''(a) / 2)."""
-    with mp.workdps(120 + int((abs(a) + abs(h)) / 1.15) + (int(-np.log10(abs(h))) if h else 0)):
-        a, h = mp.mpf(a), mp.mpf(h)
-        if h == 0:
-            s, ds_da = df(a), mp.diff(df, a)
-            ds_dh = ds_da / 2
-        else:
-            s = (f(a + h) - f(a)) / h
-            ds_da = (df(a + h) - df(a)) / h
-            ds_dh = (df(a + h) - s) / h
-        return mp.inf if s == 0 else (abs(a * ds_da) + abs(h * ds_dh)) / abs(s)
-
-
 def grid(beta):
+    """The contract's grid, the minimum, and a point (a, h*) on the curve s(a) = s(a + h*)."""
     points = [(a, h) for a in A_GRID for h in H_GRID]
-    if beta is not None:
-        # The minimum and a point (a, h*) on the curve s(a) = s(a + h*): ill-conditioned.
-        x_min = -SWISH_MIN / beta
-        points += [(x_min, h) for h in (0.0, 1e-15, -1e-15, 1e-13, 1e-8, 0.5, -0.5)]
-        f = mp_function("swish", beta)[0]
-        a = -2.5 / beta
-        with mp.workdps(50):
-            b_star = mp.findroot(lambda b: f(b) - f(mp.mpf(a)), -0.5 / beta)
-        points += [(a, float(b_star - a)), (a, float(b_star - a) * (1 + 1e-9))]
+    x_min = -SWISH_MIN / beta
+    points += [(x_min, h) for h in (0.0, 1e-15, -1e-15, 1e-13, 1e-8, 0.5, -0.5)]
+    f = Swish(beta).mp_function
+    a = -2.5 / beta
+    with mp.workdps(50):
+        b_star = mp.findroot(lambda b: f(b) - f(mp.mpf(a)), -0.5 / beta)
+    points += [(a, float(b_star - a)), (a, float(b_star - a) * (1 + 1e-9))]
     return points
 
 
-CASES = [("tanh", None, Tanh().secant), ("sigmoid", None, Sigmoid().secant)]
-CASES += [(f"swish-{beta}", beta, Swish(beta).secant) for beta in (1.0, 0.5, 1.702, 2.0)]
-
-
-@pytest.mark.parametrize("name, beta, secant", CASES, ids=[c[0] for c in CASES])
-def test_secant_matches_mpmath(name, beta, secant):
-    f, df = mp_function(name.split("-")[0], beta)
+@pytest.mark.parametrize("beta", [1.0, 0.5, 1.702, 2.0])
+def test_swish_secant_matches_mpmath_for_several_beta(beta):
+    layer = Swish(beta)
+    f = layer.mp_function
     points = grid(beta)
     a = np.array([p[0] for p in points])
     h = np.array([p[1] for p in points])
-    got = secant(a, h)                     # one vectorised call over the whole grid
+    got = layer.secant(a, h)               # one vectorised call over the whole grid
     failures, ill_conditioned = [], []
     for i, (ai, hi) in enumerate(points):
-        exact = reference(f, df, ai, hi)
+        (exact,) = mp_secant.reference(f, ai, hi)      # smooth: one value, also at h == 0
         err = float(abs(mp.mpf(got[i]) - exact) / max(abs(exact), TINY))
-        kappa = float(condition_number(f, df, ai, hi)) if beta is not None else 0.0
-        near_zero = beta is not None and ai <= 0 and ai + hi <= 0 and \
+        near_zero = ai <= 0 and ai + hi <= 0 and \
             abs(exact) < 1e-2 * max(mp_sigmoid(beta * ai), mp_sigmoid(beta * (ai + hi)))
+        kappa = float(mp_secant.condition_number(f, ai, hi)) if near_zero else 0.0
         if near_zero and kappa > 1e3:
             ill_conditioned.append((ai, hi, float(exact), kappa))
             if err > 4 * EPS * kappa:
@@ -123,12 +81,9 @@ def test_secant_matches_mpmath(name, beta, secant):
         elif err > 1e-13:
             failures.append((ai, hi, float(got[i]), float(exact), err))
     assert not failures, failures
-    if beta is None:
-        assert not ill_conditioned
-    else:
-        # Only the points placed near the zero curve (and a + h = 0 from -700, where S is
-        # σ(-700) ~ 1e-304 against terms of size 1/2) are classed ill-conditioned.
-        assert 0 < len(ill_conditioned) <= 12, ill_conditioned
+    # Only the points placed near the zero curve (and a + h = 0 from -700, where S is
+    # σ(-700) ~ 1e-304 against terms of size 1/2) are classed ill-conditioned.
+    assert 0 < len(ill_conditioned) <= 12, ill_conditioned
 
 
 def test_module_functions_are_the_layer_secants():
