@@ -32,3 +32,11 @@ def test_quick_start_prints_what_it_claims():
             else:
                 exec(line, namespace)
     assert checked >= 4
+
+
+def test_the_layers_row_names_every_registered_layer_and_nothing_else():
+    # the README's "What is here" table lists the layers by hand: tie it to the registry
+    from refattr.layers.registry import registered
+    row = next(line for line in README.read_text().splitlines() if line.startswith("| layers |"))
+    listed = set(re.findall(r"`([A-Z][A-Za-z0-9]*)(?:\(|`)", row.split(";")[0]))
+    assert listed == {entry.name for entry in registered()}
