@@ -912,7 +912,7 @@ def _ig_candidates(net, x, xr, t, rule, n_steps, rtol):
 def _deeplift_candidates(net, x, xr, t, rule, maxpool_rule, rtol):
     """(entry, reference values, candidates within ``rule`` / ``maxpool_rule``, the other candidates) for deeplift."""
     from ..layers.base import DEEPLIFT_RULES
-    from ..layers.pooling import MAXPOOL_RULES
+    from ..layers.max_pool import MAXPOOL_RULES
 
     deeplift = reference_method("deeplift")
     if deeplift is None:

@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike
 from .._typing import DeepLiftRule, MaxPoolRule, Target
 from ..errors import NonFiniteError, RuleError, UnsupportedLayerError
 from ..layers.base import DEEPLIFT_RULES, DeltaPair, Layer, select_by_sign
-from ..layers.pooling import MAXPOOL_RULES, MaxPool2D
+from ..layers.max_pool import MAXPOOL_RULES, MaxPool2D
 from ..network import Sequential
 from ..validation import DEFAULT_BASELINE, pair_with_references
 from ._common import check_finite, one_hot, pick, prepare

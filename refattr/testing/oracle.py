@@ -38,7 +38,7 @@ from .. import __version__
 from ..errors import ShapeError, UnsupportedLayerError
 from ..layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Swish, Tanh
 from ..layers.registry import from_config, info, to_config
-from ..layers.pooling import MAXPOOL_RULES
+from ..layers.max_pool import MAXPOOL_RULES
 from ..methods import deconvnet, gradient, guided_backprop, input_x_gradient
 from ..methods.deeplift import deeplift
 from ..methods.integrated_gradients import integrated_gradients
