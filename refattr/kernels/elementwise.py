@@ -472,7 +472,7 @@ def _x_and_g(x, g):
     return shape, x, g
 
 
-@accelerates("refattr.layers.activations:tanh")
+@accelerates("refattr.layers.tanh:tanh")
 @_ieee
 def tanh(x):
     """tanh(x), NumPy's values (on every thread for large arrays); twin of
@@ -480,35 +480,35 @@ def tanh(x):
     return _pointwise(_TANH, x)
 
 
-@accelerates("refattr.layers.activations:tanh_derivative")
+@accelerates("refattr.layers.tanh:tanh_derivative")
 @_ieee
 def tanh_derivative(x, g=None):
     """g * sech²(x) (g = 1 when omitted); twin of :func:`refattr.layers.activations.tanh_derivative`."""
     return _pointwise(_TANH_DERIVATIVE, x, g)
 
 
-@accelerates("refattr.layers.activations:sigmoid_derivative")
+@accelerates("refattr.layers.sigmoid:sigmoid_derivative")
 @_ieee
 def sigmoid_derivative(x, g=None):
     """g * σ'(x) (g = 1 when omitted); twin of :func:`refattr.layers.activations.sigmoid_derivative`."""
     return _pointwise(_SIGMOID_DERIVATIVE, x, g)
 
 
-@accelerates("refattr.layers.activations:sigmoid")
+@accelerates("refattr.layers.sigmoid:sigmoid")
 @_ieee
 def sigmoid(x):
     """σ(x); twin of :func:`refattr.layers.activations.sigmoid`."""
     return _pointwise(_SIGMOID, x)
 
 
-@accelerates("refattr.layers.activations:swish")
+@accelerates("refattr.layers.swish:swish")
 @_ieee
 def swish(x, beta=1.0):
     """x σ(βx); twin of :func:`refattr.layers.activations.swish`."""
     return _pointwise(_SWISH, x, beta=float(beta))
 
 
-@accelerates("refattr.layers.activations:swish_derivative")
+@accelerates("refattr.layers.swish:swish_derivative")
 @_ieee
 def swish_derivative(x, beta=1.0, g=None):
     """g * s'(x) for s(x) = x σ(βx) (g = 1 when omitted); twin of
@@ -516,14 +516,14 @@ def swish_derivative(x, beta=1.0, g=None):
     return _pointwise(_SWISH_DERIVATIVE, x, g, float(beta))
 
 
-@accelerates("refattr.layers.activations:tanh_secant")
+@accelerates("refattr.layers.tanh:tanh_secant")
 @_ieee
 def tanh_secant(a, h):
     """(tanh(a + h) - tanh(a)) / h; twin of :func:`refattr.layers.activations.tanh_secant`."""
     return _secant(_TANH_SECANT, a, h)
 
 
-@accelerates("refattr.layers.activations:sigmoid_secant")
+@accelerates("refattr.layers.sigmoid:sigmoid_secant")
 @_ieee
 def sigmoid_secant(a, h):
     """(σ(a + h) - σ(a)) / h = tanh_secant(a/2, h/2) / 4; twin of
@@ -532,7 +532,7 @@ def sigmoid_secant(a, h):
     return _secant(_TANH_SECANT, a * 0.5, h * 0.5, scale=0.25).reshape(shape)
 
 
-@accelerates("refattr.layers.activations:swish_secant")
+@accelerates("refattr.layers.swish:swish_secant")
 @_ieee
 def swish_secant(a, h, beta=1.0):
     """(s(a + h) - s(a)) / h for s(x) = x σ(βx); twin of
@@ -543,7 +543,7 @@ def swish_secant(a, h, beta=1.0):
 _RELU_MASKS = {"gradient": (True, False), "deconvnet": (False, True), "guided_backprop": (True, True)}
 
 
-@accelerates("refattr.layers.activations:relu_backward_signal")
+@accelerates("refattr.layers.relu:relu_backward_signal")
 def relu_backward_signal(g, cache, rule):
     """g masked by ReLU under a gradient-family rule; twin of
     :func:`refattr.layers.activations.relu_backward_signal` (the rule is checked by the layer)."""

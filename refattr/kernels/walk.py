@@ -71,7 +71,7 @@ def _snap(x, events, rows):
                     x[row, j] = 0.0
 
 
-@accelerates("refattr.layers.activations:relu_forward_along")
+@accelerates("refattr.layers.relu:relu_forward_along")
 def relu_forward_along(x, dx):
     """(max(x, 0), slope on the piece just after, active pattern); twin of
     :func:`refattr.layers.activations.relu_forward_along`."""
@@ -83,7 +83,7 @@ def relu_forward_along(x, dx):
     return y, dy, active
 
 
-@accelerates("refattr.layers.activations:relu_next_kink")
+@accelerates("refattr.layers.relu:relu_next_kink")
 def relu_next_kink(x, dx):
     """(distance to the nearest kink per example, mask of the units at exactly that distance);
     twin of :func:`refattr.layers.activations.relu_next_kink`."""
@@ -98,7 +98,7 @@ def relu_next_kink(x, dx):
     return -nearest, events
 
 
-@accelerates("refattr.layers.activations:relu_snap_to_kink")
+@accelerates("refattr.layers.relu:relu_snap_to_kink")
 def relu_snap_to_kink(x, events, rows):
     """Set x to 0 where ``events`` holds, in the rows where ``rows`` holds; modifies and returns x
     (C-contiguous float64); twin of :func:`refattr.layers.activations.relu_snap_to_kink`."""
