@@ -135,7 +135,7 @@ class Custom(nn.Module):
 
 
 REFUSED = {
-    "leaky_relu": (lambda: nn.Sequential(nn.Linear(2, 2), nn.LeakyReLU()), r"'1' \(torch.nn.modules.activation.LeakyReLU\) at position 1"),
+    "softplus": (lambda: nn.Sequential(nn.Linear(2, 2), nn.Softplus()), r"'1' \(torch.nn.modules.activation.Softplus\) at position 1"),
     "hardswish": (lambda: nn.Sequential(nn.Hardswish()), "not swish"),
     "reflect_padding": (lambda: nn.Sequential(nn.Conv2d(1, 1, 3, padding=1, padding_mode="reflect")), "padding_mode"),
     "maxpool_ceil": (lambda: nn.Sequential(nn.MaxPool2d(2, ceil_mode=True)), "ceil_mode"),

@@ -129,7 +129,7 @@ def test_config_round_trip(cls):
     config = to_config(layer)
     assert config["type"] == cls.__name__
     for value in config["params"].values():       # plain data only
-        assert isinstance(value, (bool, int, float, list))
+        assert isinstance(value, (bool, int, float, str, list))
     again = from_config(config)
     assert type(again) is cls and repr(again) == repr(layer)
     x = rng.normal(size=(2,) + shape)
