@@ -28,6 +28,12 @@ and the contract tests read :func:`registered` instead of naming layers:
     For an element-wise op: ONNX attribute -> constructor argument (``Swish``: ``{"alpha":
     "beta"}``). The importer reads these attributes (an absent one takes the operator's default
     from its ONNX schema) and refuses any other attribute on the node.
+``onnx_runtime_rtol`` (float, default None)
+    How precisely the ONNX runtimes evaluate the layer's op, relative to its largest output, where
+    they are less precise than float64 rounding: :func:`~refattr.interop.from_onnx` checks an import
+    on a probe batch at the largest such tolerance of the layers it imported instead of 1e-12
+    (``GELU``: onnxruntime and ``onnx.reference`` expand ``Gelu`` with float32 pieces). None: the
+    runtimes evaluate the op in float64, and the check keeps its ordinary tolerance.
 ``mp_function`` (element-wise layers: a method)
     The layer's f evaluated in mpmath, next to ``function``: the high-precision reference the
     contract tests hold the divided difference ``secant`` to.
@@ -78,6 +84,7 @@ class LayerInfo:
     torch_requires: dict[str, Any] = field(default_factory=dict)
     onnx_attributes: dict[str, str] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)  # the constructor's defaults, by argument
+    onnx_runtime_rtol: float | None = None  # the ONNX runtimes' precision for the op, where below float64's
 
 
 _REGISTRY: dict[str, LayerInfo] = {}
@@ -112,6 +119,10 @@ def register(cls: type) -> type:
     if absent:
         raise TypeError(f"{name}: torch_arguments maps {absent} to None (the torch module has no such argument), "
                         f"so the constructor needs a default for them")
+    runtime_rtol = getattr(cls, "onnx_runtime_rtol", None)
+    if runtime_rtol is not None and not (isinstance(runtime_rtol, float) and 0.0 < runtime_rtol < 1.0):
+        raise TypeError(f"{name}: onnx_runtime_rtol must be None or a float in (0, 1) (the relative precision of "
+                        f"the ONNX runtimes for its op); got {runtime_rtol!r}")
     for other in _REGISTRY.values():
         if other.name == name:
             continue
@@ -120,7 +131,7 @@ def register(cls: type) -> type:
             raise TypeError(f"{name}: {shared} already import as {other.name}; a torch module or ONNX op "
                             f"imports as one layer class")
     _REGISTRY[name] = LayerInfo(cls, name, declared, torch_modules, onnx_ops, captum, arguments, torch_arguments,
-                                dict(getattr(cls, "torch_requires", {})), onnx_attributes, defaults)
+                                dict(getattr(cls, "torch_requires", {})), onnx_attributes, defaults, runtime_rtol)
     return cls
 
 
