@@ -10,6 +10,7 @@ from scipy import special
 
 from .._typing import Shape
 from ..errors import ArgumentError
+from ._secants import _two_product, _two_sum
 from .base import ElementwiseLayer
 from .registry import register
 
@@ -17,7 +18,6 @@ __all__ = ["GELU", "gelu", "gelu_secant", "gelu_tanh", "gelu_tanh_secant", "norm
 
 _SQRT_HALF = 0.7071067811865476          # 1 / sqrt(2)
 _INV_SQRT_2PI = 0.3989422804014327       # 1 / sqrt(2 pi)
-_VELTKAMP = 134217729.0                  # 2**27 + 1 splits a float64 into two 26-bit halves
 #: Gauss-Legendre rule on [0, 1], 12 nodes: the mean of exp(-s (s + 2c) / 2) over [0, w] to ~1e-20
 #: relative wherever w (1 + c + w) <= 1 (its 24th derivative times w^24 is then tiny).
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(12)
@@ -25,28 +25,6 @@ _NODES, _WEIGHTS = 0.5 * (_NODES + 1.0), 0.5 * _WEIGHTS
 #: Below this w (1 + max |x|) the secant of two negative ends averages φ by Gauss-Legendre; above
 #: it, it differences x Φ(x) at the two ends, which then cancel by at most a factor ~3.
 _QUADRATURE_BELOW = 1.0
-
-
-def _two_sum(a, b):
-    """s = fl(a + b) and its rounding error e (Knuth's TwoSum); e = 0 where s overflows."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        s = a + b
-        bb = s - a
-        e = (a - (s - bb)) + (b - bb)
-    return s, np.where(np.isfinite(s), e, 0.0)
-
-
-def _two_product(a, b):
-    """p = fl(a * b) and its rounding error e (Dekker's TwoProduct); e = 0 where the split is not
-    exact (|a| or |b| >= 1e150, |a b| <= 1e-250: there the correction is far below any use of it)."""
-    p = a * b
-    ok = (np.abs(a) < 1e150) & (np.abs(b) < 1e150) & (np.abs(p) > 1e-250)
-    a, b = np.where(ok, a, 0.0), np.where(ok, b, 0.0)
-    ca, cb = _VELTKAMP * a, _VELTKAMP * b
-    a_hi, b_hi = ca - (ca - a), cb - (cb - b)
-    a_lo, b_lo = a - a_hi, b - b_hi
-    e = (((a_hi * b_hi - a * b) + a_hi * b_lo) + a_lo * b_hi) + a_lo * b_lo
-    return p, np.where(ok, e, 0.0)
 
 
 def _square(x):
