@@ -669,15 +669,30 @@ def test_quad_that_misses_a_spike_is_caught_by_completeness():
     assert "completeness gap" in result.options["error_estimate_note"][0]
 
 
-def test_a_gap_larger_than_the_summed_bounds_disproves_a_fixed_rule_estimate():
+def test_a_fixed_rule_that_does_not_resolve_the_integrand_claims_no_bound():
     # tanh(20 x) from 0 to 1 with Gauss-Legendre, 4 nodes: the integrand 20 / cosh^2(20 a) is a
-    # boundary layer no node resolves, the companion (3 nodes) sees the same nothing, and the gap
-    # tanh(20) - Q is far above their difference
+    # boundary layer no node resolves (the value 0.767 misses tanh(20) = 1 by 0.23); the bound
+    # exceeds 1 % of the integrand's scale, so none is claimed
     net = Sequential([Dense([[20.0]]), Tanh(), Dense([[1.0]])])
     result = integrated_gradients(net, [[1.0]], rule="gauss_legendre", n_steps=4)
-    true_error = abs(result.values[0, 0] - np.tanh(20.0))
-    assert true_error > 0.1
-    assert result.error_estimate[0] >= true_error
+    assert abs(result.values[0, 0] - np.tanh(20.0)) > 0.1
+    assert result.error_estimate[0] == np.inf
+    assert "does not resolve the integrand" in result.options["error_estimate_note"][0]
+
+
+def test_the_completeness_check_of_an_estimate_by_hand():
+    # The exact integral is complete, so |gap| <= sum_i |error_i| <= sum_i bound_i. Row 0: values
+    # (0.6, 0.3), t(x) - t(x') = 1, gap -0.1, bounds (0.01, 0.02) sum to 0.03 < 0.1: disproved, inf.
+    # Row 1: the same values against t(x) - t(x') = 0.92, gap -0.02 <= 0.03: the bound stands and
+    # the estimate is its largest entry, 0.02. Row 2: flagged untrusted beforehand: inf, not counted
+    # as contradicted.
+    from refattr.methods.integrated_gradients import _honest
+    values = np.array([[0.6, 0.3]] * 3)
+    bounds = np.array([[0.01, 0.02]] * 3)
+    error, contradicted = _honest(values, bounds, np.array([False, False, True]), np.array([1.0, 0.92, 1.0]),
+                                  np.ones(3))
+    np.testing.assert_array_equal(error, [np.inf, 0.02, np.inf])
+    np.testing.assert_array_equal(contradicted, [True, False, False])
 
 
 MIXED = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "swish": Swish}
