@@ -296,7 +296,7 @@ def from_torch(module: TorchModule, input_shape: Sequence[int] | None = None) ->
         For any other module, naming it, its position in the flattened sequence and what is
         supported; also for supported modules with settings refattr does not model:
         ``padding_mode`` other than 'zeros', ``ceil_mode=True``, max-pool dilation other than 1,
-        ``divisor_override``, ``return_indices``, a Flatten other than (1, -1), BatchNorm or
+        ``divisor_override``, ``return_indices``, a Flatten with start_dim or end_dim 0 (the batch axis), BatchNorm or
         Dropout in training mode, BatchNorm without running statistics.
     ImportMismatchError
         When something would make ``module(x)`` compute other than its layers: a forward hook or
@@ -572,7 +572,10 @@ def _from_declared(path, position, m, entry):
             _refuse(path, position, m, f"it has no attribute {attribute!r}, which refattr's {entry.name} reads as its "
                                        f"argument {name!r} (declare the torch name in {entry.name}.torch_arguments)")
         arguments[name] = getattr(m, attribute)
-    return entry.cls(**arguments)
+    try:
+        return entry.cls(**arguments)
+    except ArgumentError as exc:
+        _refuse(path, position, m, str(exc))
 
 
 def _pair(value):

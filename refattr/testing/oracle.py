@@ -4,7 +4,8 @@
 
     DIR/manifest.json        provenance, refattr version, conventions, formulas, tolerances, and for
                              every case its network (layer by layer), arrays and expected results
-    DIR/cases/<name>.npz     weights, inputs, baselines, targets, outputs, reference attributions,
+    DIR/cases/<name>.npz     weights, inputs, baseline (one per example), baseline_samples (K
+                             references), targets, outputs, reference attributions,
                              completeness gaps and error estimates of one case (an error
                              estimate is inf where refattr claims no bound: a fixed rule whose
                              nodes straddle a kink of the example's path)
@@ -21,7 +22,7 @@ each activation, CNNs with strided/padded/dilated/grouped convolution, average a
 For each: gradient, input x gradient, guided backprop, deconvnet, integrated gradients with every
 rule (fixed rules at ``N_STEPS`` steps, and the reference: exact on piecewise-linear networks,
 adaptive quadrature otherwise), DeepLIFT Rescale and RevealCancel (each max-pool rule where the
-network pools), and the K-baseline (DeepSHAP / expected-gradients) variants.
+network pools), and the K-reference (``baseline_samples``: DeepSHAP / expected-gradients) variants.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ from .. import quadrature
 
 __all__ = ["export_oracle", "oracle_cases", "network_from_spec", "FORMAT_VERSION", "N_STEPS", "SEED"]
 
-#: Bumped whenever the layout of the exported files changes.
-FORMAT_VERSION = 1
+#: Bumped whenever the layout of the exported files changes (2: the K references are
+#: ``baseline_samples``, formerly ``baselines``, in array names, attribution keys and options).
+FORMAT_VERSION = 2
 #: Steps of the fixed integrated-gradients rules in the oracle.
 N_STEPS = 16
 #: Seed of every random case (numpy.random.default_rng(SEED + case index)).
@@ -65,12 +67,14 @@ CONVENTIONS = {
                  "divisor is the number of real cells; floor mode",
     "MaxPool2D": "max over each window; padded cells are -inf; a tie goes to the first maximum in row-major "
                  "window order; floor mode",
-    "Flatten": "row-major (C order) reshape of each example",
+    "Flatten": "merges axes start_dim..end_dim of each example (batch axis 0, negative from the end, as "
+               "torch.nn.Flatten), row-major",
+    "Reshape": "row-major reshape of each example to shape (one -1 inferred)",
     "ReLU": "max(x, 0) with ReLU'(0) = 0",
     "Swish": "x * sigmoid(beta * x)",
     "target": "the attribution explains t_n = f(x_n)[target_n]",
     "baseline": "array of x's shape: the reference input x' of example n is baseline[n]",
-    "baselines": "array (K, *example_shape): K references; the attribution is the mean over them and "
+    "baseline_samples": "array (K, *example_shape): K references; the attribution is the mean over them and "
                  "completeness holds against the mean of t(x) - t(x'_k)",
 }
 
@@ -150,7 +154,8 @@ def _head(rng, net_layers, input_shape, n_out=3):
 
 
 def oracle_cases() -> list[dict]:
-    """The canonical cases: name, description, provenance, net, x, baseline, target, baselines, closed_form."""
+    """The canonical cases: name, description, provenance, net, x, baseline, target, baseline_samples,
+    closed_form."""
     cases = []
     # The tutorial's saturation example f(x) = 1 - max(0, 1 - x): gradient 0 at x = 2 although
     # f(2) - f(0) = 1.
@@ -191,7 +196,8 @@ def oracle_cases() -> list[dict]:
         cases.append(dict(name=f"mlp_{name}", provenance=f"random (numpy default_rng({SEED + i}))",
                           description=f"Dense 4-6-5-3 with {act.__name__} between the dense layers",
                           net=net, x=rng.normal(size=(3, 4)), baseline=rng.normal(size=(3, 4)) * 0.3,
-                          target=np.array([0, 2, 1]), baselines=rng.normal(size=(3, 4)) * 0.5, closed_form=None))
+                          target=np.array([0, 2, 1]), baseline_samples=rng.normal(size=(3, 4)) * 0.5,
+                          closed_form=None))
     # CNN, piecewise linear: asymmetric padding, stride, ReLU, overlapping max pooling, average pooling.
     rng = _rng(10)
     shape = (2, 6, 6)
@@ -203,7 +209,7 @@ def oracle_cases() -> list[dict]:
                                   "AvgPool(2, stride 1, padding 1, count_include_pad) Flatten Dense",
                       net=Sequential(layers, input_shape=shape), x=rng.normal(size=(2,) + shape),
                       baseline=rng.normal(size=(2,) + shape) * 0.3, target=np.array([0, 2]),
-                      baselines=rng.normal(size=(2,) + shape) * 0.5, closed_form=None))
+                      baseline_samples=rng.normal(size=(2,) + shape) * 0.5, closed_form=None))
     # CNN, smooth: dilation, groups, tanh, sigmoid, swish, average pooling without padded cells counted.
     rng = _rng(11)
     shape = (2, 7, 7)
@@ -215,7 +221,7 @@ def oracle_cases() -> list[dict]:
                                   "AvgPool(3, stride 2, padding 1, count_include_pad=False) Sigmoid Flatten Dense",
                       net=Sequential(layers, input_shape=shape), x=rng.normal(size=(2,) + shape),
                       baseline=rng.normal(size=(2,) + shape) * 0.3, target=np.array([1, 0]),
-                      baselines=rng.normal(size=(2,) + shape) * 0.5, closed_form=None))
+                      baseline_samples=rng.normal(size=(2,) + shape) * 0.5, closed_form=None))
     return cases
 
 
@@ -300,15 +306,15 @@ def _results(case):
             key = f"attr.deeplift.{rule}" + (f".{pool_rule}" if pool_rule else "")
             add(key, "deeplift", {"rule": rule, "maxpool_rule": pool_rule},
                 deeplift(net, x, b, target=t, rule=rule, maxpool_rule=pool_rule), "exact", pool_rule != "gradient")
-    if case.get("baselines") is not None:
-        bs = case["baselines"]
+    if case.get("baseline_samples") is not None:
+        bs = case["baseline_samples"]
         pool_rule = "delta_routing" if has_pool else None
-        add("attr.deeplift.rescale.baselines", "deeplift", {"rule": "rescale", "maxpool_rule": pool_rule,
-                                                            "baselines": "baselines"},
-            deeplift(net, x, target=t, rule="rescale", baselines=bs, maxpool_rule=pool_rule), "exact", True)
-        add(f"attr.integrated_gradients.{reference}.baselines", "integrated_gradients",
-            {"rule": reference, "baselines": "baselines"},
-            integrated_gradients(net, x, target=t, rule=reference, baselines=bs), reference, True)
+        add("attr.deeplift.rescale.baseline_samples", "deeplift",
+            {"rule": "rescale", "maxpool_rule": pool_rule, "baseline_samples": "baseline_samples"},
+            deeplift(net, x, target=t, rule="rescale", baseline_samples=bs, maxpool_rule=pool_rule), "exact", True)
+        add(f"attr.integrated_gradients.{reference}.baseline_samples", "integrated_gradients",
+            {"rule": reference, "baseline_samples": "baseline_samples"},
+            integrated_gradients(net, x, target=t, rule=reference, baseline_samples=bs), reference, True)
     return out
 
 
@@ -373,9 +379,9 @@ def export_oracle(directory) -> dict:
         net = case["net"]
         arrays = {"x": case["x"], "baseline": case["baseline"], "target": case["target"].astype(np.int64),
                   "output.x": net(case["x"]), "output.baseline": net(case["baseline"])}
-        if case.get("baselines") is not None:
-            arrays["baselines"] = case["baselines"]
-            arrays["output.baselines"] = net(case["baselines"])
+        if case.get("baseline_samples") is not None:
+            arrays["baseline_samples"] = case["baseline_samples"]
+            arrays["output.baseline_samples"] = net(case["baseline_samples"])
         specs = []
         for i, layer in enumerate(net.layers):
             spec, layer_arrays = _layer_spec(i, layer)
