@@ -136,7 +136,7 @@ def methods(net, tmodel, x, baseline, baselines, target):
         "IG GL-50": lambda: integrated_gradients(net, x, baseline, target=target, rule="gauss_legendre",
                                                  n_steps=N_STEPS).values,
         "DeepLift": lambda: deeplift(net, x, baseline, target=target).values,
-        "DeepLiftShap K=8": lambda: deeplift(net, x, target=target, baselines=baselines).values,
+        "DeepLiftShap K=8": lambda: deeplift(net, x, target=target, baseline_samples=baselines).values,
     }
     theirs = {
         "saliency": captum(sal.attribute, abs=False),

@@ -6,17 +6,20 @@ Each function either returns a clean float64 (or int64) array or raises a
 
 from __future__ import annotations
 
+import functools
+import inspect
 import numbers
 import reprlib
+from typing import Any, Callable, TypeVar, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from ._typing import Target
-from .errors import NonFiniteError, ShapeError, TargetError
+from .errors import ArgumentError, NonFiniteError, ShapeError, TargetError
 
 __all__ = ["as_float64", "as_target", "broadcast_baseline", "as_baselines", "pair_with_references",
-           "DEFAULT_BASELINE"]
+           "refuses_baselines", "baselines_refused", "DEFAULT_BASELINE"]
 
 
 def as_float64(value: ArrayLike, name: str, *, ndim: int | None = None, min_ndim: int | None = None) -> np.ndarray:
@@ -95,37 +98,91 @@ def _target_out_of_range(value: int, n_outputs: int) -> TargetError:
 def broadcast_baseline(baseline: ArrayLike, x: np.ndarray, name: str = "baseline") -> np.ndarray:
     """Return the baseline x' broadcast to x's shape (N, *example_shape), as float64.
 
-    Accepted: a scalar, an array of one example's shape, or an array of x's shape.
+    Accepted: a scalar, an array of one example's shape, an array of shape (1, *example_shape)
+    (one reference for the whole batch, as Captum and NumPy broadcasting read it), or an array of
+    x's shape (one reference per example). With N == 1 the last two are the same shape and the
+    same reading.
+
+    >>> broadcast_baseline([[1.0, 2.0]], np.zeros((3, 2)))      # (1, 2): one reference, three examples
+    array([[1., 2.],
+           [1., 2.],
+           [1., 2.]])
     """
     arr = as_float64(baseline, name)
     example_shape = x.shape[1:]
     if arr.ndim == 0:
         return np.full(x.shape, float(arr))
-    if arr.shape == example_shape:
-        return np.ascontiguousarray(np.broadcast_to(arr, x.shape))
     if arr.shape == x.shape:
         return arr
+    if arr.shape in (example_shape, (1,) + example_shape):
+        return np.ascontiguousarray(np.broadcast_to(arr.reshape(example_shape), x.shape))
     raise ShapeError(
         f"{name}: shape {arr.shape} fits neither one example {example_shape} nor the batch {x.shape}; "
-        f"expected a scalar, an array of shape {example_shape}, or one of shape {x.shape}"
+        f"expected a scalar, an array of shape {example_shape} (one example), {(1,) + example_shape} (one "
+        f"example with a batch axis) or {x.shape} (x's shape: one reference per example)"
     )
 
 
-def as_baselines(baselines: ArrayLike, x: np.ndarray) -> np.ndarray:
-    """Return a distribution of K baselines as an array of shape (K, *example_shape)."""
-    arr = as_float64(baselines, "baselines")
+def as_baselines(baseline_samples: ArrayLike, x: np.ndarray) -> np.ndarray:
+    """Return a distribution of K references as an array of shape (K, *example_shape)."""
+    arr = as_float64(baseline_samples, "baseline_samples")
     example_shape = x.shape[1:]
     if arr.ndim != len(example_shape) + 1 or arr.shape[1:] != example_shape or arr.shape[0] == 0:
         raise ShapeError(
-            f"baselines: expected shape (K, {', '.join(map(str, example_shape))}) with K >= 1 "
-            f"(K baselines of one example's shape), got {arr.shape}"
+            f"baseline_samples: expected shape (K, {', '.join(map(str, example_shape))}) with K >= 1 "
+            f"(K references of one example's shape), got {arr.shape}"
         )
     return arr
 
 
+def baselines_refused(who: str, seen: str, one: str = "baseline=", samples: str | None = "baseline_samples=",
+                      name: str = "baselines") -> ArgumentError:
+    """The error for the ambiguous argument ``baselines``, naming both of its meanings.
+
+    ``baselines`` means one baseline per example in Captum's ``IntegratedGradients`` and
+    ``DeepLift``, and a distribution of references whose attributions are averaged in Captum's
+    ``DeepLiftShap`` (and in refattr before the rename to ``baseline_samples``). Read as a
+    distribution, a Captum user's per-example baselines of x's shape would silently give every
+    example the mean over all rows; read per example, a distribution would be refused or
+    misread. ``who`` is the function or command refusing it, ``seen`` what was passed, ``one`` and
+    ``samples`` how it spells the two arguments to use instead (``samples`` None where it takes
+    no distribution), ``name`` how the refused argument was spelled.
+    """
+    instead = (f"{one} for one reference per example (a scalar, one example's shape, (1, *example_shape) "
+               f"or x's shape)")
+    if samples is not None:
+        instead += f" or {samples} (K, *example_shape) for the mean of the attributions over K references"
+    return ArgumentError(
+        f"{name}: {who} does not take `{name}`, a name with two meanings (one baseline per example in "
+        f"Captum's IntegratedGradients and DeepLift; a distribution of references whose attributions are "
+        f"averaged in Captum's DeepLiftShap and in refattr before it was renamed baseline_samples); got "
+        f"{seen}. Pass {instead}"
+    )
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def refuses_baselines(function: _F) -> _F:
+    """Decorate a public function so that ``baselines=`` raises :func:`baselines_refused`'s
+    :class:`~refattr.errors.ArgumentError` before anything is computed.
+
+    The message offers ``baseline=``, and ``baseline_samples=`` where ``function`` takes it.
+    """
+    samples = "baseline_samples=" if "baseline_samples" in inspect.signature(function).parameters else None
+
+    @functools.wraps(function)
+    def refusing(*args: Any, **kwargs: Any) -> Any:
+        if "baselines" in kwargs:
+            raise baselines_refused(function.__name__, _describe(kwargs["baselines"]), samples=samples)
+        return function(*args, **kwargs)
+
+    return cast(_F, refusing)
+
+
 class _DefaultBaseline(float):
     """The default ``baseline`` (0.0), told apart from an explicit 0.0 by identity, so that passing
-    ``baseline`` together with ``baselines=`` is refused even when the value is 0.0."""
+    ``baseline`` together with ``baseline_samples=`` is refused even when the value is 0.0."""
 
     def __repr__(self) -> str:
         return "0.0"
@@ -136,33 +193,37 @@ DEFAULT_BASELINE = _DefaultBaseline(0.0)
 
 
 def _describe(value: ArrayLike) -> str:
-    arr = np.asarray(value)
-    return f"an array of shape {arr.shape}" if arr.ndim else repr(value)
+    try:
+        shape = tuple(np.shape(value))      # reads .shape first: a torch tensor that requires grad is fine
+    except ValueError:                      # a ragged nested sequence
+        return f"a {type(value).__name__} {reprlib.repr(value)}"
+    return f"an array of shape {shape}" if shape else repr(value)
 
 
 def pair_with_references(x: np.ndarray, target: np.ndarray, baseline: ArrayLike,
-                         baselines: ArrayLike | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                         baseline_samples: ArrayLike | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """The (input, reference, target) rows a reference-based method attributes.
 
-    Returns ``(inputs, references, targets, k)``. With one baseline (``baselines is None``):
-    x, the baseline broadcast to x's shape, target, and k = 1. With K baselines of shape
-    (K, *example_shape): row n * K + j pairs example n with baseline j (example-major), so results
-    of shape (N * K, ...) reduce to the mean over baselines with ``reshape(N, K, ...).mean(axis=1)``.
+    Returns ``(inputs, references, targets, k)``. With one baseline (``baseline_samples is None``):
+    x, the baseline broadcast to x's shape, target, and k = 1. With K references of shape
+    (K, *example_shape): row n * K + j pairs example n with reference j (example-major), so results
+    of shape (N * K, ...) reduce to the mean over references with ``reshape(N, K, ...).mean(axis=1)``.
     """
-    if baselines is None:
+    if baseline_samples is None:
         references = broadcast_baseline(0.0 if baseline is DEFAULT_BASELINE else baseline, x)
         _check_difference(x, references, "baseline")
         return x, references, target, 1
     if baseline is not DEFAULT_BASELINE:
         raise ShapeError(
-            f"baseline and baselines: pass one of them, got both (baseline={_describe(baseline)}, "
-            f"baselines={_describe(baselines)}); baselines= (K, *example_shape) replaces baseline"
+            f"baseline and baseline_samples: pass one of them, got both (baseline={_describe(baseline)}, "
+            f"baseline_samples={_describe(baseline_samples)}); baseline_samples= (K, *example_shape) replaces "
+            f"baseline"
         )
-    refs = as_baselines(baselines, x)
+    refs = as_baselines(baseline_samples, x)
     k, n = refs.shape[0], x.shape[0]
     inputs = np.repeat(x, k, axis=0)
     references = np.ascontiguousarray(np.tile(refs, (n,) + (1,) * (x.ndim - 1)))
-    _check_difference(inputs, references, "baselines", k)
+    _check_difference(inputs, references, "baseline_samples", k)
     return inputs, references, np.repeat(target, k), k
 
 
@@ -176,7 +237,7 @@ def _check_difference(inputs: np.ndarray, references: np.ndarray, name: str, k: 
     if np.isfinite(delta).all():
         return
     at = tuple(int(i) for i in np.argwhere(~np.isfinite(delta))[0])
-    where = f"example {at[0]}" if k == 1 else f"example {at[0] // k} with baselines[{at[0] % k}]"
+    where = f"example {at[0]}" if k == 1 else f"example {at[0] // k} with baseline_samples[{at[0] % k}]"
     raise NonFiniteError(
         f"{name}: x - {name} overflows float64 (largest magnitude {np.finfo(np.float64).max:.3g}) in "
         f"{where}, element {at[1:]}: x = {inputs[at]:.3g}, reference = {references[at]:.3g}; rescale x and "

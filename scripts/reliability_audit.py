@@ -636,11 +636,20 @@ DL, IG = R.deeplift, R.integrated_gradients
 simple("methods", "baseline a string", lambda c: DL(linear_net(), X2, baseline="zero"), ["baseline"])
 simple("methods", "baseline wrong shape", lambda c: DL(linear_net(), X2, baseline=np.zeros(3)), ["baseline", "shape"])
 simple("methods", "baseline NaN", lambda c: DL(linear_net(), X2, baseline=np.nan), ["baseline", ("nan", "non-finite")])
-simple("methods", "baselines 1-D", lambda c: DL(linear_net(), X2, baselines=np.zeros(2)), ["baselines", "shape"])
-simple("methods", "baselines K = 0", lambda c: DL(linear_net(), X2, baselines=np.zeros((0, 2))), ["baselines"])
-simple("methods", "baseline and baselines both",
-       lambda c: IG(linear_net(), X2, baseline=0.0, baselines=np.zeros((2, 2))),
-       ["baseline"])
+simple("methods", "baseline_samples 1-D", lambda c: DL(linear_net(), X2, baseline_samples=np.zeros(2)),
+       ["baseline_samples", "shape"])
+simple("methods", "baseline_samples K = 0", lambda c: DL(linear_net(), X2, baseline_samples=np.zeros((0, 2))),
+       ["baseline_samples"])
+simple("methods", "baseline and baseline_samples both",
+       lambda c: IG(linear_net(), X2, baseline=0.0, baseline_samples=np.zeros((2, 2))),
+       ["baseline", "baseline_samples", "both"])
+# `baselines` is Captum's name for one baseline per example and refattr's former name for a distribution:
+# refused whatever its shape, since either reading could be the wrong one
+BASELINES_PHRASES = ["baselines", "one baseline per example", "distribution", "baseline=", "baseline_samples="]
+simple("methods", "deeplift baselines= of x's shape (Captum's per-example meaning)",
+       lambda c: DL(linear_net(), X2, baselines=X2 * 0.5), BASELINES_PHRASES)
+simple("methods", "integrated_gradients baselines= (K, *example) (the former distribution)",
+       lambda c: IG(linear_net(), X2, baselines=np.zeros((3, 2))), BASELINES_PHRASES)
 simple("methods", "deeplift rule 'foo'", lambda c: DL(linear_net(), X2, rule="foo"), ["rule", "rescale"])
 simple("methods", "deeplift rule None", lambda c: DL(linear_net(), X2, rule=None), ["rule"])
 simple("methods", "deeplift maxpool_rule 'foo'", lambda c: DL(linear_net(), X2, maxpool_rule="foo"), ["maxpool_rule"])
@@ -1253,6 +1262,10 @@ def _cc(*args, **kw):
     return compare_captum(*args, **kw)
 
 
+simple("compare", "compare_captum baselines= (Captum's own name)", lambda c: _cc(linear_net(), X2, baselines=X2),
+       BASELINES_PHRASES, needs=("torch", "captum"))
+simple("compare", "compare_attributions baselines=", lambda c: _ca(linear_net(), X2, GRAD, "integrated_gradients",
+                                                                   baselines=X2), BASELINES_PHRASES[:-1])
 simple("compare", "compare_captum rtol inf", lambda c: _cc(linear_net(), X2, methods=["Saliency"], rtol=np.inf),
        ["rtol"], needs=("torch", "captum"))
 simple("compare", "compare_captum rtol nan", lambda c: _cc(linear_net(), X2, methods=["Saliency"], rtol=np.nan),
@@ -1292,10 +1305,13 @@ cli_case("compare --inputs object array", ["compare", "model.onnx", "--inputs", 
          ["--inputs", "objects.npy"])
 cli_case("compare --inputs NaN", ["compare", "model.onnx", "--inputs", "nan_x.npy", *ATTR],
          ["inputs", ("nan", "non-finite")])
-cli_case("compare --baselines wrong shape", ["compare", "model.onnx", "--inputs", "x.npy", "--baselines",
-                                             "wrong_shape.npy", *ATTR], ["baseline", "shape"])
-cli_case("compare --baselines a directory", ["compare", "model.onnx", "--inputs", "x.npy", "--baselines", "adir",
-                                             *ATTR], ["--baselines"])
+cli_case("compare --baseline wrong shape", ["compare", "model.onnx", "--inputs", "x.npy", "--baseline",
+                                            "wrong_shape.npy", *ATTR], ["baseline", "shape"])
+cli_case("compare --baseline a directory", ["compare", "model.onnx", "--inputs", "x.npy", "--baseline", "adir",
+                                            *ATTR], ["--baseline", "adir"])
+cli_case("compare --baselines (Captum's name)", ["compare", "model.onnx", "--inputs", "x.npy", "--baselines", "x.npy",
+                                                 *ATTR], ["--baselines", "one baseline per example", "--baseline b.npy",
+                                                          "--baseline-samples s.npy"])
 cli_case("compare --targets 'abc'", ["compare", "model.onnx", "--inputs", "x.npy", "--attributions", "grad.npy",
                                      "--method", "gradient", "--targets", "abc"], ["--targets"])
 cli_case("compare --targets 99", ["compare", "model.onnx", "--inputs", "x.npy", "--attributions", "grad.npy",
@@ -1327,9 +1343,9 @@ cli_case("compare --rtol abc", ["compare", "model.onnx", "--inputs", "x.npy", *A
 cli_case("compare --n-steps 0 (IG)", ["compare", "model.onnx", "--inputs", "x.npy", "--attributions", "grad.npy",
                                       "--method", "integrated_gradients", "--rule", "left", "--n-steps", "0",
                                       "--targets", "0"], ["n_steps"])
-cli_case("compare --shap-baselines a directory", ["compare", "model.onnx", "--inputs", "x.npy", "--shap-baselines",
-                                                  "adir", "--methods", "DeepLiftShap", "--targets", "0"],
-         ["--shap-baselines"], needs=("onnx", "torch", "captum"))
+cli_case("compare --baseline-samples a directory", ["compare", "model.onnx", "--inputs", "x.npy", "--baseline-samples",
+                                                    "adir", "--methods", "DeepLiftShap", "--targets", "0"],
+         ["--baseline-samples"], needs=("onnx", "torch", "captum"))
 cli_case("compare --methods Foo", ["compare", "model.onnx", "--inputs", "x.npy", "--methods", "Foo", "--targets", "0"],
          ["foo"], needs=("onnx", "torch", "captum"))
 cli_case("compare without arguments", ["compare"], ["model"], needs=())

@@ -85,7 +85,7 @@ def test_targets():
 def test_not_a_layer_and_not_a_network():
     with pytest.raises(UnsupportedLayerError, match=r"layers\[1\]: builtins.str is not a refattr layer"):
         Sequential([Dense(np.ones((1, 1))), "relu"])
-    with pytest.raises(UnsupportedLayerError, match="net: expected a refattr.Sequential"):
+    with pytest.raises(UnsupportedLayerError, match=r"net: expected a refattr network \(Sequential or Graph\)"):
         gradient(lambda v: v, np.ones((1, 1)))
 
 
@@ -118,7 +118,7 @@ def test_baseline_forms_broadcast_to_the_batch():
         broadcast_baseline([1.0, 2.0], x)
     with pytest.raises(NonFiniteError, match="baseline: holds 1 non-finite"):
         broadcast_baseline([1.0, np.inf, 0.0], x)
-    with pytest.raises(ShapeError, match=r"baselines: expected shape \(K, 3\)"):
+    with pytest.raises(ShapeError, match=r"baseline_samples: expected shape \(K, 3\)"):
         as_baselines(np.ones((2, 4)), x)
 
 
@@ -138,5 +138,83 @@ def test_pair_with_references_is_example_major_and_refuses_both_forms():
     for method in (integrated_gradients, deeplift):
         # Both forms at once are refused, even an explicit 0.0 (the default is a distinct object).
         for baseline in (0.0, 1.0):
-            with pytest.raises(ShapeError, match="baseline and baselines: pass one of them, got both"):
-                method(net, x, baseline=baseline, baselines=refs)
+            with pytest.raises(ShapeError, match="baseline and baseline_samples: pass one of them, got both"):
+                method(net, x, baseline=baseline, baseline_samples=refs)
+
+
+def test_a_baseline_with_a_batch_axis_of_one_is_broadcast_and_the_message_lists_four_forms():
+    from refattr.validation import broadcast_baseline
+
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(broadcast_baseline([[1.0, 2.0, 3.0]], x), [[1.0, 2.0, 3.0]] * 2)
+    # one example: (1, 3) is x's shape as well, and both readings give the same array
+    np.testing.assert_array_equal(broadcast_baseline([[1.0, 2.0, 3.0]], x[:1]), [[1.0, 2.0, 3.0]])
+    images = np.zeros((4, 2, 3, 3))
+    ref = np.arange(18.0).reshape(1, 2, 3, 3)
+    np.testing.assert_array_equal(broadcast_baseline(ref, images), np.concatenate([ref] * 4))
+    for bad in (np.zeros((3, 3)), np.zeros((1, 1, 3))):     # neither (1, 3) nor (2, 3) nor (3,)
+        with pytest.raises(ShapeError) as info:
+            broadcast_baseline(bad, x)
+        for form in (f"shape {bad.shape}", "a scalar", "(3,)", "(1, 3)", "(2, 3)"):
+            assert form in str(info.value), (form, str(info.value))
+
+
+def _reference_functions():
+    """(function, whether it takes baseline_samples) for every public function taking a reference."""
+    from refattr import deeplift, integrated_gradients
+    from refattr.interop import captum_conventions as cc, compare_attributions, compare_captum
+    from refattr.methods.deeplift import deeplift_layers
+
+    return [(integrated_gradients, True), (deeplift, True), (deeplift_layers, False), (compare_captum, True),
+            (compare_attributions, False), (cc.captum_integrated_gradients, False), (cc.captum_deeplift, False),
+            (cc.captum_deeplift_shap, True)]
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_baselines_is_refused_naming_both_meanings_before_anything_is_computed(index):
+    from refattr.errors import ArgumentError
+
+    function, takes_samples = _reference_functions()[index]
+    # The network is None: any validation or computation before the refusal would fail differently.
+    with pytest.raises(ArgumentError) as info:
+        function(None, np.zeros((2, 3)), baselines=np.ones((2, 3)))
+    message = str(info.value)
+    for phrase in (f"baselines: {function.__name__} does not take `baselines`", "one baseline per example",
+                   "Captum's IntegratedGradients and DeepLift", "distribution", "DeepLiftShap",
+                   "got an array of shape (2, 3)", "baseline= for one reference per example",
+                   "(1, *example_shape)", "x's shape"):
+        assert phrase in message, (phrase, message)
+    assert ("baseline_samples= (K, *example_shape)" in message) == takes_samples, message
+    # the signature shows the real arguments, not the refusing wrapper's
+    import inspect
+
+    parameters = inspect.signature(function).parameters
+    assert "baselines" not in parameters
+    assert ("baseline_samples" in parameters) == takes_samples
+
+
+def test_baselines_as_a_torch_tensor_that_requires_grad_is_described_by_its_shape():
+    torch = pytest.importorskip("torch")
+    from refattr import integrated_gradients
+    from refattr.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match=r"got an array of shape \(5, 3\)"):
+        integrated_gradients(None, np.zeros((5, 3)), baselines=torch.zeros(5, 3, requires_grad=True))
+
+
+@pytest.mark.parametrize("method_name", ["integrated_gradients", "deeplift"])
+def test_the_two_readings_of_baselines_give_different_answers(method_name):
+    # Why `baselines` is refused rather than read one way: on f(x) = 2 x0 - x1 every reference method
+    # gives phi = w * (x - x'), so the two readings of the same array b differ visibly.
+    import refattr
+
+    method = getattr(refattr, method_name)
+    net = Sequential([Dense([[2.0, -1.0]])])
+    x = np.array([[1.0, 1.0], [3.0, 2.0]])
+    b = np.array([[0.0, 0.0], [1.0, 4.0]])
+    # one reference per example: (2 (1 - 0), -(1 - 0)) = (2, -1); (2 (3 - 1), -(2 - 4)) = (4, 2)
+    per_example = method(net, x, baseline=b).values
+    np.testing.assert_allclose(per_example, [[2.0, -1.0], [4.0, 2.0]], rtol=0, atol=1e-14)
+    # a distribution, mean reference (0.5, 2): (2 (1 - 0.5), -(1 - 2)) = (1, 1); (2 (3 - 0.5), -(2 - 2)) = (5, 0)
+    averaged = method(net, x, baseline_samples=b).values
+    np.testing.assert_allclose(averaged, [[1.0, 1.0], [5.0, 0.0]], rtol=0, atol=1e-14)

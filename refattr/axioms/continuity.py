@@ -57,8 +57,8 @@ def evaluate(spec, case: Case):
     eps = [float(e) for e in case.extra["epsilons"]]
     n = case.size
     points = np.concatenate([case.x + s * e * d for e in eps for s in (-1.0, 1.0)])
-    baselines = np.concatenate([case.baseline] * (2 * len(eps)))
-    phi = flat(attribution(spec, net, points, baselines, case.target)).reshape(len(eps), 2, n, -1)
+    baseline = np.concatenate([case.baseline] * (2 * len(eps)))     # one reference per point
+    phi = flat(attribution(spec, net, points, baseline, case.target)).reshape(len(eps), 2, n, -1)
     jumps = np.abs(phi[:, 1] - phi[:, 0]).max(axis=2)          # (len(eps), n)
     f = scalar_output(net, points, case.target).reshape(len(eps), 2, n)
     scale = scale_of(phi[-1, 0], phi[-1, 1])

@@ -60,6 +60,10 @@ gradient at the module's input:
 - the attribution is (x - x') times the input half's gradient.
 
 DeepLiftShap runs DeepLift for every (input, baseline) pair and averages over the baselines.
+
+Captum's ``baselines`` argument is one baseline per example in ``IntegratedGradients`` and
+``DeepLift`` and a distribution in ``DeepLiftShap``; the reproductions here take refattr's names,
+``baseline`` and ``baseline_samples``, and refuse ``baselines=`` as refattr's methods do.
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ from ..layers import registry
 from ..layers.base import ElementwiseLayer
 from ..methods._common import one_hot, prepare
 from ..methods.gradient import gradient
-from ..validation import as_baselines, broadcast_baseline
+from ..validation import as_baselines, broadcast_baseline, refuses_baselines
 
 __all__ = ["CAPTUM_IG_METHODS", "REFATTR_RULE", "CAPTUM_DEEPLIFT_EPS", "captum_ig_quadrature",
            "torch_float32_linspace", "path_integral", "captum_integrated_gradients", "captum_deeplift",
@@ -170,6 +174,7 @@ def path_integral(net, x, baseline, target, nodes, weights) -> np.ndarray:
     return total * delta
 
 
+@refuses_baselines
 def captum_integrated_gradients(net, x, baseline=0.0, target=None, method="gausslegendre", n_steps=50,
                                 float32=True) -> np.ndarray:
     """Captum's ``IntegratedGradients.attribute(x, baseline, target, n_steps, method)``, reproduced."""
@@ -214,6 +219,7 @@ def unhooked_elementwise(net) -> list:
             if isinstance(layer, ElementwiseLayer) and captum_treatment(layer) == "gradient"]
 
 
+@refuses_baselines
 def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EPS, swish_as_gradient=True,
                     stale_grad_output=True, first_row_fallback=True, assign_unpool=True,
                     naive_division=True) -> np.ndarray:
@@ -300,14 +306,16 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
     return (x - xr) * final[0]
 
 
-def captum_deeplift_shap(net, x, baselines, target=None, **options) -> np.ndarray:
+@refuses_baselines
+def captum_deeplift_shap(net, x, baseline_samples, target=None, **options) -> np.ndarray:
     """Captum's ``DeepLiftShap``: DeepLift on every (input, baseline) pair, then the mean over baselines.
 
-    The pairs form one batch of N * K rows in Captum's order (row n * K + k is example n with
-    baseline k), which matters for the max-pool fallback's first row.
+    ``baseline_samples`` (K, *example_shape) is what Captum's ``DeepLiftShap.attribute`` takes as
+    ``baselines``. The pairs form one batch of N * K rows in Captum's order (row n * K + k is
+    example n with baseline k), which matters for the max-pool fallback's first row.
     """
     x, t = prepare(net, x, target)
-    bs = as_baselines(baselines, x)
+    bs = as_baselines(baseline_samples, x)
     k = bs.shape[0]
     inputs = np.repeat(x, k, axis=0)
     refs = np.tile(bs, (x.shape[0],) + (1,) * (x.ndim - 1))

@@ -11,6 +11,7 @@ difference is explained but a known peer bug makes a result wrong (the report's 
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import pickle
@@ -22,6 +23,7 @@ import numpy as np
 
 from ..cli import fail, input_file, output_directory
 from ..errors import ArgumentError, RefattrError, UnsafeFileError
+from ..validation import baselines_refused
 
 __all__ = ["add_compare_commands", "load_model"]
 
@@ -213,21 +215,24 @@ def _cmd_compare(args) -> int:
     from .compare import compare_attributions, compare_captum
 
     try:
+        if args.baselines is not None:
+            raise baselines_refused("refattr compare", repr(args.baselines), "--baseline B.npy",
+                                    "--baseline-samples S.npy", name="--baselines")
         model = load_model(args.model, trust_pickle=args.trust_pickle, architecture=args.architecture)
         inputs = _array(args.inputs, "--inputs")
-        baselines = _array(args.baselines, "--baselines")
-        baselines = 0.0 if baselines is None else baselines
+        baseline = _array(args.baseline, "--baseline")
+        baseline = 0.0 if baseline is None else baseline
         targets = _targets(args.targets)
         if args.attributions is not None:
             if args.method is None:
                 raise ArgumentError("--method: required with --attributions (e.g. --method integrated_gradients)")
             report = compare_attributions(model, inputs, _array(args.attributions, "--attributions"), args.method,
-                                          baselines, targets, rule=args.rule, n_steps=args.n_steps,
+                                          baseline, targets, rule=args.rule, n_steps=args.n_steps,
                                           maxpool_rule=args.maxpool_rule, rtol=args.rtol)
         else:
             methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
-            report = compare_captum(model, inputs, baselines, targets, methods, n_steps=args.n_steps,
-                                    shap_baselines=_array(args.shap_baselines, "--shap-baselines"),
+            report = compare_captum(model, inputs, baseline, targets, methods, n_steps=args.n_steps,
+                                    baseline_samples=_array(args.baseline_samples, "--baseline-samples"),
                                     **({} if args.rtol is None else {"rtol": args.rtol}))
     except (RefattrError, ImportError) as exc:  # bad input, or torch / captum / onnx not installed
         return fail("compare", exc)
@@ -285,8 +290,11 @@ def add_compare_commands(subparsers) -> None:
                               "which EXECUTES any code stored in the file; only for files you trust. Safer: a state "
                               "dict with --architecture, or an ONNX export")
     compare.add_argument("--inputs", required=True, metavar="X.npy", help="inputs, batch axis first")
-    compare.add_argument("--baselines", metavar="B.npy", help="baseline: one example's shape or the inputs' shape "
-                                                              "(default 0)")
+    compare.add_argument("--baseline", metavar="B.npy", help="the baseline (Captum's baselines= of IntegratedGradients "
+                                                             "and DeepLift): one example's shape, (1, *example_shape) "
+                                                             "or the inputs' shape (default 0)")
+    # refused with a message naming both meanings of the name (Captum's per-example baselines, a distribution)
+    compare.add_argument("--baselines", help=argparse.SUPPRESS)
     compare.add_argument("--targets", metavar="T.npy|INT", help="target output index per example (.npy of ints) or "
                                                                 "one int for all")
     compare.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -295,7 +303,9 @@ def add_compare_commands(subparsers) -> None:
                                                            "IntegratedGradients, DeepLift, DeepLiftShap)")
     compare.add_argument("--n-steps", type=int, default=50, help="integrated-gradients steps (default 50, Captum's "
                                                                  "default)")
-    compare.add_argument("--shap-baselines", metavar="S.npy", help="DeepLiftShap baselines (K, *example_shape)")
+    compare.add_argument("--baseline-samples", metavar="S.npy",
+                         help="DeepLiftShap's distribution of references (K, *example_shape), K >= 2 (Captum's "
+                              "baselines= of DeepLiftShap; default: --baseline per example)")
     compare.add_argument("--attributions", metavar="A.npy", help="your own attributions to diff against the reference")
     compare.add_argument("--method", help="with --attributions: gradient, input_x_gradient, guided_backprop, "
                                           "deconvnet, integrated_gradients or deeplift")

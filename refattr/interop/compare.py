@@ -45,7 +45,7 @@ from ..layers import MaxPool2D, registry
 from ..methods import deconvnet, gradient, guided_backprop, input_x_gradient
 from ..methods._common import pick, prepare
 from ..network import Sequential
-from ..validation import as_baselines, as_float64, broadcast_baseline
+from ..validation import as_baselines, as_float64, broadcast_baseline, refuses_baselines
 from . import captum_conventions as cc
 
 __all__ = ["Cause", "MethodComparison", "Report", "compare_captum", "compare_attributions", "relative_difference",
@@ -312,16 +312,16 @@ def reference_method(name: str):
     return getattr(importlib.import_module(f"refattr.methods.{name}"), name)
 
 
-def _gap(net, x, baseline_values, target, values, baselines=None) -> float:
-    """max_n |sum(phi_n) - (t(x_n) - t(x'_n))| (mean over K baselines when ``baselines``); ``inf`` where
-    ``values`` holds NaN or Inf."""
+def _gap(net, x, baseline_values, target, values, baseline_samples=None) -> float:
+    """max_n |sum(phi_n) - (t(x_n) - t(x'_n))| (mean over the K references when ``baseline_samples``);
+    ``inf`` where ``values`` holds NaN or Inf."""
     if not np.all(np.isfinite(values)):
         return float("inf")
     tx = pick(net(x), target)
-    if baselines is None:
+    if baseline_samples is None:
         tb = pick(net(baseline_values), target)
     else:
-        tb = np.mean([pick(net(np.broadcast_to(b, x.shape)), target) for b in baselines], axis=0)
+        tb = np.mean([pick(net(np.broadcast_to(b, x.shape)), target) for b in baseline_samples], axis=0)
     sums = np.asarray(values).reshape(x.shape[0], -1).sum(axis=1)
     return float(np.max(np.abs(sums - (tx - tb))))
 
@@ -385,16 +385,16 @@ def _adjacent_hooked(net, swish_hooked=False) -> list[str]:
             for i, (a, b) in enumerate(zip(layers[:-1], layers[1:])) if hooked(a) and hooked(b)]
 
 
-def _deeplift_chain(net, x, baseline, target, baselines=None):
+def _deeplift_chain(net, x, baseline, target, baseline_samples=None):
     """Captum's DeepLift convention, then one convention removed at a time, ending at pure Rescale.
 
     Returns (reproduction, components, final variant). Each component is the relative size of
     one step of the chain.
     """
     def run(**options):
-        if baselines is None:
+        if baseline_samples is None:
             return cc.captum_deeplift(net, x, baseline, target, **options)
-        return cc.captum_deeplift_shap(net, x, baselines, target, **options)
+        return cc.captum_deeplift_shap(net, x, baseline_samples, target, **options)
 
     eps = cc.CAPTUM_DEEPLIFT_EPS
     steps = [{}]
@@ -434,7 +434,8 @@ def _deeplift_chain(net, x, baseline, target, baselines=None):
                                             "(|Δx| < 1e-10) uses grad_input[0], the gradient of example 0, for every "
                                             "example", relative_difference(v0, v), "Captum issue #1276"))
         v0 = v
-    refs = [broadcast_baseline(baseline, x)] if baselines is None else [np.broadcast_to(b, x.shape) for b in baselines]
+    refs = ([broadcast_baseline(baseline, x)] if baseline_samples is None
+            else [np.broadcast_to(b, x.shape) for b in baseline_samples])
     n_small = sum(int(np.sum((np.abs(dz) < eps) & (dz != 0))) for xr in refs for _, _, dz in _nonlinear_inputs(net, x, xr))
     v = more(eps=0)
     components.append(Cause("convention", f"Captum falls back to the gradient at the input where |Δz| < {eps:g} "
@@ -495,11 +496,12 @@ def _normalise_methods(methods):
     return out
 
 
+@refuses_baselines
 def compare_captum(model: TorchModule | Sequential | OnnxModel | PathLike | bytes, inputs: ArrayLike | TorchTensor,
-                   baselines: ArrayLike | TorchTensor = 0.0, targets: Target | TorchTensor = None,
+                   baseline: ArrayLike | TorchTensor = 0.0, targets: Target | TorchTensor = None,
                    methods: Iterable[str] | None = None, *, n_steps: int = 50,
                    ig_methods: Sequence[str] = cc.CAPTUM_IG_METHODS,
-                   shap_baselines: ArrayLike | TorchTensor | None = None, rtol: float = FLOAT64_RTOL) -> Report:
+                   baseline_samples: ArrayLike | TorchTensor | None = None, rtol: float = FLOAT64_RTOL) -> Report:
     """Run Captum's attribution methods and refattr's reference on the same model and classify every difference.
 
     Parameters
@@ -510,10 +512,11 @@ def compare_captum(model: TorchModule | Sequential | OnnxModel | PathLike | byte
         :func:`~refattr.interop.to_torch`.
     inputs : array_like or torch.Tensor, shape (N, *example_shape)
         A tensor is detached and copied to the CPU (``requires_grad`` is fine); likewise for
-        ``baselines``, ``targets`` and ``shap_baselines``.
-    baselines : scalar, array_like or torch.Tensor
-        The baseline x' of IntegratedGradients and DeepLift: a scalar, one example's shape, or
-        the inputs' shape (default 0).
+        ``baseline``, ``targets`` and ``baseline_samples``.
+    baseline : scalar, array_like or torch.Tensor
+        The baseline x' of IntegratedGradients and DeepLift, what Captum's ``attribute`` takes as
+        ``baselines``: a scalar, one example's shape, (1, *example_shape), or the inputs' shape
+        (default 0). ``baselines=`` is refused with an error that names both of its meanings.
     targets : int, int array (N,), or None
     methods : iterable of str, optional
         Some of :data:`CAPTUM_METHODS` (default: all).
@@ -521,9 +524,11 @@ def compare_captum(model: TorchModule | Sequential | OnnxModel | PathLike | byte
         Captum's ``n_steps`` for IntegratedGradients, >= 1.
     ig_methods : iterable of str
         Captum's IG ``method`` values to compare (default: all five).
-    shap_baselines : array_like (K, *example_shape), K >= 2, optional
-        DeepLiftShap's baseline distribution. Default: the per-example baselines broadcast to the
-        inputs' shape (K = N; repeated once more if N == 1, as Captum needs K >= 2).
+    baseline_samples : array_like (K, *example_shape), K >= 2, optional
+        DeepLiftShap's distribution of references (what Captum's ``DeepLiftShap.attribute`` takes
+        as ``baselines``), compared with refattr's ``deeplift(baseline_samples=...)``. Default:
+        ``baseline`` broadcast to the inputs' shape (K = N; repeated once more if N == 1, as
+        Captum needs K >= 2).
     rtol : float
         Relative difference below which two results count as equal up to rounding; a finite
         float with 0 < rtol < 1 (else :class:`~refattr.errors.ArgumentError`). A peer result
@@ -559,7 +564,7 @@ def compare_captum(model: TorchModule | Sequential | OnnxModel | PathLike | byte
     --------
     ::
 
-        report = compare_captum(torch_model, x, baselines=x_ref, targets=labels)
+        report = compare_captum(torch_model, x, baseline=x_ref, targets=labels)
         print(report.table())          # one line per method, causes with their sizes, then the summary
         assert report.all_explained, report.unexplained   # nothing unexplained
         assert report.peer_correct, report.summary()        # and no known Captum bug changed a result
@@ -571,18 +576,18 @@ def compare_captum(model: TorchModule | Sequential | OnnxModel | PathLike | byte
     from .torch_model import require_torch
 
     torch = require_torch()
-    inputs, baselines, targets, shap_baselines = (_numpy(v) for v in (inputs, baselines, targets, shap_baselines))
+    inputs, baseline, targets, baseline_samples = (_numpy(v) for v in (inputs, baseline, targets, baseline_samples))
     net, peer_model = _as_models(model)
     x, t = prepare(net, inputs, targets, name="inputs")
-    xr = broadcast_baseline(baselines, x)
+    xr = broadcast_baseline(baseline, x)
     n_out = net(x).shape[1]
     torch_target = None if targets is None and n_out == 1 else torch.from_numpy(t)
     tx = torch.from_numpy(x.copy())
     tb = torch.from_numpy(xr.copy())
-    if shap_baselines is None:
+    if baseline_samples is None:
         shap = xr if x.shape[0] > 1 else np.concatenate([xr, xr])
     else:
-        shap = as_baselines(shap_baselines, x)
+        shap = as_baselines(baseline_samples, x)
     from .torch_model import torch_forward
 
     forward_diff, forward_rtol = relative_difference(torch_forward(peer_model, x), net(x)), FLOAT64_RTOL
@@ -644,8 +649,8 @@ def compare_captum(model: TorchModule | Sequential | OnnxModel | PathLike | byte
             if maxpool_rule:
                 entry.reference += ", maxpool_rule='delta_routing'"
             if shap_mode:
-                entry.reference += f", {shap.shape[0]} baselines"
-                ref = deeplift(net, x, target=t, rule="rescale", baselines=shap, maxpool_rule=maxpool_rule)
+                entry.reference += f", {shap.shape[0]} baseline samples"
+                ref = deeplift(net, x, target=t, rule="rescale", baseline_samples=shap, maxpool_rule=maxpool_rule)
                 peer = run_peer(entry, lambda: cattr.DeepLiftShap(peer_model).attribute(
                     tx.clone().requires_grad_(), torch.from_numpy(np.ascontiguousarray(shap)), target=torch_target))
             else:
@@ -733,9 +738,10 @@ GRADIENT_FAMILY = {"gradient": gradient, "input_x_gradient": input_x_gradient, "
 ATTRIBUTION_METHODS = tuple(GRADIENT_FAMILY) + ("integrated_gradients", "deeplift")
 
 
+@refuses_baselines
 def compare_attributions(model: TorchModule | Sequential | OnnxModel | PathLike | bytes,
                          inputs: ArrayLike | TorchTensor, attributions: ArrayLike | TorchTensor,
-                         method: AttributionMethod, baselines: ArrayLike | TorchTensor = 0.0,
+                         method: AttributionMethod, baseline: ArrayLike | TorchTensor = 0.0,
                          targets: Target | TorchTensor = None, *, rule: str | None = None, n_steps: int = 50,
                          maxpool_rule: MaxPoolRule | None = None, rtol: float | None = None) -> Report:
     """Diff a user's own attributions against refattr's reference for ``method`` and explain the difference.
@@ -761,7 +767,8 @@ def compare_attributions(model: TorchModule | Sequential | OnnxModel | PathLike 
     method : str
         One of "gradient", "input_x_gradient", "guided_backprop", "deconvnet",
         "integrated_gradients", "deeplift".
-    baselines, targets : as for refattr's methods (``baseline``, ``target``); tensors accepted.
+    baseline, targets : as for refattr's methods (``baseline``, ``target``); tensors accepted.
+        ``baselines=`` is refused with an error that names both of its meanings.
     rule : str, optional
         Narrows the search. integrated_gradients: a refattr rule ("left", "right", "midpoint",
         "trapezoid", "gauss_legendre"; "exact", "quad" or "auto" for the reference integral) or a
@@ -800,14 +807,14 @@ def compare_attributions(model: TorchModule | Sequential | OnnxModel | PathLike 
     rtol = _check_rtol(rtol)
     if method not in ATTRIBUTION_METHODS:
         raise RuleError(f"method: unknown method {method!r}; expected one of {ATTRIBUTION_METHODS}")
-    inputs, baselines, targets = _numpy(inputs), _numpy(baselines), _numpy(targets)
+    inputs, baseline, targets = _numpy(inputs), _numpy(baseline), _numpy(targets)
     net = model if isinstance(model, Sequential) else _onnx_net(model) if _is_onnx(model) else _as_models(model)[0]
     x, t = prepare(net, inputs, targets, name="inputs")
     forward_diff, forward_rtol, notes = (None, None, []) if isinstance(model, Sequential) else \
         _source_forward_diff(model, net, x)
     if values.shape != x.shape:
         raise RuleError(f"attributions: expected the inputs' shape {x.shape}, got {values.shape}")
-    xr = broadcast_baseline(baselines, x)
+    xr = broadcast_baseline(baseline, x)
     report = Report(peer="user attributions", reference=f"refattr {__version__}", n_examples=x.shape[0], rtol=rtol,
                     forward_max_rel_diff=forward_diff, forward_rtol=forward_rtol, notes=notes,
                     peer_label="the user's")

@@ -41,7 +41,7 @@ def run(capsys, *argv):
 
 
 def test_compare_captum_table_and_json(files, capsys):
-    code, out = run(capsys, "compare", files / "model.pt", "--trust-pickle", "--inputs", files / "x.npy", "--baselines",
+    code, out = run(capsys, "compare", files / "model.pt", "--trust-pickle", "--inputs", files / "x.npy", "--baseline",
                     files / "b.npy", "--targets", files / "t.npy", "--methods", "Saliency,DeepLift,IntegratedGradients")
     assert code == 0, out.out
     assert "every difference is explained" in out.out and "IntegratedGradients[riemann_trapezoid" in out.out
@@ -58,7 +58,7 @@ def test_compare_captum_table_and_json(files, capsys):
     ("ig_wrong.npy", "right", "unexplained", 1),
 ])
 def test_compare_own_attributions(files, capsys, attributions, rule, verdict, code):
-    got, out = run(capsys, "compare", files / "model.pt", "--trust-pickle", "--inputs", files / "x.npy", "--baselines",
+    got, out = run(capsys, "compare", files / "model.pt", "--trust-pickle", "--inputs", files / "x.npy", "--baseline",
                    files / "b.npy", "--targets", files / "t.npy", "--attributions", files / attributions, "--method",
                    "integrated_gradients", "--rule", rule, "--n-steps", "50", "--json")
     report = json.loads(out.out)
@@ -71,6 +71,16 @@ def test_bad_input_exits_2(files, capsys):
     code, out = run(capsys, "compare", files / "model.pt", "--trust-pickle", "--inputs", files / "x.npy",
                     "--attributions", files / "ig_right.npy")
     assert code == 2 and "--method" in out.err
+
+
+def test_the_ambiguous_baselines_option_is_refused_before_anything_is_read(files, capsys):
+    # MODEL does not exist: the refusal comes first, so nothing (not even the model) was read.
+    code, out = run(capsys, "compare", files / "missing.pt", "--inputs", files / "x.npy", "--baselines",
+                    files / "b.npy")
+    assert code == 2 and "no such file" not in out.err
+    for phrase in ("--baselines", "one baseline per example", "DeepLiftShap", "--baseline B.npy",
+                   "--baseline-samples S.npy", "(1, *example_shape)"):
+        assert phrase in out.err, phrase
 
 
 def test_oracle_export(tmp_path, capsys):

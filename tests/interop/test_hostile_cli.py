@@ -333,7 +333,7 @@ def test_bad_model_path_exits_2(files, bad, capsys, model, phrases):
     assert_bad_input(code, out.err, "compare", *phrases)
 
 
-@pytest.mark.parametrize("option", ["--inputs", "--baselines", "--targets", "--attributions", "--shap-baselines"])
+@pytest.mark.parametrize("option", ["--inputs", "--baseline", "--targets", "--attributions", "--baseline-samples"])
 @pytest.mark.parametrize("path, phrases", [
     ("folder", ["is a directory"]),
     ("missing.npy", ["no such file"]),

@@ -44,7 +44,7 @@ def test_manifest_covers_every_layer_method_and_rule(exported):
     for key in ("attr.gradient", "attr.input_x_gradient", "attr.guided_backprop", "attr.deconvnet",
                 "attr.integrated_gradients.exact", "attr.integrated_gradients.quad", "attr.deeplift.rescale",
                 "attr.deeplift.reveal_cancel", "attr.deeplift.rescale.delta_routing", "attr.deeplift.rescale.gradient",
-                "attr.deeplift.rescale.baselines", "attr.integrated_gradients.quad.baselines"):
+                "attr.deeplift.rescale.baseline_samples", "attr.integrated_gradients.quad.baseline_samples"):
         assert key in keys, key
     for case in manifest["cases"]:
         data = (pathlib.Path(directory) / case["file"]).read_bytes()
@@ -170,8 +170,8 @@ for case in manifest["cases"]:
     assert close(forward(case, a, x), a["output.x"], 1e-12, 1e-14), case["name"]
     assert close(forward(case, a, b), a["output.baseline"], 1e-12, 1e-14), case["name"]
     delta_t = a["output.x"][rows, t] - a["output.baseline"][rows, t]
-    if "baselines" in a.files:
-        delta_t_k = a["output.x"][rows, t] - a["output.baselines"][:, t].mean(axis=0)
+    if "baseline_samples" in a.files:
+        delta_t_k = a["output.x"][rows, t] - a["output.baseline_samples"][:, t].mean(axis=0)
     grad = fd_gradient(case, a, x, t)
     assert close(a["attr.gradient"], grad, 1e-6, 1e-8), case["name"]
     assert close(a["attr.input_x_gradient"], x * a["attr.gradient"], 1e-14, 0), case["name"]
@@ -189,7 +189,7 @@ for case in manifest["cases"]:
             assert close(phi, (x - b) * total, 1e-6, 1e-8), (case["name"], entry["key"])
             checks += 1
         if entry["gap"] is not None:
-            dt = delta_t_k if opts.get("baselines") else delta_t
+            dt = delta_t_k if opts.get("baseline_samples") else delta_t
             gap = phi.reshape(x.shape[0], -1).sum(axis=1) - dt
             assert np.allclose(gap, a[entry["gap"]], rtol=0, atol=1e-12), (case["name"], entry["key"])
             if entry["complete"]:

@@ -217,6 +217,6 @@ def test_the_cli_exits_3_when_every_difference_is_explained_but_the_peer_is_wron
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "b.npy", b)
     code, out = _compare(capsys, "compare", tmp_path / "model.pt", "--trust-pickle", "--inputs", tmp_path / "x.npy",
-                         "--baselines", tmp_path / "b.npy", "--targets", "0", "--methods", "DeepLift")
+                         "--baseline", tmp_path / "b.npy", "--targets", "0", "--methods", "DeepLift")
     assert code == 3, out.out
     assert "WRONG" in out.out.splitlines()[-1] and "#1104" in out.out.splitlines()[-1]

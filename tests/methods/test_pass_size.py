@@ -45,7 +45,7 @@ def test_results_do_not_depend_on_the_pass_size(monkeypatch, activation):
 
     def run():
         return [gradient(net, x, target).values, guided_backprop(net, x, target).values,
-                deeplift(net, x, ref, target).values, deeplift(net, x, target=target, baselines=refs).values,
+                deeplift(net, x, ref, target).values, deeplift(net, x, target=target, baseline_samples=refs).values,
                 integrated_gradients(net, x, ref, target, rule="gauss_legendre", n_steps=5).values]
 
     one_pass = run()
