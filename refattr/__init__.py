@@ -37,6 +37,7 @@ from .methods import (
     input_x_gradient as input_x_gradient,
     integrated_gradients as integrated_gradients,
 )
+from .graph import Graph as Graph
 from .network import Sequential as Sequential
 
 from . import layers as _layers
@@ -44,7 +45,7 @@ from . import layers as _layers
 __version__ = "0.1.0"
 
 __all__ = [
-    "Sequential", "Dense", "Conv2D", "ReLU", "Tanh", "Sigmoid", "Swish", "Flatten", "AvgPool2D", "MaxPool2D",
+    "Sequential", "Graph", "Dense", "Conv2D", "ReLU", "Tanh", "Sigmoid", "Swish", "Flatten", "AvgPool2D", "MaxPool2D",
     "Attribution", "gradient", "input_x_gradient", "guided_backprop", "deconvnet", "deeplift", "deeplift_layers", "integrated_gradients",
     "RefattrError", "ShapeError", "NonFiniteError", "TargetError", "RuleError", "UnsupportedLayerError",
     "ArgumentError", "ResourceError", "UnsafeFileError", "ImportMismatchError",

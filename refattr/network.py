@@ -16,7 +16,7 @@ from .layers.base import Layer
 from .layers.registry import supported
 from .validation import as_float64
 
-__all__ = ["Sequential", "Trace", "InputShape", "PASS_BYTES", "memory_bytes"]
+__all__ = ["Network", "Sequential", "Trace", "InputShape", "PASS_BYTES", "memory_bytes"]
 
 #: Default activation budget of one pass (see :meth:`Sequential.pass_size`): 2 MiB, about an
 #: L2 cache, measured best among 1 to 8 MiB on the benchmark networks.
@@ -64,6 +64,10 @@ def _format_bytes(n: int) -> str:
     return f"{n} bytes"
 
 
+def _describe_shape(example_shape) -> str:
+    return str(tuple(example_shape))
+
+
 def _as_input_shape(value) -> tuple[int, ...]:
     """``input_shape`` as a tuple of positive ints; no rounding of floats, no bools."""
     expected = "input_shape: expected one example's shape as a tuple of positive ints, e.g. (1, 28, 28) or (4,)"
@@ -109,84 +113,33 @@ class Trace:
         return self.activations[-1]
 
 
-class Sequential:
-    """A feed-forward network: layer i + 1 consumes the output of layer i.
+class Network:
+    """What every refattr network offers the attribution methods: input checks, shapes, batch
+    sizes and the passes (``trace``, ``backward``). :class:`Sequential` (a chain) and
+    :class:`~refattr.graph.Graph` (any directed acyclic graph of layers) are the two kinds.
 
-    Parameters
-    ----------
-    layers : iterable of Layer
-    input_shape : tuple of int, optional
-        One example's shape, e.g. (1, 28, 28) or (4,). When given, every shape is checked now,
-        the output included (one vector per example), and so is the memory one example's
-        activations take; otherwise what can be checked (ranks, feature and channel counts) is
-        checked now and the rest when an input arrives. Either way nothing is computed on an
-        input that does not fit.
-
-    Raises
-    ------
-    ArgumentError
-        ``layers`` is not a list, or ``input_shape`` is not a tuple of positive ints.
-    UnsupportedLayerError, ShapeError
-        An entry is not a refattr layer; layers (or ``input_shape``) do not fit together.
-    ResourceError
-        One example of ``input_shape`` would need more memory than the machine has
-        (:func:`memory_bytes`).
-
-    Notes
-    -----
-    Every pass raises NonFiniteError, naming the layer, where a finite input overflows: forward,
-    where a layer's output holds inf or nan (scanned only where :meth:`~refattr.layers.base.Layer.output_bound`,
-    propagated from the input's largest magnitude, exceeds half of float64's range), and
-    backward, where the signal does.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from refattr import Dense, ReLU, Sequential
-    >>> net = Sequential([Dense([[1.0, -2.0]], [0.5]), ReLU()])
-    >>> net(np.array([[3.0, 1.0], [0.0, 1.0]]))    # relu(3 - 2 + 0.5), relu(0 - 2 + 0.5)
-    array([[1.5],
-           [0. ]])
+    A network's values are numbered: its inputs first (0 for a one-input network), then the output
+    of every layer in order; ``node_args[i]`` holds the numbers of the values layer i reads, and a
+    :class:`Trace` keeps ``activations`` by value number and ``caches`` by layer.
     """
 
-    def __init__(self, layers: Iterable[Layer], input_shape: Sequence[int] | None = None) -> None:
-        if isinstance(layers, (Layer, str, bytes)) or not hasattr(layers, "__iter__"):
-            raise ArgumentError(
-                f"layers: expected a list of refattr layers, e.g. Sequential([Dense(w), ReLU()]), got "
-                f"{layers!r} ({type(layers).__name__})"
-            )
-        self.layers = tuple(layers)
-        if not self.layers:
-            raise ShapeError("layers: expected at least one layer, got none")
-        for i, layer in enumerate(self.layers):
-            if isinstance(layer, type) and issubclass(layer, Layer):
-                raise UnsupportedLayerError(
-                    f"layers[{i}]: the class {layer.__name__}, not a layer; build one, e.g. {layer.__name__}(...)"
-                )
-            if not isinstance(layer, Layer):
-                raise UnsupportedLayerError(
-                    f"layers[{i}]: {type(layer).__module__}.{type(layer).__name__} is not a refattr layer; "
-                    f"expected one of {supported()} (use refattr.interop to convert a PyTorch or ONNX model)"
-                )
-        self.input_shape = None if input_shape is None else _as_input_shape(input_shape)
-        if self.input_shape is None:
-            self._propagate(None)
-        else:
-            try:
-                self.output_shape(self.input_shape)
-            except ShapeError as exc:
-                raise ShapeError(f"input_shape: {self.input_shape} does not fit the network: {exc}") from None
-            self._check_memory(self.input_shape, "input_shape")
+    #: How many inputs the network takes (a tuple of arrays where more than one).
+    n_inputs: int = 1
+    layers: tuple[Layer, ...]
+    node_args: tuple[tuple[int, ...], ...]
 
-    # shapes --------------------------------------------------------------------------------
     def _propagate(self, example_shape):
-        shape = example_shape
-        for i, layer in enumerate(self.layers):
-            try:
-                shape = layer.output_shape(shape)
-            except ShapeError as exc:
-                raise type(exc)(f"layers[{i}] {exc}") from None
-        return shape
+        """The example shape of the network's output (ShapeError naming the layer if none)."""
+        return self._value_shapes(example_shape)[-1][1]
+
+    def _value_shapes(self, example_shape) -> list[tuple[str, tuple]]:
+        """(label, example shape) of every value, by value number: the inputs, then every layer's
+        output (ShapeError naming the layer where one does not fit)."""
+        raise NotImplementedError
+
+    def value_names(self) -> tuple[str, ...]:
+        """A name for every value, by value number."""
+        raise NotImplementedError
 
     def output_shape(self, example_shape: Sequence[int]) -> tuple[int]:
         """Shape of one example's output; raises ShapeError if the input does not fit."""
@@ -249,17 +202,13 @@ class Sequential:
         needed = 8 * self.activation_size(example_shape)
         if needed <= limit:
             return
-        shape, largest = tuple(example_shape), (0, None, ())
-        for i, layer in enumerate(self.layers):
-            shape = layer.output_shape(shape)
-            if math.prod(shape) > largest[0]:
-                largest = (math.prod(shape), i, shape)
-        _, i, shape = largest
+        values = self._value_shapes(example_shape)[self.n_inputs:]
+        label, shape = max(values, key=lambda v: math.prod(v[1]))   # the first of the largest
         raise ResourceError(
-            f"{name}: one example of shape {tuple(example_shape)} needs {_format_bytes(needed)} of activations, "
-            f"more than this machine's memory ({_format_bytes(limit)}); the largest is the output of "
-            f"layers[{i}] {self.layers[i]!r}, of shape {shape}: reduce that layer's padding, kernel or "
-            f"dilation (or raise its stride), or the input size"
+            f"{name}: one example of shape {_describe_shape(example_shape)} needs {_format_bytes(needed)} of "
+            f"activations, more than this machine's memory ({_format_bytes(limit)}); the largest is the output "
+            f"of {label}, of shape {shape}: reduce that layer's padding, kernel or dilation (or raise its "
+            f"stride), or the input size"
         )
 
     def n_outputs(self, example_shape: Sequence[int]) -> int:
@@ -267,12 +216,8 @@ class Sequential:
 
     def activation_size(self, example_shape: Sequence[int]) -> int:
         """Number of float64 values one example holds in a trace: its input and every layer's output."""
-        shape = tuple(example_shape)
-        size = math.prod(shape)      # Python ints: no wrap-around for absurd shapes
-        for layer in self.layers:
-            shape = layer.output_shape(shape)
-            size += math.prod(shape)
-        return max(size, 1)
+        # Python ints: no wrap-around for absurd shapes
+        return max(sum(math.prod(shape) for _, shape in self._value_shapes(example_shape)), 1)
 
     def pass_size(self, example_shape: Sequence[int], budget_bytes: int = PASS_BYTES, minimum: int = 8) -> int:
         """How many examples to send through the network together so that their activations
@@ -296,6 +241,99 @@ class Sequential:
         """The output (N, n_outputs) for a batch x (validated first)."""
         return self.trace(self.check_input(x)).output
 
+    @property
+    def piecewise_linear(self) -> bool:
+        """True when every layer declares itself piecewise linear (ReLU, MaxPool2D and linear
+        layers); a layer that does not declare it (``piecewise_linear = None``) counts as not."""
+        return all(layer.piecewise_linear is True for layer in self.layers)
+
+
+class Sequential(Network):
+    """A feed-forward network: layer i + 1 consumes the output of layer i.
+
+    Parameters
+    ----------
+    layers : iterable of Layer
+    input_shape : tuple of int, optional
+        One example's shape, e.g. (1, 28, 28) or (4,). When given, every shape is checked now,
+        the output included (one vector per example), and so is the memory one example's
+        activations take; otherwise what can be checked (ranks, feature and channel counts) is
+        checked now and the rest when an input arrives. Either way nothing is computed on an
+        input that does not fit.
+
+    Raises
+    ------
+    ArgumentError
+        ``layers`` is not a list, or ``input_shape`` is not a tuple of positive ints.
+    UnsupportedLayerError, ShapeError
+        An entry is not a refattr layer; layers (or ``input_shape``) do not fit together.
+    ResourceError
+        One example of ``input_shape`` would need more memory than the machine has
+        (:func:`memory_bytes`).
+
+    Notes
+    -----
+    Every pass raises NonFiniteError, naming the layer, where a finite input overflows: forward,
+    where a layer's output holds inf or nan (scanned only where :meth:`~refattr.layers.base.Layer.output_bound`,
+    propagated from the input's largest magnitude, exceeds half of float64's range), and
+    backward, where the signal does.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refattr import Dense, ReLU, Sequential
+    >>> net = Sequential([Dense([[1.0, -2.0]], [0.5]), ReLU()])
+    >>> net(np.array([[3.0, 1.0], [0.0, 1.0]]))    # relu(3 - 2 + 0.5), relu(0 - 2 + 0.5)
+    array([[1.5],
+           [0. ]])
+    """
+
+    def __init__(self, layers: Iterable[Layer], input_shape: Sequence[int] | None = None) -> None:
+        if isinstance(layers, (Layer, str, bytes)) or not hasattr(layers, "__iter__"):
+            raise ArgumentError(
+                f"layers: expected a list of refattr layers, e.g. Sequential([Dense(w), ReLU()]), got "
+                f"{layers!r} ({type(layers).__name__})"
+            )
+        self.layers = tuple(layers)
+        if not self.layers:
+            raise ShapeError("layers: expected at least one layer, got none")
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, type) and issubclass(layer, Layer):
+                raise UnsupportedLayerError(
+                    f"layers[{i}]: the class {layer.__name__}, not a layer; build one, e.g. {layer.__name__}(...)"
+                )
+            if not isinstance(layer, Layer):
+                raise UnsupportedLayerError(
+                    f"layers[{i}]: {type(layer).__module__}.{type(layer).__name__} is not a refattr layer; "
+                    f"expected one of {supported()} (use refattr.interop to convert a PyTorch or ONNX model)"
+                )
+        self.node_args = tuple((i,) for i in range(len(self.layers)))
+        self.input_shape = None if input_shape is None else _as_input_shape(input_shape)
+        if self.input_shape is None:
+            self._propagate(None)
+        else:
+            try:
+                self.output_shape(self.input_shape)
+            except ShapeError as exc:
+                raise ShapeError(f"input_shape: {self.input_shape} does not fit the network: {exc}") from None
+            self._check_memory(self.input_shape, "input_shape")
+
+    # shapes --------------------------------------------------------------------------------
+    def _value_shapes(self, example_shape):
+        shape = example_shape
+        values = [("the input", None if shape is None else tuple(shape))]
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = layer.output_shape(shape)
+            except ShapeError as exc:
+                raise type(exc)(f"layers[{i}] {exc}") from None
+            values.append((f"layers[{i}] {layer!r}", shape))
+        return values
+
+    def value_names(self) -> tuple[str, ...]:
+        return ("input",) + tuple(repr(layer) for layer in self.layers)
+
+    # passes --------------------------------------------------------------------------------
     def trace(self, x: np.ndarray, outputs: bool = True) -> Trace:
         """Forward pass keeping every activation and cache. ``x`` must already be validated.
 
@@ -387,9 +425,3 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
         return f"Sequential([\n{inner}\n])"
-
-    @property
-    def piecewise_linear(self) -> bool:
-        """True when every layer declares itself piecewise linear (ReLU, MaxPool2D and linear
-        layers); a layer that does not declare it (``piecewise_linear = None``) counts as not."""
-        return all(layer.piecewise_linear is True for layer in self.layers)

@@ -89,6 +89,12 @@ def test_output_bound_bounds_every_layer(rng):
         shape = (5,) if cls is Dense else (2, 5, 5)
         for _ in range(20):
             layer = cls.random(rng, shape)
+            if getattr(layer, "joins", False):      # several inputs: a bound per input
+                k = layer.n_inputs or 3
+                xs = tuple(rng.normal(size=(3,) + shape) * 10.0 ** rng.integers(-3, 4) for _ in range(k))
+                bound = layer.output_bound([float(np.max(np.abs(x))) for x in xs])
+                assert np.max(np.abs(layer.forward(xs)[0])) <= bound, cls.__name__
+                continue
             x = rng.normal(size=(3,) + shape) * 10.0 ** rng.integers(-3, 4)
             bound = layer.output_bound(float(np.max(np.abs(x))))
             assert np.max(np.abs(layer.forward(x)[0])) <= bound, cls.__name__
@@ -163,8 +169,8 @@ def test_difference_from_the_baseline_overflow(method):
     with pytest.raises(NonFiniteError, match=r"baseline: x - baseline overflows float64.*example 0, element "
                                              r"\(0,\): x = 1e\+308, reference = -1e\+308.*rescale x"):
         method(net, [[1e308]], baseline=-1e308)
-    with pytest.raises(NonFiniteError, match=r"baselines: .*example 0 with baselines\[1\]"):
-        method(net, [[1e308]], baselines=[[0.0], [-1e308]])
+    with pytest.raises(NonFiniteError, match=r"baseline_samples: .*example 0 with baseline_samples\[1\]"):
+        method(net, [[1e308]], baseline_samples=[[0.0], [-1e308]])
 
 
 # 2. arguments that used to be silently rounded or ignored ----------------------------------------
@@ -301,7 +307,7 @@ def test_every_method_refuses_bad_x(method, x, phrase):
 @pytest.mark.parametrize("method", ALL_METHODS, ids=lambda m: m.__name__)
 @pytest.mark.parametrize("net", ["net", Dense(np.ones((1, 1))), None], ids=repr)
 def test_every_method_refuses_what_is_not_a_network(method, net):
-    with pytest.raises(UnsupportedLayerError, match=r"net: expected a refattr\.Sequential, got "):
+    with pytest.raises(UnsupportedLayerError, match=r"net: expected a refattr network \(Sequential or Graph\), got "):
         method(net, [[1.0]])
 
 
@@ -329,9 +335,9 @@ def test_reference_methods_refuse_bad_baselines(method):
         method(net, [[1.0, 2.0]], baseline="zero")
     with pytest.raises(ShapeError, match=r"baseline: shape \(3,\) fits neither one example \(2,\)"):
         method(net, [[1.0, 2.0]], baseline=[1.0, 2.0, 3.0])
-    for baselines in (np.zeros((2, 1, 2)), np.zeros(2), np.zeros((0, 2))):
-        with pytest.raises(ShapeError, match=r"baselines: expected shape \(K, 2\) with K >= 1"):
-            method(net, [[1.0, 2.0]], baselines=baselines)
+    for samples in (np.zeros((2, 1, 2)), np.zeros(2), np.zeros((0, 2))):
+        with pytest.raises(ShapeError, match=r"baseline_samples: expected shape \(K, 2\) with K >= 1"):
+            method(net, [[1.0, 2.0]], baseline_samples=samples)
 
 
 @pytest.mark.parametrize("make, phrase", [

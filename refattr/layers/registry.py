@@ -21,9 +21,9 @@ and the contract tests read :func:`registered` instead of naming layers:
     the module's attribute of the same name (``LeakyReLU(negative_slope)``); the export calls
     ``torch.nn.<torch_modules[0]>(**those)``.
 ``torch_requires`` (dict, default empty)
-    Settings of the torch module the layer models, attribute -> value (``Flatten``:
-    ``{"start_dim": 1, "end_dim": -1}``): the import refuses a module with another value, the
-    export passes them to the module's constructor.
+    Settings of the torch module the layer models, attribute -> value: the import refuses a module
+    with another value, the export passes them to the module's constructor (no registered layer
+    needs one today).
 ``onnx_attributes`` (dict, default empty)
     For an element-wise op: ONNX attribute -> constructor argument (``Swish``: ``{"alpha":
     "beta"}``). The importer reads these attributes (an absent one takes the operator's default
@@ -37,6 +37,10 @@ and the contract tests read :func:`registered` instead of naming layers:
 ``mp_function`` (element-wise layers: a method)
     The layer's f evaluated in mpmath, next to ``function``: the high-precision reference the
     contract tests hold the divided difference ``secant`` to.
+``joins`` (bool, default False)
+    True for a layer of several inputs (:class:`~refattr.layers._join.JoinLayer`: ``Add``,
+    ``Concat``, ``Mul``), which only a :class:`~refattr.graph.Graph` can hold; consumers that draw or
+    test one-input layers skip them.
 ``captum`` (str)
     How Captum 0.9.0's DeepLift treats the corresponding module: ``"linear"`` (not hooked, the
     plain gradient, which equals the Linear rule's multipliers), ``"nonlinear"`` (hooked, the
@@ -85,6 +89,7 @@ class LayerInfo:
     onnx_attributes: dict[str, str] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)  # the constructor's defaults, by argument
     onnx_runtime_rtol: float | None = None  # the ONNX runtimes' precision for the op, where below float64's
+    joins: bool = False    # takes a tuple of inputs (Add, Concat, Mul: graph joins)
 
 
 _REGISTRY: dict[str, LayerInfo] = {}
@@ -131,7 +136,8 @@ def register(cls: type) -> type:
             raise TypeError(f"{name}: {shared} already import as {other.name}; a torch module or ONNX op "
                             f"imports as one layer class")
     _REGISTRY[name] = LayerInfo(cls, name, declared, torch_modules, onnx_ops, captum, arguments, torch_arguments,
-                                dict(getattr(cls, "torch_requires", {})), onnx_attributes, defaults, runtime_rtol)
+                                dict(getattr(cls, "torch_requires", {})), onnx_attributes, defaults, runtime_rtol,
+                                bool(getattr(cls, "joins", False)))
     return cls
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NonFiniteError, UnsupportedLayerError
-from ..network import Sequential
+from ..network import Network
 from ..validation import as_target
 
 __all__ = ["prepare", "one_hot", "pick", "check_finite"]
@@ -16,9 +16,9 @@ def prepare(net, x, target, name: str = "x"):
     """Validate (net, x, target) and return the float64 batch and the (N,) int64 target.
 
     ``name`` is what error messages call x (``compare_captum`` calls it ``inputs``)."""
-    if not isinstance(net, Sequential):
+    if not isinstance(net, Network):
         raise UnsupportedLayerError(
-            f"net: expected a refattr.Sequential, got {type(net).__module__}.{type(net).__name__} "
+            f"net: expected a refattr network (Sequential or Graph), got {type(net).__module__}.{type(net).__name__} "
             f"(use refattr.interop to convert a PyTorch or ONNX model)"
         )
     x = net.check_input(x, name)

@@ -7,11 +7,13 @@ from numpy.typing import ArrayLike
 from .._typing import Target
 from ..network import Sequential
 from .gradient import backpropagate
+from ._inputs import several_inputs
 from .result import Attribution
 
 __all__ = ["deconvnet"]
 
 
+@several_inputs
 def deconvnet(net: Sequential, x: ArrayLike, target: Target = None) -> Attribution:
     """Backward pass whose ReLUs ignore the forward input and pass only positive signals.
 

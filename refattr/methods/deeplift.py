@@ -16,11 +16,13 @@ from numpy.typing import ArrayLike
 
 from .._typing import DeepLiftRule, MaxPoolRule, Target
 from ..errors import NonFiniteError, RuleError, UnsupportedLayerError
+from ..layers._join import JoinLayer
 from ..layers.base import DEEPLIFT_RULES, DeltaPair, Layer, select_by_sign
 from ..layers.max_pool import MAXPOOL_RULES, MaxPool2D
 from ..network import Sequential
-from ..validation import DEFAULT_BASELINE, pair_with_references
+from ..validation import DEFAULT_BASELINE, pair_with_references, refuses_baselines
 from ._common import check_finite, one_hot, pick, prepare
+from ._inputs import several_inputs
 from .result import Attribution
 
 __all__ = ["deeplift", "deeplift_layers", "LayerContributions"]
@@ -33,7 +35,8 @@ class LayerContributions:
     Attributes
     ----------
     index : int
-        Position in the trace: 0 is the network input, i >= 1 the output of ``net.layers[i - 1]``.
+        The value's number: for a Sequential, 0 is the network input and i >= 1 the output of
+        ``net.layers[i - 1]``; for a Graph, its inputs come first, then its nodes in order.
     name : str
         "input", or the repr of the layer whose output these neurons are.
     delta_pos, delta_neg : ndarray, shape (N, *neuron_shape)
@@ -44,9 +47,16 @@ class LayerContributions:
     contributions : ndarray, shape (N, *neuron_shape)
         C_{Δ Δt} = m_pos Δ+ + m_neg Δ- for every neuron.
     completeness_gap : ndarray, shape (N,)
-        sum of ``contributions`` over the neurons, minus Δt = t(x) - t(x'). Summation-to-delta
-        says it is zero at every layer; it is rounding-level for every layer rule in refattr
-        except ``maxpool_rule="gradient"``, which does not conserve it.
+        The contributions that cross the cut just after this value (``frontier``), summed over
+        its neurons, minus Δt = t(x) - t(x'). Summation-to-delta says it is zero at every value;
+        it is rounding-level for every layer rule in refattr except ``maxpool_rule="gradient"``,
+        which does not conserve it. On a chain the cut is the value alone, so this is the sum of
+        ``contributions`` minus Δt.
+    frontier : tuple of str
+        The values of that cut: in a Graph, the values defined up to this one (in the nodes'
+        order) that a later node reads; every path from the inputs to the output crosses it once,
+        and its values count with the multipliers their later readers pass back. A value that
+        a skip connection bypasses does not carry all of Δt alone; its cut does.
     """
 
     index: int
@@ -57,6 +67,7 @@ class LayerContributions:
     m_neg: np.ndarray
     contributions: np.ndarray
     completeness_gap: np.ndarray
+    frontier: tuple[str, ...] = ()
 
 
 # Validation -------------------------------------------------------------------------------------
@@ -77,7 +88,8 @@ def _check_layers(net, maxpool_rule):
                 type(layer).deeplift_backward is Layer.deeplift_backward:
             raise UnsupportedLayerError(
                 f"net: layers[{i}] {type(layer).__name__} has no DeepLIFT rule; DeepLIFT is defined for "
-                f"linear layers (Dense, Conv2D, AvgPool2D, Flatten), element-wise activations and, with "
+                f"linear layers (Dense, Conv2D, AvgPool2D, Flatten, Reshape, Add, Concat), element-wise activations, "
+                f"Mul and, with "
                 f"maxpool_rule=, MaxPool2D"
             )
         if isinstance(layer, MaxPool2D) and maxpool_rule is None:
@@ -98,12 +110,12 @@ def _has_max_pooling(net) -> bool:
     return any(isinstance(layer, MaxPool2D) for layer in net.layers)
 
 
-def _validate(net, x, baseline, target, rule, baselines, maxpool_rule):
+def _validate(net, x, baseline, target, rule, baseline_samples, maxpool_rule):
     # Cheap checks only, all before the first forward pass.
     _check_rule_names(rule, maxpool_rule)
     x, t = prepare(net, x, target)      # net is a Sequential, x fits it, target is in range
     _check_layers(net, maxpool_rule)
-    x_rep, ref_rep, t_rep, k = pair_with_references(x, t, baseline, baselines)
+    x_rep, ref_rep, t_rep, k = pair_with_references(x, t, baseline, baseline_samples)
     return x, t, x_rep, ref_rep, t_rep, k
 
 
@@ -112,55 +124,113 @@ def _validate(net, x, baseline, target, rule, baselines, maxpool_rule):
 def _propagate(net, x, x_ref, t, rule, maxpool_rule, keep_layers):
     """Run DeepLIFT on one batch of (input, reference) pairs, all validated.
 
+    Works on any network by its value numbering (``net.node_args``): a value read by several
+    layers (fan-out) gets the sum of the multipliers they pass back (the chain rule for
+    multipliers, Shrikumar et al. 2017, section 3.2); a join (Add, Concat, Mul) takes the parts of
+    each value it reads and returns one pair of multipliers per input.
+
     Returns (values, multipliers, delta_t, layers) where ``layers`` is None unless
-    ``keep_layers``, else the list of :class:`LayerContributions` for every trace position.
+    ``keep_layers``, else the list of :class:`LayerContributions` for every value.
     """
     # Two forward passes of the same shape: row i of both goes through the same arithmetic, so
     # a neuron whose inputs agree exactly has Δ exactly 0 (the 0.5 rule sees true zeros).
     trace = net.trace(x)
     trace_ref = net.trace(x_ref)
+    acts, acts_ref = trace.activations, trace_ref.activations
+    layers, node_args = net.layers, net.node_args
+    n_in = net.n_inputs
+    n_values = n_in + len(layers)
     delta = x - x_ref
-    pos, neg = np.maximum(delta, 0.0), np.minimum(delta, 0.0)
-    parts = [(pos, neg)]
+    # A value's parts are computed only when a layer reading it reads parts (RevealCancel at an
+    # element-wise layer) or when they are reported; under Rescale no layer reads them.
+    read = [keep_layers] * n_values
+    for layer, args in zip(layers, node_args):
+        if layer.deeplift_reads_parts(rule):
+            for a in args:
+                read[a] = True
+    parts = [None] * n_values
+    parts[0] = (np.maximum(delta, 0.0), np.minimum(delta, 0.0))
     dl_caches = []
-    net_layers = net.layers
-    for i, layer in enumerate(net_layers):
-        inp = DeltaPair(trace.activations[i], trace_ref.activations[i], pos, neg)
-        # A layer's output parts are computed only when the next layer reads them (RevealCancel
-        # at an element-wise layer) or when they are reported; under Rescale no layer reads them.
-        wanted = keep_layers or (i + 1 < len(net_layers) and net_layers[i + 1].deeplift_reads_parts(rule))
+    for j, (layer, args) in enumerate(zip(layers, node_args)):
+        out = n_in + j
+        pairs = tuple(DeltaPair(acts[a], acts_ref[a], *(parts[a] or (None, None))) for a in args)
+        joins = isinstance(layer, JoinLayer)
         pos, neg, dl_cache = layer.deeplift_forward(
-            inp, trace.activations[i + 1], trace_ref.activations[i + 1], trace.caches[i],
-            trace_ref.caches[i], rule=rule, maxpool_rule=maxpool_rule, parts=wanted,
+            pairs if joins else pairs[0], acts[out], acts_ref[out], trace.caches[j], trace_ref.caches[j],
+            rule=rule, maxpool_rule=maxpool_rule, parts=read[out],
         )
         dl_caches.append(dl_cache)
-        if keep_layers:
-            parts.append((pos, neg))
+        if read[out]:
+            parts[out] = (pos, neg)
     # m_{Δt+ Δt} = m_{Δt- Δt} = 1 for the target output, 0 for the others. The same array is
     # passed for both parts: layers recognise m_pos is m_neg and skip the sign bookkeeping,
     # which is then an exact identity (both parts would get the same multiplier).
-    m_pos = m_neg = one_hot(t, trace.output.shape[1])
-    multipliers = [(m_pos, m_neg)]
-    for layer, dl_cache in zip(reversed(net_layers), reversed(dl_caches)):
-        m_pos, m_neg = layer.deeplift_backward(m_pos, m_neg, dl_cache)
+    m = [None] * n_values
+    top = one_hot(t, acts[-1].shape[1])
+    m[-1] = (top, top)
+    edges = [None] * len(layers)      # per node, the multipliers it passes to each value it reads
+    for j in range(len(layers) - 1, -1, -1):
+        layer, out = layers[j], n_in + j
+        below = layer.deeplift_backward(*m[out], dl_caches[j])
+        below = below if isinstance(layer, JoinLayer) else (below,)
         if keep_layers:
-            multipliers.append((m_pos, m_neg))
+            edges[j] = below
+        else:
+            m[out] = None
+        for a, (mp, mn) in zip(node_args[j], below):
+            if m[a] is None:
+                m[a] = (mp, mn)
+            else:       # fan-out: the multipliers of every reader add up
+                sp = m[a][0] + mp
+                m[a] = (sp, sp) if (m[a][0] is m[a][1] and mp is mn) else (sp, m[a][1] + mn)
+    m_pos, m_neg = m[0] if m[0] is not None else ((z := np.zeros_like(delta)), z)
     in_pos, in_neg = parts[0]
     values = m_pos * in_pos + m_neg * in_neg
     mult = m_pos if m_pos is m_neg else select_by_sign(delta, m_pos, m_neg)
     delta_t = pick(trace.output, t) - pick(trace_ref.output, t)
     records = None
     if keep_layers:
-        multipliers.reverse()
+        names = net.value_names()
         records = []
-        for i, ((d_pos, d_neg), (mp, mn)) in enumerate(zip(parts, multipliers)):
+        for i in range(n_values):
+            d_pos, d_neg = parts[i]
+            mp, mn = m[i] if m[i] is not None else ((z := np.zeros_like(d_pos)), z)
             c = mp * d_pos + mn * d_neg
-            gap = c.reshape(c.shape[0], -1).sum(axis=1) - delta_t
+            frontier, flow = _frontier(i, n_in, node_args, edges, parts, c)
+            gap = flow - delta_t
             records.append(LayerContributions(
-                index=i, name="input" if i == 0 else repr(net_layers[i - 1]), delta_pos=d_pos,
-                delta_neg=d_neg, m_pos=mp, m_neg=mn, contributions=c, completeness_gap=gap,
+                index=i, name=names[i], delta_pos=d_pos, delta_neg=d_neg, m_pos=mp, m_neg=mn,
+                contributions=c, completeness_gap=gap, frontier=tuple(names[v] for v in frontier),
             ))
     return values, mult, delta_t, records
+
+
+def _frontier(i, n_in, node_args, edges, parts, c_i):
+    """The cut of the graph just after value ``i`` and the contributions that cross it.
+
+    In the nodes' order, the values defined up to ``i`` (all inputs together when ``i`` is an
+    input) that a later node reads, plus ``i`` itself where nothing reads it (the output): every
+    path from the inputs to the output crosses this set once, so summation-to-delta holds over it.
+    A value's neurons count with the multipliers passed back by its later readers only (those
+    through earlier readers are already inside other members of the cut). On a chain the cut is
+    ``{i}`` and the sum is value i's own contributions. Returns (cut, per-row sum).
+    """
+    last = max(i, n_in - 1) - n_in          # the last node defined (-1: only the inputs)
+    flow = np.zeros(c_i.shape[0])
+    cut = []
+    for v in range(last + n_in + 1):
+        crossing = [(r, k) for r in range(last + 1, len(node_args)) for k, a in enumerate(node_args[r]) if a == v]
+        if not crossing:
+            if v == i and v == len(node_args) + n_in - 1:   # the output
+                cut.append(v)
+                flow = flow + c_i.reshape(c_i.shape[0], -1).sum(axis=1)
+            continue
+        cut.append(v)
+        d_pos, d_neg = parts[v]
+        for r, k in crossing:
+            mp, mn = edges[r][k]
+            flow = flow + (mp * d_pos + mn * d_neg).reshape(d_pos.shape[0], -1).sum(axis=1)
+    return cut, flow
 
 
 def _propagate_in_passes(net, x, x_ref, t, rule, maxpool_rule):
@@ -186,8 +256,10 @@ def _propagate_in_passes(net, x, x_ref, t, rule, maxpool_rule):
 
 # Public functions -------------------------------------------------------------------------------
 
+@refuses_baselines
+@several_inputs
 def deeplift(net: Sequential, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE, target: Target = None,
-             rule: DeepLiftRule = "rescale", baselines: ArrayLike | None = None,
+             rule: DeepLiftRule = "rescale", baseline_samples: ArrayLike | None = None,
              maxpool_rule: MaxPoolRule | None = None) -> Attribution:
     r"""DeepLIFT contributions C_{Δx_i Δt} of every input feature to Δt = t(x) - t(x').
 
@@ -199,7 +271,11 @@ def deeplift(net: Sequential, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELI
 
     Layer rules (docs/conventions.md, section 'DeepLIFT'):
 
-    - **Linear** (Dense, Conv2D, AvgPool2D, Flatten): the sign of w_i Δx_i, with Δx_i the
+    - **Reshapes** (Flatten, Reshape): the parts and their multipliers pass through unchanged.
+    - **Joins** (in a :class:`~refattr.graph.Graph`): Add and Concat by the Linear rule; Mul by the
+      Shapley split C_a = Δa (b' + Δb/2), C_b = Δb (a' + Δa/2) (docs/conventions.md, section
+      'Graphs'); a value read by several nodes sums the multipliers they pass back.
+    - **Linear** (Dense, Conv2D, AvgPool2D): the sign of w_i Δx_i, with Δx_i the
       total difference, decides whether input i feeds Δy+ or Δy- (both of its parts go the
       same way); an input with Δx_i == 0 exactly feeds both with 0.5 w_i. With W+ = max(W, 0),
       W- = min(W, 0): Δy+ = W+ max(Δx, 0) + W- min(Δx, 0), Δy- = W- max(Δx, 0) + W+ min(Δx, 0).
@@ -218,16 +294,16 @@ def deeplift(net: Sequential, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELI
     net : Sequential
     x : array_like, shape (N, *example_shape)
         Converted to float64; NaN or Inf raise NonFiniteError.
-    baseline : float or array_like, shape example_shape or (N, *example_shape)
-        The reference x'. Default 0.0. Leave at 0.0 when ``baselines`` is given.
+    baseline : float or array_like, shape example_shape, (1, *example_shape) or (N, *example_shape)
+        The reference x'. Default 0.0. Leave at 0.0 when ``baseline_samples`` is given.
     target : int, int array of shape (N,), or None
         Which output t_n = f(x_n)[target_n] to explain; None when the network has one output.
     rule : {"rescale", "reveal_cancel"}
         The rule at element-wise layers.
-    baselines : array_like, shape (K, *example_shape), optional
-        A distribution of references: the result is the mean of the K attributions
-        (the DeepSHAP construction, Lundberg & Lee 2017), and completeness holds against
-        mean_k t(x) - t(x'_k).
+    baseline_samples : array_like, shape (K, *example_shape), optional
+        A distribution of K references shared by the batch: the result is the mean of the K
+        attributions (the DeepSHAP construction, Lundberg & Lee 2017), and completeness holds
+        against mean_k t(x) - t(x'_k). ``baselines=`` is refused (see Warnings).
     maxpool_rule : {None, "delta_routing", "gradient"}
         Required when the network has a MaxPool2D layer; checked before anything is computed.
         On a network without max pooling it has nothing to apply to and is not used:
@@ -239,9 +315,9 @@ def deeplift(net: Sequential, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELI
     Attribution
         ``values``: C_{Δx Δt}, x's shape. ``multipliers``: m_{Δx Δt}, x's shape: m+ where
         Δx > 0, m- where Δx < 0, and their mean where Δx == 0 (the input's own 0.5 rule; there
-        the value is 0 whatever the multiplier). With ``baselines`` it is the mean over the K
+        the value is 0 whatever the multiplier). With ``baseline_samples`` it is the mean over the K
         references of those multipliers, so ``values`` is mean_k m_k (x - x'_k), not
-        ``multipliers * (x - mean(baselines))``. ``completeness_gap``: sum(values) - Δt per
+        ``multipliers * (x - mean(baseline_samples))``. ``completeness_gap``: sum(values) - Δt per
         example (rounding-level, except with ``maxpool_rule="gradient"``). ``error_estimate``:
         zeros (the result is exact up to rounding: no integral is approximated).
         ``options``: rule, maxpool_rule (the rule applied, None without max pooling),
@@ -255,11 +331,17 @@ def deeplift(net: Sequential, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELI
         As every method; nothing is computed on bad input. NonFiniteError also when a finite
         input overflows: in a layer's output (the message names the layer), in x - baseline, or
         in the multipliers (:func:`deeplift_layers` names the layer).
+    ArgumentError
+        ``baselines=`` (see Warnings); nothing is computed.
 
     Warnings
     --------
     refattr differs from peers by design (docs/conventions.md, section 'Peer conventions'):
 
+    - Captum's ``DeepLift`` takes ``baselines=``, one baseline per example (refattr's
+      ``baseline``, which also takes x's shape); its ``DeepLiftShap`` takes ``baselines=`` as a
+      distribution (refattr's ``baseline_samples``). The ambiguous name ``baselines=`` raises
+      ArgumentError naming both.
     - Captum's ``DeepLift`` (0.9.0) falls back to the gradient f'(x) at a nonlinearity where
       |Δx| < 1e-10, and has no rule for SiLU/swish: modules outside its list of supported
       nonlinearities are not hooked, so the plain gradient passes through them. refattr uses
@@ -293,7 +375,7 @@ def deeplift(net: Sequential, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELI
     >>> float(result.multipliers[0, 0]) == 5 / 15
     True
     """
-    x, t, x_rep, ref_rep, t_rep, k = _validate(net, x, baseline, target, rule, baselines, maxpool_rule)
+    x, t, x_rep, ref_rep, t_rep, k = _validate(net, x, baseline, target, rule, baseline_samples, maxpool_rule)
     # Overflow in the layer rules shows as non-finite values, checked below (the two forward
     # passes check every activation themselves).
     with np.errstate(over="ignore", invalid="ignore"):
@@ -313,11 +395,13 @@ def deeplift(net: Sequential, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELI
     return Attribution(
         values=values, completeness_gap=gap, error_estimate=np.zeros(x.shape[0]), method="deeplift",
         options={"rule": rule, "maxpool_rule": used_pool_rule, "requested_maxpool_rule": maxpool_rule,
-                 "target": t, "n_baselines": None if baselines is None else k, "delta_t": delta_t},
+                 "target": t, "n_baselines": None if baseline_samples is None else k, "delta_t": delta_t},
         multipliers=mult,
     )
 
 
+@refuses_baselines
+@several_inputs
 def deeplift_layers(net: Sequential, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE, target: Target = None,
                     rule: DeepLiftRule = "rescale",
                     maxpool_rule: MaxPoolRule | None = None) -> list[LayerContributions]:
@@ -359,7 +443,9 @@ def _first_overflow(net, records) -> str | None:
             return f"layers[{r.index - 1}] {r.name}: the parts Δ+ and Δ- of its output"
     for r in reversed(records[:-1]):
         if not finite(r.m_pos, r.m_neg):
-            return f"layers[{r.index}] {net.layers[r.index]!r}: the multipliers it passes to its input"
+            if len(net.node_args) == len(records) - 1 and net.n_inputs == 1 and not hasattr(net, "nodes"):
+                return f"layers[{r.index}] {net.layers[r.index]!r}: the multipliers it passes to its input"
+            return f"value {r.name!r}: the multipliers passed back to it by the nodes that read it"
     for r in records:
         if not finite(r.contributions):
             return f"the contributions of the neurons of {r.name} (multiplier times difference)"

@@ -8,6 +8,7 @@ from numpy.typing import ArrayLike
 from .._typing import GradientRule, Target
 from ..network import Sequential
 from ._common import one_hot, prepare
+from ._inputs import several_inputs
 from .result import Attribution
 
 __all__ = ["gradient", "backpropagate"]
@@ -35,6 +36,7 @@ def backpropagate(net: Sequential, x: ArrayLike, target: Target, rule: GradientR
     return Attribution(values=values, method=method, options={"target": t})
 
 
+@several_inputs
 def gradient(net: Sequential, x: ArrayLike, target: Target = None) -> Attribution:
     """Saliency: phi = ∂t/∂x, signed (no absolute value).
 

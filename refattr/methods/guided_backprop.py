@@ -7,11 +7,13 @@ from numpy.typing import ArrayLike
 from .._typing import Target
 from ..network import Sequential
 from .gradient import backpropagate
+from ._inputs import several_inputs
 from .result import Attribution
 
 __all__ = ["guided_backprop"]
 
 
+@several_inputs
 def guided_backprop(net: Sequential, x: ArrayLike, target: Target = None) -> Attribution:
     """The gradient with negative backward signals discarded at every ReLU.
 

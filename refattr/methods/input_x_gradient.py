@@ -10,12 +10,14 @@ from numpy.typing import ArrayLike
 from .._typing import Target
 from ..network import Sequential
 from ._common import check_finite
+from ._inputs import several_inputs
 from .gradient import gradient
 from .result import Attribution
 
 __all__ = ["input_x_gradient"]
 
 
+@several_inputs
 def input_x_gradient(net: Sequential, x: ArrayLike, target: Target = None) -> Attribution:
     """phi = x * ∂t/∂x (element-wise).
 

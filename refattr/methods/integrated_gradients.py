@@ -12,12 +12,15 @@ from .. import quadrature
 from .._typing import IGRule, Target
 from ..errors import RefattrError, ResourceError, RuleError
 from ..kernels.walk import add_scaled_rows
+from ..layers._join import JoinLayer, LinearJoin
 from ..layers.base import ElementwiseLayer, LinearLayer
 from ..layers.registry import registered
 from ..network import Sequential
-from ..validation import DEFAULT_BASELINE, pair_with_references
+from ..validation import DEFAULT_BASELINE, pair_with_references, refuses_baselines
 from ._adaptive import integrate_rows
 from ._common import check_finite, one_hot, pick, prepare
+from ._inputs import several_inputs
+from ._walk_graph import walk_graph
 from .result import Attribution
 
 __all__ = ["integrated_gradients", "IG_RULES", "DEFAULT_CHUNK_SIZE"]
@@ -63,9 +66,12 @@ _GAP_ROUNDING = 1e-12
 
 
 
+@refuses_baselines
+@several_inputs
 def integrated_gradients(net: Sequential, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE, target: Target = None,
                          rule: IGRule = "auto", n_steps: int = 50, rtol: float = 1e-10,
-                         baselines: ArrayLike | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Attribution:
+                         baseline_samples: ArrayLike | None = None,
+                         chunk_size: int = DEFAULT_CHUNK_SIZE) -> Attribution:
     r"""Integrated gradients along the straight path from the baseline x' to the input x.
 
     .. math::
@@ -81,8 +87,8 @@ def integrated_gradients(net: Sequential, x: ArrayLike, baseline: ArrayLike = DE
     ----------
     net : Sequential
     x : array_like, shape (N, *example_shape)
-    baseline : float or array_like, shape example_shape or (N, *example_shape)
-        x'. Default 0.0. Cannot be combined with ``baselines``.
+    baseline : float or array_like, shape example_shape, (1, *example_shape) or (N, *example_shape)
+        x'. Default 0.0. Cannot be combined with ``baseline_samples``.
     target : int, int array of shape (N,), or None
         Which output to explain; None when the network has one output.
     rule : str
@@ -104,9 +110,10 @@ def integrated_gradients(net: Sequential, x: ArrayLike, baseline: ArrayLike = DE
         Gauss-Legendre). Ignored (but validated) by the other rules.
     rtol : float
         Relative tolerance of ``"quad"``, > 0. Validated, and ignored by the other rules.
-    baselines : array_like, shape (K, *example_shape), optional
-        A distribution of baselines: the result is the mean of the K attributions (expected
-        gradients / DeepSHAP style) and completeness holds against mean_k (t(x) - t(x'_k)).
+    baseline_samples : array_like, shape (K, *example_shape), optional
+        A distribution of K references shared by the batch: the result is the mean of the K
+        attributions (expected gradients / DeepSHAP style) and completeness holds against
+        mean_k (t(x) - t(x'_k)). ``baselines=`` is refused (see Warnings).
     chunk_size : int
         Largest number of path points (one example at one alpha) that go through the network in
         one pass; memory grows linearly with it (about ``chunk_size`` x the total size of all
@@ -141,14 +148,14 @@ def integrated_gradients(net: Sequential, x: ArrayLike, baseline: ArrayLike = DE
         exceeds the sum of the per-feature bounds (plus 1e-12 relative rounding), the estimate is
         disproved and reported as ``inf`` (and quad's ``quad_converged`` is False).
         ``options["error_estimate_note"]`` gives the reason per example ("" where the bound
-        stands). With ``baselines`` the estimate is the mean of the K per-baseline estimates (a
+        stands). With ``baseline_samples`` the estimate is the mean of the K per-baseline estimates (a
         bound for the error of the mean whenever each is a bound).
 
         ``options`` holds ``rule`` (the rule used; ``requested_rule`` is what was passed),
         ``target``, ``chunk_size``, ``n_baselines`` (K or None) and:
 
         - exact: ``breakpoints`` (per example an increasing array of the alphas in (0, 1) where
-          the activation pattern changes; with ``baselines`` a list of K such arrays per example)
+          the activation pattern changes; with ``baseline_samples`` a list of K such arrays per example)
           and ``n_pieces`` (pieces of positive length, shape (N,) or (N, K));
         - quad: ``n_evaluations`` (gradient evaluations of the whole batch), ``quad_converged``
           (per example; (N, K) pairs reduce to "all converged"), ``n_intervals`` (per example, or
@@ -164,7 +171,10 @@ def integrated_gradients(net: Sequential, x: ArrayLike, baseline: ArrayLike = DE
     ResourceError
         ``n_steps`` too large to hold its nodes and weights, or Gauss-Legendre above 10,000 nodes.
     ShapeError, NonFiniteError, TargetError
-        Bad ``x``, ``baseline``, ``baselines`` or ``target``; both ``baseline`` and ``baselines``.
+        Bad ``x``, ``baseline``, ``baseline_samples`` or ``target``; both ``baseline`` and
+        ``baseline_samples``.
+    ArgumentError
+        ``baselines=`` (see Warnings); nothing is computed.
 
     Notes
     -----
@@ -202,6 +212,10 @@ def integrated_gradients(net: Sequential, x: ArrayLike, baseline: ArrayLike = DE
 
     Warnings
     --------
+    Captum's ``baselines=`` is one baseline per example (refattr's ``baseline``, which also takes
+    x's shape); a distribution of references to average over is ``baseline_samples=``. The
+    ambiguous name ``baselines=`` raises ArgumentError naming both.
+
     Captum's ``riemann_trapezoid`` uses weights that sum to (n - 1) / n and rounds nodes and
     weights to float32; refattr's rules sum to 1 in float64 (docs/conventions.md, section
     'Captum 0.9.0'). Captum's default method is Gauss-Legendre with 50 steps, the same as
@@ -255,7 +269,7 @@ def integrated_gradients(net: Sequential, x: ArrayLike, baseline: ArrayLike = DE
     chunk_size = int(chunk_size)
 
     n = x.shape[0]
-    inputs, refs, targets, k = pair_with_references(x, t, baseline, baselines)
+    inputs, refs, targets, k = pair_with_references(x, t, baseline, baseline_samples)
 
     if rule == "auto":
         used = "exact" if net.piecewise_linear else "quad"
@@ -278,7 +292,7 @@ def integrated_gradients(net: Sequential, x: ArrayLike, baseline: ArrayLike = DE
                 )
 
     options = {"rule": used, "requested_rule": rule, "target": t, "chunk_size": chunk_size,
-               "n_baselines": k if baselines is not None else None}
+               "n_baselines": k if baseline_samples is not None else None}
     m = inputs.shape[0]
     # t at both ends first: a finite input that overflows inside the network is reported naming the
     # layer (by the checked forward pass) before any rule runs
@@ -286,7 +300,7 @@ def integrated_gradients(net: Sequential, x: ArrayLike, baseline: ArrayLike = DE
     bounds, why_not = None, None      # per-row per-feature error bounds; why a row has none ("" if it has)
     if used == "exact":
         values, pieces, breaks = _exact(net, inputs, refs, targets, chunk_size)
-        if baselines is None:
+        if baseline_samples is None:
             options.update(breakpoints=breaks, n_pieces=pieces)
         else:
             options.update(breakpoints=[breaks[i * k:(i + 1) * k] for i in range(n)],
@@ -384,9 +398,13 @@ def _pattern(net, trace):
     """
     fingerprint = None
     for i, layer in enumerate(net.layers):
-        if layer.piecewise_linear is False or isinstance(layer, LinearLayer):
+        if layer.piecewise_linear is False or isinstance(layer, (LinearLayer, LinearJoin)):
             continue
-        x_in = trace.activations[i]
+        if isinstance(layer, JoinLayer):    # a join of undeclared linearity: its inputs, as one part
+            x_in = np.concatenate([trace.activations[a].reshape(trace.activations[a].shape[0], -1)
+                                   for a in net.node_args[i]], axis=1)
+        else:
+            x_in = trace.activations[net.node_args[i][0]]
         rows = x_in.shape[0]
         if layer.piecewise_linear is None:      # undeclared: kinks may be anywhere
             parts = [x_in.reshape(rows, -1)]
@@ -533,7 +551,8 @@ def _exact(net, inputs, refs, targets, chunk_size):
     size = min(chunk_size, net.pass_size(inputs.shape[1:]))
     for start in range(0, m, size):
         stop = min(start + size, m)
-        v, p, b = _walk(net, inputs[start:stop], refs[start:stop], targets[start:stop])
+        walk = _walk if isinstance(net, Sequential) else walk_graph
+        v, p, b = walk(net, inputs[start:stop], refs[start:stop], targets[start:stop])
         values[start:stop] = v
         pieces[start:stop] = p
         breaks.extend(b)

@@ -106,10 +106,11 @@ def random_network(rng: np.random.Generator, input_shape: tuple[int, int, int] =
     Each of the ``n_layers`` steps draws uniformly among the candidate classes that fit the
     current shape (image to image) and builds one with its ``random`` constructor. The candidates are
     ``layer_types`` (classes from ``refattr.layers``) or, by default, every registered layer, in the
-    order of their names. The activation of the head is drawn among the element-wise candidates
+    order of their names (one-input layers: joins belong in a :class:`~refattr.graph.Graph`). The activation of the head is drawn among the element-wise candidates
     (every registered element-wise layer when ``layer_types`` names none).
     """
-    candidates = list(layer_types) if layer_types else sorted((e.cls for e in registered()), key=lambda c: c.__name__)
+    candidates = list(layer_types) if layer_types else sorted((e.cls for e in registered() if not e.joins),
+                                                                   key=lambda c: c.__name__)
     layers, shape = [], tuple(input_shape)
     for _ in range(n_layers):
         choices = [cls for cls in candidates if _fits(cls, shape)]

@@ -457,16 +457,16 @@ def test_maxpool_rules_by_hand():
     np.testing.assert_array_equal(grad_rule.completeness_gap, [4.0, 4.0])
 
 
-# Several baselines ----------------------------------------------------------------------------
+# Several references (baseline_samples) ---------------------------------------------------------
 
 @pytest.mark.parametrize("rule", RULES)
-def test_baselines_average_single_reference_attributions(rule, rng):
+def test_baseline_samples_average_single_reference_attributions(rule, rng):
     net = random_cnn(rng, input_shape=(2, 5, 5), activation="swish", pool="max")
     x = rng.normal(size=(3, 2, 5, 5))
     refs = rng.normal(size=(4, 2, 5, 5))
     target = np.array([0, 2, 1])
     singles = [deeplift(net, x, r, target=target, rule=rule, maxpool_rule="delta_routing") for r in refs]
-    result = deeplift(net, x, target=target, rule=rule, baselines=refs, maxpool_rule="delta_routing")
+    result = deeplift(net, x, target=target, rule=rule, baseline_samples=refs, maxpool_rule="delta_routing")
     mean_values = np.mean([s.values for s in singles], axis=0)
     np.testing.assert_allclose(result.values, mean_values, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(result.multipliers, np.mean([s.multipliers for s in singles], axis=0),
@@ -477,9 +477,29 @@ def test_baselines_average_single_reference_attributions(rule, rng):
     assert np.all(np.abs(gap) <= 1e-12 * np.maximum(1.0, np.abs(t_x)))
     np.testing.assert_allclose(result.completeness_gap, gap, atol=1e-15)
     assert result.options["n_baselines"] == 4
-    # One baseline in baselines= is the same as baseline=.
-    one = deeplift(net, x, target=target, rule=rule, baselines=refs[:1], maxpool_rule="delta_routing")
+    # One reference in baseline_samples= is the same as baseline=.
+    one = deeplift(net, x, target=target, rule=rule, baseline_samples=refs[:1], maxpool_rule="delta_routing")
     np.testing.assert_array_equal(one.values, singles[0].values)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_a_baseline_of_shape_one_by_example_is_one_example_broadcast_bit_for_bit(rule, rng):
+    # Captum and NumPy read a (1, *example_shape) baseline as one reference for the whole batch:
+    # the same arithmetic as the example-shaped baseline and as that baseline written out per
+    # example, so every field is equal bit for bit (a broadcast to example 0 only, or a reading as
+    # a one-sample distribution with n_baselines = 1, would show here).
+    net = random_cnn(rng, input_shape=(2, 5, 5), activation="swish", pool="max")
+    x, ref = rng.normal(size=(3, 2, 5, 5)), rng.normal(size=(2, 5, 5))
+    target = np.array([0, 2, 1])
+    as_example = deeplift(net, x, ref, target=target, rule=rule, maxpool_rule="delta_routing")
+    for baseline in (ref[None], np.broadcast_to(ref, x.shape).copy()):
+        result = deeplift(net, x, baseline, target=target, rule=rule, maxpool_rule="delta_routing")
+        np.testing.assert_array_equal(result.values, as_example.values)
+        np.testing.assert_array_equal(result.multipliers, as_example.multipliers)
+        np.testing.assert_array_equal(result.completeness_gap, as_example.completeness_gap)
+        assert result.options["n_baselines"] is None
+    layers = deeplift_layers(net, x, ref[None], target=target, rule=rule, maxpool_rule="delta_routing")
+    np.testing.assert_array_equal(layers[0].contributions, as_example.values)
 
 
 # Result fields, batch invariance, determinism ------------------------------------------------
@@ -553,10 +573,10 @@ def _tiny():
     ({"baseline": np.zeros(3)}, ShapeError, ["baseline", "(3,)", "(2,)"]),
     ({"baseline": np.array([0.0, np.nan])}, NonFiniteError, ["baseline", "non-finite"]),
     ({"baseline": np.inf}, NonFiniteError, ["baseline", "non-finite"]),
-    ({"baselines": np.zeros((3, 5))}, ShapeError, ["baselines", "(3, 5)", "(K, 2)"]),
-    ({"baselines": np.zeros(2)}, ShapeError, ["baselines", "(K, 2)"]),
-    ({"baselines": np.full((2, 2), np.nan)}, NonFiniteError, ["baselines", "non-finite"]),
-    ({"baselines": np.zeros((2, 2)), "baseline": 1.0}, RefattrError, ["baseline", "baselines", "1.0"]),
+    ({"baseline_samples": np.zeros((3, 5))}, ShapeError, ["baseline_samples", "(3, 5)", "(K, 2)"]),
+    ({"baseline_samples": np.zeros(2)}, ShapeError, ["baseline_samples", "(K, 2)"]),
+    ({"baseline_samples": np.full((2, 2), np.nan)}, NonFiniteError, ["baseline_samples", "non-finite"]),
+    ({"baseline_samples": np.zeros((2, 2)), "baseline": 1.0}, RefattrError, ["baseline", "baseline_samples", "1.0"]),
     ({"target": 2}, TargetError, ["target", "2", "out of range"]),
     ({"target": None}, TargetError, ["target", "None", "2 outputs"]),
     ({"target": 0.0}, TargetError, ["target", "float"]),
@@ -574,7 +594,7 @@ def test_bad_input_raises():
         deeplift(_tiny(), [[1.0, np.nan]], target=0)
     with pytest.raises(ShapeError, match=r"x: expected examples of shape \(2,\)"):
         deeplift(_tiny(), [[1.0, 2.0, 3.0]], target=0)
-    with pytest.raises(UnsupportedLayerError, match="net: expected a refattr.Sequential"):
+    with pytest.raises(UnsupportedLayerError, match=r"net: expected a refattr network \(Sequential or Graph\)"):
         deeplift(lambda v: v, [[1.0, 2.0]])
 
 

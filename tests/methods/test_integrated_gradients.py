@@ -470,11 +470,11 @@ def test_quad_gives_an_example_the_same_result_whatever_its_batchmates(activatio
 
 
 @pytest.mark.parametrize("rule", ["exact", "midpoint"])
-def test_baselines_give_the_mean_of_the_single_baseline_attributions(rule):
+def test_baseline_samples_give_the_mean_of_the_single_baseline_attributions(rule):
     rng = np.random.default_rng(13)
     net = random_mlp(rng, sizes=(4, 7, 3))
     x, refs = rng.normal(size=(2, 4)), rng.normal(size=(3, 4))
-    result = integrated_gradients(net, x, target=1, rule=rule, n_steps=8, baselines=refs)
+    result = integrated_gradients(net, x, target=1, rule=rule, n_steps=8, baseline_samples=refs)
     singles = [integrated_gradients(net, x, refs[k], target=1, rule=rule, n_steps=8) for k in range(3)]
     np.testing.assert_allclose(result.values, np.mean([s.values for s in singles], axis=0), rtol=1e-13, atol=1e-15)
     # completeness against mean_k (t(x) - t(x'_k))
@@ -486,6 +486,24 @@ def test_baselines_give_the_mean_of_the_single_baseline_attributions(rule):
         assert len(result.options["breakpoints"]) == 2 and len(result.options["breakpoints"][0]) == 3
         assert result.options["n_pieces"].shape == (2, 3)
         np.testing.assert_array_equal(result.options["breakpoints"][1][2], singles[2].options["breakpoints"][1])
+
+
+@pytest.mark.parametrize("rule", ["exact", "gauss_legendre", "quad"])
+def test_a_baseline_of_shape_one_by_example_is_one_example_broadcast_bit_for_bit(rule):
+    # (1, *example_shape) is one reference for the whole batch (Captum's and NumPy's reading): the
+    # same arithmetic as the example-shaped baseline and as that baseline written out per example,
+    # so the results are equal bit for bit (a broadcast to example 0 only, or a reading as a
+    # one-sample distribution with n_baselines = 1, would show here).
+    rng = np.random.default_rng(15)
+    net = random_mlp(rng, sizes=(4, 7, 3), activation="relu" if rule == "exact" else "tanh")
+    x, ref = rng.normal(size=(3, 4)), rng.normal(size=4)
+    as_example = integrated_gradients(net, x, ref, target=1, rule=rule, n_steps=8)
+    for baseline in (ref[None], np.broadcast_to(ref, x.shape).copy()):
+        result = integrated_gradients(net, x, baseline, target=1, rule=rule, n_steps=8)
+        np.testing.assert_array_equal(result.values, as_example.values)
+        np.testing.assert_array_equal(result.completeness_gap, as_example.completeness_gap)
+        np.testing.assert_array_equal(result.error_estimate, as_example.error_estimate)
+        assert result.options["n_baselines"] is None
 
 
 def test_deterministic():
@@ -525,9 +543,9 @@ X = np.array([[1.0, 2.0]])
     ({"x": [[1.0, 2.0, 3.0]]}, ShapeError, ["x", "(1, 3)"]),
     ({"baseline": [np.inf, 0.0]}, NonFiniteError, ["baseline", "non-finite"]),
     ({"baseline": [0.0, 0.0, 0.0]}, ShapeError, ["baseline", "(3,)", "(2,)"]),
-    ({"baselines": [0.0, 0.0]}, ShapeError, ["baselines", "(K, 2)", "(2,)"]),
-    ({"baselines": [[0.0, np.nan]]}, NonFiniteError, ["baselines"]),
-    ({"baseline": 1.0, "baselines": [[0.0, 0.0]]}, ShapeError, ["baseline", "baselines", "both"]),
+    ({"baseline_samples": [0.0, 0.0]}, ShapeError, ["baseline_samples", "(K, 2)", "(2,)"]),
+    ({"baseline_samples": [[0.0, np.nan]]}, NonFiniteError, ["baseline_samples"]),
+    ({"baseline": 1.0, "baseline_samples": [[0.0, 0.0]]}, ShapeError, ["baseline", "baseline_samples", "both"]),
     ({"target": 3}, TargetError, ["target", "3"]),
     ({"rule": "simpson"}, RuleError, ["rule", "simpson", "exact", "gauss_legendre"]),
     ({"rule": None}, RuleError, ["rule", "None"]),
@@ -561,9 +579,9 @@ def test_exact_on_a_smooth_network_names_the_layer():
             integrated_gradients(net, X, rule="exact")
 
 
-def test_an_explicit_zero_baseline_with_baselines_is_refused_too():
+def test_an_explicit_zero_baseline_with_baseline_samples_is_refused_too():
     with pytest.raises(ShapeError, match="both"):
-        integrated_gradients(NET, X, baseline=0.0, baselines=[[0.0, 0.0]])
+        integrated_gradients(NET, X, baseline=0.0, baseline_samples=[[0.0, 0.0]])
 
 
 # --------------------------------------------------------------------------------------------
