@@ -5,7 +5,7 @@ from __future__ import annotations
 from numpy.typing import ArrayLike
 
 from .._typing import Target
-from ..network import Sequential
+from ..network import Network
 from .gradient import backpropagate
 from ._inputs import several_inputs
 from .result import Attribution
@@ -14,7 +14,7 @@ __all__ = ["deconvnet"]
 
 
 @several_inputs
-def deconvnet(net: Sequential, x: ArrayLike, target: Target = None) -> Attribution:
+def deconvnet(net: Network, x: ArrayLike, target: Target = None) -> Attribution:
     """Backward pass whose ReLUs ignore the forward input and pass only positive signals.
 
     At a ReLU with incoming signal g, the signal passed down is g * 1(g > 0), whatever the forward

@@ -19,7 +19,7 @@ from ..errors import NonFiniteError, RuleError, UnsupportedLayerError
 from ..layers._join import JoinLayer
 from ..layers.base import DEEPLIFT_RULES, DeltaPair, Layer, select_by_sign
 from ..layers.max_pool import MAXPOOL_RULES, MaxPool2D
-from ..network import Sequential
+from ..network import Network
 from ..validation import DEFAULT_BASELINE, pair_with_references, refuses_baselines
 from ._common import check_finite, one_hot, pick, prepare
 from ._inputs import several_inputs
@@ -258,7 +258,7 @@ def _propagate_in_passes(net, x, x_ref, t, rule, maxpool_rule):
 
 @refuses_baselines
 @several_inputs
-def deeplift(net: Sequential, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE, target: Target = None,
+def deeplift(net: Network, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE, target: Target = None,
              rule: DeepLiftRule = "rescale", baseline_samples: ArrayLike | None = None,
              maxpool_rule: MaxPoolRule | None = None) -> Attribution:
     r"""DeepLIFT contributions C_{Δx_i Δt} of every input feature to Δt = t(x) - t(x').
@@ -291,7 +291,7 @@ def deeplift(net: Sequential, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELI
 
     Parameters
     ----------
-    net : Sequential
+    net : Sequential or Graph
     x : array_like, shape (N, *example_shape)
         Converted to float64; NaN or Inf raise NonFiniteError.
     baseline : float or array_like, shape example_shape, (1, *example_shape) or (N, *example_shape)
@@ -402,7 +402,7 @@ def deeplift(net: Sequential, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELI
 
 @refuses_baselines
 @several_inputs
-def deeplift_layers(net: Sequential, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE, target: Target = None,
+def deeplift_layers(net: Network, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE, target: Target = None,
                     rule: DeepLiftRule = "rescale",
                     maxpool_rule: MaxPoolRule | None = None) -> list[LayerContributions]:
     """DeepLIFT's parts, multipliers and contributions for the neurons of every layer.

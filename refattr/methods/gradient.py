@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .._typing import GradientRule, Target
-from ..network import Sequential
+from ..network import Network
 from ._common import one_hot, prepare
 from ._inputs import several_inputs
 from .result import Attribution
@@ -14,7 +14,7 @@ from .result import Attribution
 __all__ = ["gradient", "backpropagate"]
 
 
-def backpropagate(net: Sequential, x: ArrayLike, target: Target, rule: GradientRule, method: str) -> Attribution:
+def backpropagate(net: Network, x: ArrayLike, target: Target, rule: GradientRule, method: str) -> Attribution:
     """Run the gradient-family backward pass ``rule`` from the target output to the input.
 
     Large batches go through in passes of ``net.pass_size`` examples (whose activations fit in
@@ -37,12 +37,12 @@ def backpropagate(net: Sequential, x: ArrayLike, target: Target, rule: GradientR
 
 
 @several_inputs
-def gradient(net: Sequential, x: ArrayLike, target: Target = None) -> Attribution:
+def gradient(net: Network, x: ArrayLike, target: Target = None) -> Attribution:
     """Saliency: phi = ∂t/∂x, signed (no absolute value).
 
     Parameters
     ----------
-    net : Sequential
+    net : Sequential or Graph
     x : array_like, shape (N, *example_shape)
         Converted to float64; NaN or Inf raise NonFiniteError.
     target : int, int array of shape (N,), or None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from numpy.typing import ArrayLike
 
 from .._typing import Target
-from ..network import Sequential
+from ..network import Network
 from .gradient import backpropagate
 from ._inputs import several_inputs
 from .result import Attribution
@@ -14,7 +14,7 @@ __all__ = ["guided_backprop"]
 
 
 @several_inputs
-def guided_backprop(net: Sequential, x: ArrayLike, target: Target = None) -> Attribution:
+def guided_backprop(net: Network, x: ArrayLike, target: Target = None) -> Attribution:
     """The gradient with negative backward signals discarded at every ReLU.
 
     At a ReLU with forward input z and incoming signal g, the signal passed down is

@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .._typing import Target
-from ..network import Sequential
+from ..network import Network
 from ._common import check_finite
 from ._inputs import several_inputs
 from .gradient import gradient
@@ -18,7 +18,7 @@ __all__ = ["input_x_gradient"]
 
 
 @several_inputs
-def input_x_gradient(net: Sequential, x: ArrayLike, target: Target = None) -> Attribution:
+def input_x_gradient(net: Network, x: ArrayLike, target: Target = None) -> Attribution:
     """phi = x * ∂t/∂x (element-wise).
 
     Parameters and conventions as :func:`refattr.gradient`.

@@ -15,7 +15,7 @@ from ..kernels.walk import add_scaled_rows
 from ..layers._join import JoinLayer, LinearJoin
 from ..layers.base import ElementwiseLayer, LinearLayer
 from ..layers.registry import registered
-from ..network import Sequential
+from ..network import Network, Sequential
 from ..validation import DEFAULT_BASELINE, pair_with_references, refuses_baselines
 from ._adaptive import integrate_rows
 from ._common import check_finite, one_hot, pick, prepare
@@ -68,7 +68,7 @@ _GAP_ROUNDING = 1e-12
 
 @refuses_baselines
 @several_inputs
-def integrated_gradients(net: Sequential, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE, target: Target = None,
+def integrated_gradients(net: Network, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE, target: Target = None,
                          rule: IGRule = "auto", n_steps: int = 50, rtol: float = 1e-10,
                          baseline_samples: ArrayLike | None = None,
                          chunk_size: int = DEFAULT_CHUNK_SIZE) -> Attribution:
@@ -85,7 +85,7 @@ def integrated_gradients(net: Sequential, x: ArrayLike, baseline: ArrayLike = DE
 
     Parameters
     ----------
-    net : Sequential
+    net : Sequential or Graph
     x : array_like, shape (N, *example_shape)
     baseline : float or array_like, shape example_shape, (1, *example_shape) or (N, *example_shape)
         x'. Default 0.0. Cannot be combined with ``baseline_samples``.
