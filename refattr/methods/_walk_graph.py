@@ -26,6 +26,7 @@ import numpy as np
 from ..layers._join import JoinLayer, LinearJoin
 from ..layers.base import LinearLayer
 from ._common import one_hot
+from ._pieces import PieceLog
 
 __all__ = ["walk_graph"]
 
@@ -53,14 +54,10 @@ def walk_graph(net, inputs: np.ndarray, refs: np.ndarray, targets: np.ndarray):
     alpha = np.zeros(n_all)
     S = np.zeros_like(inputs)
     S_out = np.empty_like(inputs)
-    pieces = np.zeros(n_all, dtype=np.int64)
-    stalls = np.zeros(n_all, dtype=np.int64)
-    bp_rows: list[np.ndarray] = []
-    bp_alpha: list[np.ndarray] = []
+    log = PieceLog(n_all, "on a graph ")
     kept: dict[int, np.ndarray] = {}          # kinked node -> its input at the last step, after snaps
     snaps: dict[int, tuple] = {}              # kinked node -> (events, rows) to snap at this step
     moved = np.ones(n_all, dtype=bool)
-    max_stalls = None
 
     while row_id.size:
         n = row_id.size
@@ -87,8 +84,8 @@ def walk_graph(net, inputs: np.ndarray, refs: np.ndarray, targets: np.ndarray):
             values.append(y)
             slopes.append(dy)
             caches.append(cache)
-        if max_stalls is None:
-            max_stalls = sum(int(np.prod(values[node_args[j][0]].shape[1:])) for j in kinked) + 16
+        if log.max_stalls is None:
+            log.max_stalls = sum(int(np.prod(values[node_args[j][0]].shape[1:])) for j in kinked) + 16
         # the gradient on the piece that starts at alpha
         grads = net.backward(g_top_all[row_id], _Trace(values, caches))
         s = np.full(n, np.inf)
@@ -100,14 +97,7 @@ def walk_graph(net, inputs: np.ndarray, refs: np.ndarray, targets: np.ndarray):
         ds = new_alpha - alpha
         moved = ds > 0
         S += _col(ds, S.ndim) * grads
-        pieces[row_id] += moved
-        record = moved & ~done
-        if record.any():
-            bp_rows.append(row_id[record])
-            bp_alpha.append(new_alpha[record])
-        stalls[row_id] = np.where(moved, 0, stalls[row_id] + 1)
-        if stalls[row_id].max() > max_stalls:    # pragma: no cover - a guard against a logic error
-            raise RuntimeError("integrated_gradients(rule='exact'): the path walk on a graph stopped making progress")
+        log.step(row_id, new_alpha, moved, done)
         alpha = new_alpha
         snaps = {j: (proposals[j][1], proposals[j][0] == s) for j in kinked}
         if done.any():
@@ -117,15 +107,7 @@ def walk_graph(net, inputs: np.ndarray, refs: np.ndarray, targets: np.ndarray):
             kept = {j: v[keep] for j, v in kept.items()}
             snaps = {j: (None if ev is None else ev[keep], rows[keep]) for j, (ev, rows) in snaps.items()}
 
-    if bp_rows:
-        rows_all, alpha_all = np.concatenate(bp_rows), np.concatenate(bp_alpha)
-        order = np.argsort(rows_all, kind="stable")
-        rows_all, alpha_all = rows_all[order], alpha_all[order]
-        bounds = np.searchsorted(rows_all, np.arange(n_all + 1))
-        breaks = [alpha_all[bounds[r]:bounds[r + 1]] for r in range(n_all)]
-    else:
-        breaks = [np.empty(0) for _ in range(n_all)]
-    return delta * S_out, pieces, breaks
+    return delta * S_out, log.pieces, log.breakpoints()
 
 
 class _Trace:

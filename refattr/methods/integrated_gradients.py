@@ -19,6 +19,7 @@ from ..network import Network, Sequential
 from ..validation import DEFAULT_BASELINE, pair_with_references, refuses_baselines
 from ._adaptive import integrate_rows
 from ._common import check_finite, one_hot, pick, prepare
+from ._pieces import PieceLog
 from ._inputs import several_inputs
 from ._walk_graph import walk_graph
 from .result import Attribution
@@ -622,10 +623,7 @@ def _walk(net, inputs, refs, targets):
     A0, dA = np.ascontiguousarray(a0), np.ascontiguousarray(da)
     S = np.zeros_like(A0)
     S_out = np.empty_like(A0)
-    pieces = np.zeros(n_all, dtype=np.int64)
-    stalls = np.zeros(n_all, dtype=np.int64)
-    bp_rows: list[np.ndarray] = []
-    bp_alpha: list[np.ndarray] = []
+    log = PieceLog(n_all, "")
 
     xs = [None] * (nl + 1)
     dxs = [None] * (nl + 1)
@@ -644,7 +642,7 @@ def _walk(net, inputs, refs, targets):
     g_in[nl] = g_top
     for i in range(nl - 1, p - 1, -1):
         g_in[i] = _backward(layers[i], g_in[i + 1], caches[i], xs[i].shape)
-    max_stalls = sum(int(np.prod(xs[i].shape[1:])) for i in kinked) + 16
+    log.max_stalls = sum(int(np.prod(xs[i].shape[1:])) for i in kinked) + 16
 
     step = 0
     while row_id.size:
@@ -663,14 +661,7 @@ def _walk(net, inputs, refs, targets):
         moved = ds > 0
         # 2. integrate the current piece
         add_scaled_rows(S, ds, g_in[p], out=S)
-        pieces[row_id] += moved
-        record = moved & ~done
-        if record.any():
-            bp_rows.append(row_id[record])
-            bp_alpha.append(new_alpha[record])
-        stalls[row_id] = np.where(moved, 0, stalls[row_id] + 1)
-        if stalls[row_id].max() > max_stalls:    # pragma: no cover - a guard against a logic error
-            raise RuntimeError("integrated_gradients(rule='exact'): the path walk stopped making progress")
+        log.step(row_id, new_alpha, moved, done)
         alpha = new_alpha
         # 3. retire finished examples
         if done.any():
@@ -745,15 +736,7 @@ def _walk(net, inputs, refs, targets):
             g_in[i] = _backward(layer, g_in[i + 1], caches[i], xs[i].shape)
 
     values = finish(S_out)
-    if bp_rows:
-        rows_all, alpha_all = np.concatenate(bp_rows), np.concatenate(bp_alpha)
-        order = np.argsort(rows_all, kind="stable")            # per row, in walk order = increasing
-        rows_all, alpha_all = rows_all[order], alpha_all[order]
-        bounds = np.searchsorted(rows_all, np.arange(n_all + 1))
-        breaks = [alpha_all[bounds[r]:bounds[r + 1]] for r in range(n_all)]
-    else:
-        breaks = [np.empty(0) for _ in range(n_all)]
-    return values, pieces, breaks
+    return values, log.pieces, log.breakpoints()
 
 
 def _backward(layer, g, cache, input_shape):
