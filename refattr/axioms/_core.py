@@ -19,7 +19,9 @@ import numpy as np
 from ..errors import RuleError, UnsupportedLayerError
 from ..layers.registry import from_config, info, to_config
 from ..methods._common import pick
-from ..network import Sequential
+from ..graph import Graph
+from ..network import Network, Sequential
+from ..network_spec import network_from_spec, network_to_spec
 from ..validation import as_target
 
 __all__ = [
@@ -175,14 +177,18 @@ class Recheck:
 # networks as plain data
 # ------------------------------------------------------------------------------------------------
 
-def network_to_layers(net: Sequential) -> list:
-    """The layers of ``net`` as a list of plain dicts (floats, ints, bools and lists only).
+def network_to_layers(net: Network) -> list | dict:
+    """``net`` as plain data (floats, ints, bools, str and lists only).
 
-    Each dict is ``{"layer": name}`` plus every constructor argument of the layer, read from the
-    layer registry (:func:`refattr.layers.registry.to_config`): arrays as nested lists, tuples as
-    lists, and None for an argument that is None (a Dense layer without bias has ``"bias": None``).
-    A newly registered layer is written with no change here.
+    A chain is a list with one dict per layer, ``{"layer": name}`` plus every constructor argument
+    of the layer, read from the layer registry (:func:`refattr.layers.registry.to_config`): arrays as
+    nested lists, tuples as lists, and None for an argument that is None (a Dense layer without bias
+    has ``"bias": None``). A graph is written in the form of :mod:`refattr.network_spec` (a dict with
+    ``"inputs"`` and ``"nodes"``, arrays inline). A newly registered layer is written with no change
+    here.
     """
+    if isinstance(net, Graph):
+        return network_to_spec(net)
     out = []
     for layer in net.layers:
         config = to_config(layer)
@@ -196,13 +202,16 @@ def network_to_layers(net: Sequential) -> list:
     return out
 
 
-def network_from_layers(layers: Iterable[dict]) -> Sequential:
-    """Rebuild a :class:`~refattr.Sequential` from :func:`network_to_layers`' plain data.
+def network_from_layers(layers: Iterable[dict] | dict) -> Network:
+    """Rebuild a network from :func:`network_to_layers`' plain data.
 
-    Every key but ``"layer"`` is passed to the layer's constructor (a list as a tuple, which the
-    constructors read as an array or as a tuple of ints alike); a value None is left out, so the
-    constructor's default applies.
+    In a chain's list every key but ``"layer"`` is passed to the layer's constructor (a list as a
+    tuple, which the constructors read as an array or as a tuple of ints alike); a value None is
+    left out, so the constructor's default applies. A dict is a graph
+    (:func:`refattr.network_spec.network_from_spec`).
     """
+    if isinstance(layers, dict):
+        return network_from_spec(layers)
     built = []
     for i, spec in enumerate(layers):
         arguments = {k: v for k, v in spec.items() if k != "layer" and v is not None}

@@ -77,14 +77,22 @@ def _fmt(v) -> str:
 
 
 def _layer_text(layer: dict) -> str:
-    name = layer["layer"]
-    params = [f"{k}={_fmt(v)}" for k, v in layer.items() if k != "layer" and v is not None]
+    name = layer.get("layer", layer.get("type"))      # a chain's layer, or a graph node's (refattr.network_spec)
+    params = [f"{k}={_fmt(v)}" for k, v in layer.items() if k not in ("layer", "type") and v is not None]
     return f"{name}({', '.join(params)})" if params else name
+
+
+def _network_text(net: list | dict) -> str:
+    """A chain as ``A -> B -> C``; a graph as ``[inputs] h = A(x), r = Add(a, x), ...``."""
+    if isinstance(net, dict):
+        nodes = ", ".join(f"{n['name']} = {_layer_text(n['layer'])}({', '.join(n['inputs'])})" for n in net["nodes"])
+        return f"graph of {', '.join(net['inputs'])}: {nodes}"
+    return " -> ".join(_layer_text(layer) for layer in net)
 
 
 def witness_text(w: Witness) -> str:
     """A witness in one paragraph: networks, input, baseline, target, numbers."""
-    nets = "; ".join(f"{name} = " + " -> ".join(_layer_text(l) for l in layers) for name, layers in w.networks.items())
+    nets = "; ".join(f"{name} = {_network_text(net)}" for name, net in w.networks.items())
     extra = "".join(f", {k} = {_fmt(v)}" for k, v in w.extra.items())
     numbers = ", ".join(f"{k} = {_fmt(v)}" for k, v in w.numbers.items())
     target = "" if w.target is None else f", target = {w.target}"

@@ -15,7 +15,8 @@ import numpy as np
 
 from ._core import ZERO_RTOL, Case, CheckResult, Recheck, Witness, attribution, batch, case_from_witness, flat, \
     scalar_output, scale_of, standard_check
-from .networks import random_relu_mlp, random_tanh_mlp, saturating_unit, shifted_relu
+from .networks import random_gated_graph, random_relu_mlp, random_residual_graph, random_tanh_mlp, \
+    saturating_unit, shifted_relu
 from .specs import MethodSpec
 
 __all__ = ["PROPERTY", "TITLE", "check", "recheck", "evaluate", "cases"]
@@ -25,7 +26,8 @@ TITLE = "Completeness"
 
 _DEEPLIFT = ("theorem: summation-to-delta holds layer by layer for the Linear rule, Rescale and RevealCancel "
              "(each splits a neuron's difference into parts that add up to it), so the contributions add up to "
-             "f(x) - f(x') (Shrikumar, Greenside & Kundaje 2017, eq. 1 and sections 3.3-3.5)")
+             "f(x) - f(x') (Shrikumar, Greenside & Kundaje 2017, eq. 1 and sections 3.3-3.5); in a graph Add and "
+             "Concat are linear, a Mul's Shapley split adds up to its difference, and fan-out sums multipliers")
 THEOREMS = {
     "ig_exact": "theorem: the gradient theorem along the straight path (Sundararajan, Taly & Yan 2017, "
                 "proposition 1); the exact rule integrates the piecewise-constant gradient piece by piece",
@@ -57,6 +59,10 @@ def cases(spec, rng: np.random.Generator):
         net = maker(rng, (4, 6, 5, 1))
         yield Case(kind, {"f": net}, rng.normal(size=(6, 4)), rng.normal(size=(6, 4)),
                    note=f"a random network ({kind}) with a random input and reference")
+    for net, kind in ((random_residual_graph(rng, 4), "random residual ReLU graph"),
+                      (random_gated_graph(rng, 4, 5), "random gated graph (tanh * sigmoid)")):
+        yield Case(kind, {"f": net}, rng.normal(size=(6, 4)), rng.normal(size=(6, 4)),
+                   note=f"a {kind} with a random input and reference")
 
 
 def check(spec: MethodSpec, *, seed: int = 0) -> CheckResult:

@@ -12,6 +12,8 @@ Pairs of equal functions come from:
   (Springenberg et al. 2015) and deconvnet drop the negative path, giving 2 where the derivative
   is 1. This fills the tutorial's
   blank guided-backprop cell.
+- a residual block v . (relu(W x) + x) as a graph and as a chain that carries the skip connection
+  through ReLUs (x = relu(x) - relu(-x)), random W and v;
 - random rewrites of random networks: a unit split into positively rescaled copies
   (relu(c z) = c relu(z)), a unit duplicated with outgoing weights (1 + k) v and -k v, hidden
   units permuted.
@@ -29,7 +31,7 @@ import numpy as np
 from ._core import AGREE_RTOL, Case, CheckResult, Recheck, Witness, attribution, batch, case_from_witness, flat, \
     round_list, scalar_output, scale_of, standard_check
 from .networks import duplicate_signed, identity_pair, permute_units, random_relu_mlp, random_tanh_mlp, \
-    reveal_cancel_pair, split_unit, split_unit_pair, sundararajan_pair
+    residual_pair, reveal_cancel_pair, split_unit, split_unit_pair, sundararajan_pair
 from .specs import MethodSpec
 
 __all__ = ["PROPERTY", "TITLE", "check", "recheck", "evaluate", "cases"]
@@ -78,6 +80,11 @@ def cases(spec, rng: np.random.Generator):
                batch([-0.5, -0.3]),
                note="relu(x1) + relu(x2) and 2 relu(x1) - relu(x1) + relu(x2) are the same function but get "
                     "different attributions at x = (1, 2), x' = (-0.5, -0.3)")
+    graph, chain = residual_pair(rng, 3)
+    yield Case("residual graph and its chain form", {"f": graph, "g": chain}, rng.normal(size=(6, 3)),
+               rng.normal(size=(6, 3)),
+               note="v . (relu(W x) + x) as a residual graph and as a chain with x = relu(x) - relu(-x) are the same "
+                    "function but get different attributions")
     for k in range(6):
         maker, kind = (random_relu_mlp, "random ReLU MLP") if k < 4 else (random_tanh_mlp, "random tanh MLP")
         net = maker(rng, (3, 5, 4, 1))

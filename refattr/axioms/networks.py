@@ -1,14 +1,16 @@
 """Networks built to expose a property: the papers' examples, and function-preserving rewrites.
 
 Everything here returns plain :class:`~refattr.Sequential` networks of Dense layers and
-element-wise activations, so that a witness prints as a few short weight lists.
+element-wise activations, so that a witness prints as a few short weight lists, except the graphs
+at the end (a residual block, a gate) that put the properties to the test on graph networks.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..layers import Dense, ElementwiseLayer, ReLU
+from ..graph import Graph
+from ..layers import Add, Dense, ElementwiseLayer, Mul, ReLU, Sigmoid, Tanh
 from ..network import Sequential
 from ..testing import random_mlp
 
@@ -16,6 +18,7 @@ __all__ = [
     "saturating_unit", "shifted_relu", "bump", "sundararajan_pair", "reveal_cancel_pair", "identity_pair",
     "split_unit_pair", "parallel", "permute_inputs", "split_unit", "duplicate_signed", "permute_units",
     "with_passthrough_feature", "random_relu_mlp", "random_tanh_mlp", "dense_positions",
+    "random_residual_graph", "random_gated_graph", "residual_pair",
 ]
 
 
@@ -270,3 +273,38 @@ def random_relu_mlp(rng: np.random.Generator, sizes) -> Sequential:
 
 def random_tanh_mlp(rng: np.random.Generator, sizes) -> Sequential:
     return random_mlp(rng, tuple(sizes), activation="tanh", bias=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# graphs
+# ------------------------------------------------------------------------------------------------
+
+def _dense(rng: np.random.Generator, n_out: int, n_in: int, bias: bool = True) -> Dense:
+    return Dense(rng.normal(size=(n_out, n_in)) / np.sqrt(n_in), rng.normal(size=n_out) * 0.5 if bias else None)
+
+
+def random_residual_graph(rng: np.random.Generator, width: int) -> Graph:
+    """y = v . relu(W2 relu(W1 x + b1) + b2 + x) + c: a residual block (an Add joining the skip
+    connection) and a dense head, with random weights; piecewise linear."""
+    return Graph("x", [("h", _dense(rng, width, width), "x"), ("a", ReLU(), "h"),
+                       ("g", _dense(rng, width, width), "a"), ("r", Add(), ("g", "x")), ("b", ReLU(), "r"),
+                       ("y", _dense(rng, 1, width), "b")])
+
+
+def random_gated_graph(rng: np.random.Generator, n_in: int, width: int) -> Graph:
+    """y = v . (tanh(W x + b) * sigmoid(U x + d)) + c: a gate (a Mul of two branches of the input)."""
+    return Graph("x", [("h", _dense(rng, width, n_in), "x"), ("a", Tanh(), "h"), ("k", _dense(rng, width, n_in), "x"),
+                       ("s", Sigmoid(), "k"), ("m", Mul(), ("a", "s")), ("y", _dense(rng, 1, width), "m")])
+
+
+def residual_pair(rng: np.random.Generator, width: int) -> tuple[Graph, Sequential]:
+    """v . (relu(W x) + x) written as a residual graph and as a chain (equal everywhere).
+
+    The chain carries the skip connection through ReLUs, x = relu(x) - relu(-x): its hidden layer
+    is [W; I; -I] and its output weights [v, v, -v].
+    """
+    w, v = rng.normal(size=(width, width)), rng.normal(size=(1, width))
+    graph = Graph("x", [("h", Dense(w), "x"), ("a", ReLU(), "h"), ("r", Add(), ("a", "x")), ("y", Dense(v), "r")])
+    eye = np.eye(width)
+    chain = _net(Dense(np.concatenate([w, eye, -eye])), ReLU(), Dense(np.concatenate([v, v, -v], axis=1)))
+    return graph, chain

@@ -3,7 +3,9 @@
 ``export_oracle(directory)`` (CLI: ``refattr oracle export DIR``) writes::
 
     DIR/manifest.json        provenance, refattr version, conventions, formulas, tolerances, and for
-                             every case its network (layer by layer), arrays and expected results
+                             every case its network (a chain or a graph, in the one form
+                             of :mod:`refattr.network_spec`; weights stored in the case's
+                             npz), arrays and expected results
     DIR/cases/<name>.npz     weights, inputs, baseline (one per example), baseline_samples (K
                              references), targets, outputs, reference attributions,
                              completeness gaps and error estimates of one case (an error
@@ -36,21 +38,23 @@ import zipfile
 import numpy as np
 
 from .. import __version__
-from ..errors import ShapeError, UnsupportedLayerError
-from ..layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Swish, Tanh
-from ..layers.registry import from_config, info, to_config
+from ..graph import Graph
+from ..layers import Add, AvgPool2D, Concat, Conv2D, Dense, Flatten, MaxPool2D, Mul, ReLU, Sigmoid, Swish, Tanh
 from ..layers.max_pool import MAXPOOL_RULES
 from ..methods import deconvnet, gradient, guided_backprop, input_x_gradient
 from ..methods.deeplift import deeplift
 from ..methods.integrated_gradients import integrated_gradients
 from ..network import Sequential
+from ..network_spec import network_from_spec, network_to_spec
 from .. import quadrature
 
 __all__ = ["export_oracle", "oracle_cases", "network_from_spec", "FORMAT_VERSION", "N_STEPS", "SEED"]
 
 #: Bumped whenever the layout of the exported files changes (2: the K references are
-#: ``baseline_samples``, formerly ``baselines``, in array names, attribution keys and options).
-FORMAT_VERSION = 2
+#: ``baseline_samples``, formerly ``baselines``, in array names, attribution keys and options;
+#: 3: a case's ``"network"`` (:mod:`refattr.network_spec`: ``{"layers": [...]}`` for a chain,
+#: ``{"inputs": [...], "nodes": [...]}`` for a graph) replaces its ``"layers"`` list).
+FORMAT_VERSION = 3
 #: Steps of the fixed integrated-gradients rules in the oracle.
 N_STEPS = 16
 #: Seed of every random case (numpy.random.default_rng(SEED + case index)).
@@ -222,62 +226,43 @@ def oracle_cases() -> list[dict]:
                       net=Sequential(layers, input_shape=shape), x=rng.normal(size=(2,) + shape),
                       baseline=rng.normal(size=(2,) + shape) * 0.3, target=np.array([1, 0]),
                       baseline_samples=rng.normal(size=(2,) + shape) * 0.5, closed_form=None))
+    cases += _graph_cases()
     return cases
 
 
-def _layer_spec(i: int, layer) -> tuple[dict, dict]:
-    """(JSON description, arrays) of layer ``i``, read from the layer registry.
+def _graph_cases() -> list[dict]:
+    """Graphs: a ResNet basic block with a 1x1 downsampling shortcut (piecewise linear: exact IG),
+    and a gated, branching MLP (Mul gate, Concat of branches, a weighted Add; smooth)."""
+    rng = _rng(20)
+    shape = (2, 6, 6)
+    block = [("c1", _conv(rng, 2, 4, (3, 3), stride=2, padding=1), "x"), ("r1", ReLU(), "c1"),
+             ("c2", _conv(rng, 4, 4, (3, 3), padding=1), "r1"),
+             ("down", _conv(rng, 2, 4, (1, 1), stride=2), "x"), ("sum", Add(), ("c2", "down")),
+             ("r2", ReLU(), "sum"), ("pool", MaxPool2D(2, stride=1), "r2"), ("flat", Flatten(), "pool")]
+    n = int(np.prod(Graph("x", block).output_shape(shape)))
+    block.append(("y", Dense(rng.normal(size=(3, n)) / np.sqrt(n), rng.normal(size=3) * 0.3), "flat"))
+    resnet = dict(name="graph_resnet_block", provenance=f"random (numpy default_rng({SEED + 20}))",
+                  description="ResNet basic block: Conv(3x3, stride 2) ReLU Conv(3x3) + Conv(1x1, stride 2) "
+                              "shortcut, Add, ReLU, MaxPool(2, stride 1), Flatten, Dense",
+                  net=Graph("x", block, input_shape=shape), x=rng.normal(size=(2,) + shape),
+                  baseline=rng.normal(size=(2,) + shape) * 0.3, target=np.array([0, 2]),
+                  baseline_samples=rng.normal(size=(2,) + shape) * 0.5, closed_form=None)
+    rng = _rng(21)
 
-    The description is ``{"type": name}`` plus every constructor argument: an array argument names
-    its array in the case's npz (``"layers.{i}.{argument}"``), any other is its JSON value (tuples
-    as lists); an argument that is None is written as null. A newly registered layer is described
-    with no change here; :func:`network_from_spec` reads it back.
-    """
-    config = to_config(layer)
-    spec: dict = {"type": config["type"]}
-    arrays = {}
-    for argument in info(layer).arguments:
-        if argument in config["arrays"]:
-            spec[argument] = f"layers.{i}.{argument}"
-            arrays[spec[argument]] = config["arrays"][argument]
-        else:
-            spec[argument] = config["params"].get(argument)
-    return spec, arrays
+    def dense(n_out, n_in):
+        return Dense(rng.normal(size=(n_out, n_in)) / np.sqrt(n_in), rng.normal(size=n_out) * 0.5)
 
-
-def network_from_spec(layers: list[dict], arrays: dict[str, np.ndarray],
-                      input_shape: tuple[int, ...] | None = None) -> Sequential:
-    """The network a case of the manifest describes: its ``"layers"`` list and its npz arrays.
-
-    An argument whose value is ``"layers.{i}.{argument}"`` is that array of the case's npz; null
-    leaves the constructor's default; any other value is passed as it is (a list as a tuple).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> spec = [{"type": "Dense", "weight": "layers.0.weight", "bias": None}, {"type": "ReLU"}]
-    >>> net = network_from_spec(spec, {"layers.0.weight": np.array([[1.0, -2.0]])})
-    >>> net(np.array([[3.0, 1.0]]))     # relu(3 - 2)
-    array([[1.]])
-    """
-    built = []
-    for i, spec in enumerate(layers):
-        config: dict = {"type": spec.get("type"), "params": {}, "arrays": {}}
-        for argument, value in spec.items():
-            if argument == "type" or value is None:
-                continue
-            if value == f"layers.{i}.{argument}":
-                if value not in arrays:
-                    raise ShapeError(f"layers[{i}] ({spec.get('type')}) {argument}: array {value!r} is missing "
-                                     f"from the case's arrays; pass the arrays of the case's npz file")
-                config["arrays"][argument] = arrays[value]
-            else:
-                config["params"][argument] = value
-        try:
-            built.append(from_config(config))
-        except UnsupportedLayerError as error:
-            raise UnsupportedLayerError(f"layers[{i}]: {error}") from None
-    return Sequential(built, input_shape=input_shape)
+    nodes = [("h", dense(6, 4), "x"), ("a", Tanh(), "h"), ("g_in", dense(6, 4), "x"), ("g", Sigmoid(), "g_in"),
+             ("gated", Mul(), ("a", "g")), ("s_in", dense(3, 4), "x"), ("s", Swish(), "s_in"),
+             ("cat", Concat(), ("gated", "s")), ("mix", dense(4, 9), "cat"), ("skip", dense(4, 4), "x"),
+             ("res", Add(weights=(1.0, -0.5)), ("mix", "skip")), ("y", dense(2, 4), "res")]
+    gated = dict(name="graph_gated_branches", provenance=f"random (numpy default_rng({SEED + 21}))",
+                 description="tanh(Dense x) * sigmoid(Dense x) (a Mul gate), concatenated with Swish(Dense x), "
+                             "Dense, minus half a Dense shortcut of x (weighted Add), Dense",
+                 net=Graph("x", nodes, input_shape=(4,)), x=rng.normal(size=(3, 4)),
+                 baseline=rng.normal(size=(3, 4)) * 0.3, target=np.array([0, 1, 1]),
+                 baseline_samples=rng.normal(size=(3, 4)) * 0.5, closed_form=None)
+    return [resnet, gated]
 
 
 def _results(case):
@@ -382,11 +367,7 @@ def export_oracle(directory) -> dict:
         if case.get("baseline_samples") is not None:
             arrays["baseline_samples"] = case["baseline_samples"]
             arrays["output.baseline_samples"] = net(case["baseline_samples"])
-        specs = []
-        for i, layer in enumerate(net.layers):
-            spec, layer_arrays = _layer_spec(i, layer)
-            specs.append(spec)
-            arrays.update(layer_arrays)
+        network = network_to_spec(net, arrays)
         entries = []
         for key, method, options, values, gap, error, tolerance, complete in _results(case):
             arrays[key] = values
@@ -405,7 +386,7 @@ def export_oracle(directory) -> dict:
             "closed_form": case["closed_form"], "file": rel,
             "sha256": _write(os.path.join(directory, rel), _npz_bytes(arrays)),
             "input_shape": list(net.input_shape), "n_outputs": int(arrays["output.x"].shape[1]),
-            "piecewise_linear": bool(net.piecewise_linear), "layers": specs, "arrays": sorted(arrays),
+            "piecewise_linear": bool(net.piecewise_linear), "network": network, "arrays": sorted(arrays),
             "attributions": entries,
         })
     text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"

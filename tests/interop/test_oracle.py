@@ -14,7 +14,13 @@ import pytest
 from refattr import __version__
 from refattr.testing.oracle import FORMAT_VERSION, N_STEPS, export_oracle
 
-LAYER_TYPES = {"Dense", "Conv2D", "ReLU", "Tanh", "Sigmoid", "Swish", "Flatten", "AvgPool2D", "MaxPool2D"}
+LAYER_TYPES = {"Dense", "Conv2D", "ReLU", "Tanh", "Sigmoid", "Swish", "Flatten", "AvgPool2D", "MaxPool2D",
+               "Add", "Concat", "Mul"}
+
+
+def layer_specs(network):
+    """The layer specs of a case's network, a chain ({"layers"}) or a graph ({"inputs", "nodes"})."""
+    return network["layers"] if "layers" in network else [node["layer"] for node in network["nodes"]]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +43,8 @@ def test_manifest_covers_every_layer_method_and_rule(exported):
     assert json.loads((pathlib.Path(directory) / "manifest.json").read_text()) == json.loads(json.dumps(manifest))
     assert manifest["format"] == "refattr-oracle" and manifest["format_version"] == FORMAT_VERSION
     assert manifest["refattr_version"] == __version__
-    assert {layer["type"] for case in manifest["cases"] for layer in case["layers"]} == LAYER_TYPES
+    assert {layer["type"] for case in manifest["cases"] for layer in layer_specs(case["network"])} == LAYER_TYPES
+    assert any("nodes" in case["network"] for case in manifest["cases"])
     keys = {a["key"] for case in manifest["cases"] for a in case["attributions"]}
     for rule in ("left", "right", "midpoint", "trapezoid", "gauss_legendre"):
         assert f"attr.integrated_gradients.{rule}.n{N_STEPS}" in keys
@@ -118,31 +125,53 @@ def pool(x, kernel, stride, pad, kind, include_pad=True):
         return out
     return out / (kh * kw if include_pad else count)
 
+def apply(spec, arrays, x):
+    kind = spec["type"]
+    if kind == "Dense":
+        return x @ arrays[spec["weight"]].T + (0 if spec["bias"] is None else arrays[spec["bias"]])
+    if kind == "Conv2D":
+        return conv(x, arrays[spec["weight"]], None if spec["bias"] is None else arrays[spec["bias"]],
+                    spec["stride"], spec["padding"], spec["dilation"], spec["groups"])
+    if kind == "ReLU":
+        return np.maximum(x, 0.0)
+    if kind == "Tanh":
+        return np.tanh(x)
+    if kind == "Sigmoid":
+        return 1 / (1 + np.exp(-x))
+    if kind == "Swish":
+        return x / (1 + np.exp(-spec["beta"] * x))
+    if kind == "Flatten":
+        assert (spec["start_dim"], spec["end_dim"]) == (1, -1)
+        return x.reshape(x.shape[0], -1)
+    if kind == "MaxPool2D":
+        return pool(x, spec["kernel"], spec["stride"], spec["padding"], "max")
+    if kind == "AvgPool2D":
+        return pool(x, spec["kernel"], spec["stride"], spec["padding"], "avg", spec["count_include_pad"])
+    raise AssertionError(kind)
+
+def join(spec, values):
+    kind = spec["type"]
+    if kind == "Add":
+        weights = spec["weights"] or [1.0] * len(values)
+        return sum(w * v for w, v in zip(weights, values))
+    if kind == "Concat":
+        return np.concatenate(values, axis=spec["axis"])
+    if kind == "Mul":
+        return values[0] * values[1]
+    raise AssertionError(kind)
+
 def forward(case, arrays, x):
-    for spec in case["layers"]:
-        kind = spec["type"]
-        if kind == "Dense":
-            x = x @ arrays[spec["weight"]].T + (0 if spec["bias"] is None else arrays[spec["bias"]])
-        elif kind == "Conv2D":
-            x = conv(x, arrays[spec["weight"]], None if spec["bias"] is None else arrays[spec["bias"]],
-                     spec["stride"], spec["padding"], spec["dilation"], spec["groups"])
-        elif kind == "ReLU":
-            x = np.maximum(x, 0.0)
-        elif kind == "Tanh":
-            x = np.tanh(x)
-        elif kind == "Sigmoid":
-            x = 1 / (1 + np.exp(-x))
-        elif kind == "Swish":
-            x = x / (1 + np.exp(-spec["beta"] * x))
-        elif kind == "Flatten":
-            x = x.reshape(x.shape[0], -1)
-        elif kind == "MaxPool2D":
-            x = pool(x, spec["kernel"], spec["stride"], spec["padding"], "max")
-        elif kind == "AvgPool2D":
-            x = pool(x, spec["kernel"], spec["stride"], spec["padding"], "avg", spec["count_include_pad"])
-        else:
-            raise AssertionError(kind)
-    return x
+    network = case["network"]
+    if "layers" in network:
+        for spec in network["layers"]:
+            x = apply(spec, arrays, x)
+        return x
+    (name,) = network["inputs"]
+    values = {name: x}
+    for node in network["nodes"]:
+        ins = [values[i] for i in node["inputs"]]
+        values[node["name"]] = join(node["layer"], ins) if len(ins) > 1 else apply(node["layer"], arrays, ins[0])
+    return values[network["nodes"][-1]["name"]]
 
 def fd_gradient(case, arrays, points, target, h=1e-6):
     """Central differences of t = f(.)[target], all coordinates of all points in one batch."""

@@ -15,17 +15,20 @@ import json
 import numpy as np
 import pytest
 
-from refattr import Conv2D, Dense, ReLU, Sequential
+from refattr import Add, Concat, Conv2D, Dense, Graph, Mul, ReLU, Sequential
 from refattr.axioms import network_from_layers, network_to_layers
 from refattr.errors import ShapeError, UnsupportedLayerError
 from refattr.layers import registry
 from refattr.models import build_network, digits_cnn_info, load_digits_cnn, network_specs, parameter_digest
-from refattr.testing.oracle import _layer_spec, _npz_bytes, network_from_spec
+from refattr.network_spec import layer_to_spec, network_from_spec, network_to_spec
+from refattr.testing.oracle import _npz_bytes
 
-SHAPES = ((2, 5, 5), (4,))
-#: Layers of one input (joins of several are serialised inside graphs: tests/test_graph.py)
+SHAPES = ((2, 5, 5), (4,), (2, 7))     # an image, a feature vector, a sequence (C, L)
+
+
 def one_input():
-    return [entry for entry in registry.registered() if not entry.joins]     # an image, then a feature vector
+    """Layers of one input (joins are serialised inside graphs: test_a_graph_round_trips_node_by_node)."""
+    return [entry for entry in registry.registered() if not entry.joins]
 
 
 def instances(seed=3, n=3):
@@ -57,15 +60,12 @@ def via_witness(net):
 
 
 def via_oracle(net):
-    specs, arrays = [], {}
-    for i, layer in enumerate(net.layers):
-        spec, layer_arrays = _layer_spec(i, layer)
-        specs.append(spec)
-        arrays.update(layer_arrays)
+    arrays = {}
+    spec = network_to_spec(net, arrays)
     with np.load(io.BytesIO(_npz_bytes(arrays)), allow_pickle=False) as data:
         stored = {key: data[key] for key in data.files}
     assert sorted(stored) == sorted(arrays)
-    return network_from_spec(json.loads(json.dumps(specs, sort_keys=True)), stored)
+    return network_from_spec(json.loads(json.dumps(spec, sort_keys=True)), stored)
 
 
 def via_model(net):
@@ -138,14 +138,16 @@ def test_the_formats_keep_their_shapes():
     assert network_to_layers(Sequential([conv])) == [
         {"layer": "Conv2D", "weight": [[[[1.0]]]], "bias": [0.5], "stride": [2, 2], "padding": [0, 0, 0, 0],
          "dilation": [1, 1], "groups": 1}]
-    spec, arrays = _layer_spec(2, conv)
+    arrays = {}
+    spec = layer_to_spec(conv, arrays, "layers.2")
     assert spec == {"type": "Conv2D", "weight": "layers.2.weight", "bias": "layers.2.bias", "stride": [2, 2],
                     "padding": [0, 0, 0, 0], "dilation": [1, 1], "groups": 1}
     assert sorted(arrays) == ["layers.2.bias", "layers.2.weight"]
-    spec, arrays = _layer_spec(0, dense)
+    arrays = {}
+    spec = layer_to_spec(dense, arrays, "layers.0")
     assert spec == {"type": "Dense", "weight": "layers.0.weight", "bias": None} and list(arrays) == ["layers.0.weight"]
     np.testing.assert_array_equal(arrays["layers.0.weight"], [[1.0, -2.0]])
-    assert _layer_spec(1, relu) == ({"type": "ReLU"}, {})
+    assert layer_to_spec(relu, arrays, "layers.1") == {"type": "ReLU"} and len(arrays) == 1
     specs, named = network_specs(Sequential([conv, relu]))
     assert specs == [{"type": "Conv2D", "params": {"weight": "layers.0.weight", "bias": "layers.0.bias"},
                       "config": {"stride": [2, 2], "padding": [0, 0, 0, 0], "dilation": [1, 1], "groups": 1}},
@@ -169,7 +171,7 @@ def test_the_bundled_model_is_written_back_in_its_own_form():
 
 @pytest.mark.parametrize("read", [
     lambda spec: network_from_layers([{"layer": "ReLU"}, {"layer": spec}]),
-    lambda spec: network_from_spec([{"type": "ReLU"}, {"type": spec}], {}),
+    lambda spec: network_from_spec({"layers": [{"type": "ReLU"}, {"type": spec}]}, {}),
     lambda spec: build_network([{"type": "ReLU"}, {"type": spec}], {}),
 ], ids=FORMATS)
 def test_an_unknown_layer_is_named_with_its_position(read):
@@ -179,4 +181,47 @@ def test_an_unknown_layer_is_named_with_its_position(read):
 
 def test_a_missing_oracle_array_is_named():
     with pytest.raises(ShapeError, match=r"layers\[0\] \(Dense\) weight: array 'layers.0.weight' is missing"):
-        network_from_spec([{"type": "Dense", "weight": "layers.0.weight", "bias": None}], {})
+        network_from_spec({"layers": [{"type": "Dense", "weight": "layers.0.weight", "bias": None}]}, {})
+
+
+def residual_gate_graph(rng):
+    """Every join in one graph: a weighted Add, a Concat along the feature axis, a Mul gate."""
+    return Graph(("x", "z"), [
+        ("h", Dense(rng.normal(size=(3, 2)), rng.normal(size=3)), "x"),
+        ("a", ReLU(), "h"),
+        ("cat", Concat(axis=1), ("a", "z")),
+        ("g", Dense(rng.normal(size=(5, 5))), "cat"),
+        ("gate", Mul(), ("g", "cat")),
+        ("r", Add(weights=(1.0, -0.5)), ("gate", "cat")),
+        ("y", Dense(rng.normal(size=(2, 5))), "r"),
+    ], input_shape=((2,), (2,)))
+
+
+@pytest.mark.parametrize("stored", [False, True], ids=["inline", "stored"])
+def test_a_graph_round_trips_node_by_node(stored, rng):
+    # identity: the same names, reads, layers (arguments bit for bit) and outputs bit for bit
+    net = residual_gate_graph(rng)
+    arrays = {} if stored else None
+    spec = json.loads(json.dumps(network_to_spec(net, arrays)))
+    assert spec["inputs"] == ["x", "z"] and spec["input_shape"] == [[2], [2]]
+    assert [n["inputs"] for n in spec["nodes"]] == [["x"], ["h"], ["a", "z"], ["cat"], ["g", "cat"],
+                                                    ["gate", "cat"], ["r"]]
+    if stored:
+        assert sorted(arrays) == ["nodes.g.weight", "nodes.h.bias", "nodes.h.weight", "nodes.y.weight"]
+        assert spec["nodes"][0]["layer"]["weight"] == "nodes.h.weight"
+    again = network_from_spec(spec, arrays)
+    assert isinstance(again, Graph) and again.inputs == net.inputs and again.input_shape == net.input_shape
+    for node, node_again in zip(net.nodes, again.nodes, strict=True):
+        assert (node_again.name, node_again.inputs) == (node.name, node.inputs)
+        assert registry.to_config(node_again.layer)["params"] == registry.to_config(node.layer)["params"]
+    x = (rng.normal(size=(4, 2)), rng.normal(size=(4, 2)))
+    np.testing.assert_array_equal(again(x), net(x))
+
+
+def test_a_malformed_graph_spec_is_named():
+    with pytest.raises(ValueError, match="'layers' \\(a chain\\) or 'inputs' and 'nodes'"):
+        network_from_spec({"inputs": ["x"]})
+    with pytest.raises(ValueError, match=r"nodes\[0\]: expected \{'name', 'inputs', 'layer'\}"):
+        network_from_spec({"inputs": ["x"], "nodes": [{"name": "y", "layer": {"type": "ReLU"}}]})
+    with pytest.raises(UnsupportedLayerError, match=r"nodes\[0\] \('y'\): layer type 'Nope'"):
+        network_from_spec({"inputs": ["x"], "nodes": [{"name": "y", "inputs": ["x"], "layer": {"type": "Nope"}}]})
