@@ -23,7 +23,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .layers import LinearLayer, MaxPool2D, ReLU
+from .layers import LinearLayer, ReLU
+from .layers.max_pool import is_max_pooling
 from .methods import METHODS, gradient
 from .models import digits_cnn_info, load_digits_cnn
 
@@ -276,7 +277,7 @@ def run_demo(out_dir, progress: bool = True, *, audit: bool = True, n_figure_ima
     extra = [(n, f, {"baseline": BASELINE, **kw}) for n, f, kw in _reference_methods()]
     if not net.piecewise_linear:
         extra = [e for e in extra if e[2].get("rule") != "exact"]
-    if any(isinstance(layer, MaxPool2D) for layer in net.layers):
+    if any(is_max_pooling(layer) for layer in net.layers):
         extra = [(n, f, {**kw, "maxpool_rule": "delta_routing"}) if n.startswith("deeplift") else (n, f, kw)
                  for n, f, kw in extra]
     entries += extra

@@ -82,8 +82,8 @@ def test_architecture_is_piecewise_linear_with_average_pooling(model):
 def test_build_network_rejects_unknown_layers_and_missing_arrays():
     from refattr.errors import ShapeError, UnsupportedLayerError
 
-    with pytest.raises(UnsupportedLayerError, match="Softmax"):
-        build_network([{"type": "Softmax"}], {})
+    with pytest.raises(UnsupportedLayerError, match="Softmin"):
+        build_network([{"type": "Softmin"}], {})
     with pytest.raises(ShapeError, match="'w'"):
         build_network([{"type": "Dense", "params": {"weight": "w"}}], {})
 

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..layers import MaxPool2D
+from ..layers.max_pool import is_max_pooling
 from ..methods import deconvnet, gradient, guided_backprop, input_x_gradient
 
 __all__ = ["MethodSpec", "SPECS", "DEFAULT_METHODS", "MethodUnavailableError", "get_spec"]
@@ -98,7 +98,7 @@ def _deeplift(rule: str):
         from ..methods.deeplift import deeplift
         # DeepLIFT defines no max-pooling rule (docs/conventions.md, section 'Max pooling'); the
         # completeness-preserving routing is used where a network has one.
-        maxpool_rule = "delta_routing" if any(isinstance(l, MaxPool2D) for l in net.layers) else None
+        maxpool_rule = "delta_routing" if any(is_max_pooling(l) for l in net.layers) else None
         return deeplift(net, x, baseline=np.asarray(baseline, dtype=np.float64), target=target, rule=rule,
                         maxpool_rule=maxpool_rule).values
     return attribute

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArgumentError, ShapeError
-from ..layers import Conv2D, Dense
+from ..layers import Conv1D, Conv2D, Dense
 from ..validation import as_float64
 
 __all__ = ["affine_of", "fold", "as_layer"]
@@ -41,20 +41,23 @@ def affine_of(gamma, beta, mean, var, eps) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fold(layer, scale, shift):
-    """The Dense or Conv2D computing scale * layer(x) + shift: W' = scale W, b' = scale b + shift."""
+    """The Dense, Conv1D or Conv2D computing scale * layer(x) + shift: W' = scale W, b' = scale b + shift."""
     bias = np.zeros(layer.weight.shape[0]) if layer.bias is None else layer.bias
     weight = layer.weight * scale.reshape((-1,) + (1,) * (layer.weight.ndim - 1))
     if isinstance(layer, Dense):
         return Dense(weight, bias * scale + shift)
-    return Conv2D(weight, bias * scale + shift, stride=layer.stride, padding=layer.padding,
+    return type(layer)(weight, bias * scale + shift, stride=layer.stride, padding=layer.padding,
                   dilation=layer.dilation, groups=layer.groups)
 
 
-def as_layer(scale, shift, images: bool):
-    """A layer of its own: a diagonal Dense (features) or a depthwise 1x1 Conv2D (images).
+def as_layer(scale, shift, rank: int):
+    """A layer of its own on examples of this rank: a diagonal Dense (1, features (C,)), a depthwise
+    Conv1D of kernel 1 (2, sequences (C, L)) or a depthwise 1x1 Conv2D (3, images (C, H, W)).
 
     Exact: the off-diagonal products are zeros, so each output is scale_c * z_c + shift_c.
     """
-    if images:
+    if rank == 3:
         return Conv2D(scale.reshape(-1, 1, 1, 1), shift, groups=scale.shape[0])
+    if rank == 2:
+        return Conv1D(scale.reshape(-1, 1, 1), shift, groups=scale.shape[0])
     return Dense(np.diag(scale), shift)

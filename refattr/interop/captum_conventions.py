@@ -70,9 +70,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import RuleError, UnsupportedLayerError
+from ..errors import ArgumentError, RuleError, UnsupportedLayerError
 from ..layers import registry
-from ..layers.base import ElementwiseLayer
+from ..layers._join import JoinLayer
+from ..layers.mul import Mul
+from ..layers.relu import ReLU
+from ._captum_softmax import captum_softmax_grad_input
+from ..layers.base import DeltaPair, ElementwiseLayer
 from ..methods._common import one_hot, prepare
 from ..methods.gradient import gradient
 from ..validation import as_baselines, broadcast_baseline, refuses_baselines
@@ -219,15 +223,26 @@ def unhooked_elementwise(net) -> list:
             if isinstance(layer, ElementwiseLayer) and captum_treatment(layer) == "gradient"]
 
 
+def _readers(net) -> list[list[int]]:
+    """For every value (inputs first, then each node's output), the nodes that read it, in order."""
+    readers: list[list[int]] = [[] for _ in range(net.n_inputs + len(net.layers))]
+    for j, args in enumerate(net.node_args):
+        for a in dict.fromkeys(args):
+            readers[a].append(j)
+    return readers
+
+
 @refuses_baselines
 def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EPS, swish_as_gradient=True,
                     stale_grad_output=True, first_row_fallback=True, assign_unpool=True,
-                    naive_division=True) -> np.ndarray:
+                    naive_division=True, shared_input_replaced=True, joins_as_gradient=True,
+                    softmax_as_captum=True) -> np.ndarray:
     """Captum's ``DeepLift(model).attribute(x, baseline, target)`` (Rescale), reproduced.
 
-    The backward pass tracks, for every tensor between two layers and for both halves of
-    Captum's batch (input, baseline), the gradient *arriving* from autograd and the *final* one
-    after the hooks of the layer that reads the tensor. Each option switches one of Captum's
+    Works on chains and on graphs of one input. The backward pass tracks, for every value (a
+    tensor between layers) and for both halves of Captum's batch (input, baseline), the gradient
+    *arriving* from autograd (the sum over the value's readers) and the *final* one after the
+    input hooks of the hooked modules that read it. Each option switches one of Captum's
     conventions off, so that a chain of variants can measure each one's share of a difference.
 
     Parameters
@@ -254,56 +269,177 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
     naive_division : bool
         True: the multiplier is (g Δy) / Δx from the two forward passes, as Captum computes it.
         False: refattr's stable divided difference of f (no cancellation).
+    shared_input_replaced : bool
+        True: where a hooked module reads a value that other modules read too (fan-out, e.g.
+        ``relu(h) + h``), its hook, a tensor hook on that value, receives the value's whole
+        gradient and *replaces* it with the module's own DeepLIFT term, dropping what the other
+        readers sent back (Captum 0.9.0, ``captum/_utils/common.py``, ``_register_backward_hook``:
+        the pre-hook registers the hook on the module's input tensor and runs the module on a
+        clone). False: every reader's term is kept and summed (the chain rule for multipliers).
+    joins_as_gradient : bool
+        True: a product of two tensors (``Mul``, written ``a * b`` in ``forward``: no module, so no
+        hook) passes its gradient, b at the input half. False: the Shapley multipliers refattr's
+        Mul rule uses, (b + b')/2 for a and (a + a')/2 for b (the gradient at the midpoint).
+    softmax_as_captum : bool
+        True: an ``nn.Softmax`` gets Captum's hook (``captum/attr/_core/deep_lift.py``, ``softmax``):
+        the element-wise quotient g Δs_i / Δx_i, then minus the mean of that over *every* element
+        of the doubled batch, so an example's result depends on its batchmates
+        (:func:`~refattr.interop._captum_softmax.captum_softmax_grad_input`). False: the layer's own
+        DeepLIFT rule (``Softmax``'s default, docs/softmax.md).
 
     With every option off (``eps=0``) this is DeepLIFT Rescale with the completeness-preserving
     max-pool routing, i.e. refattr's ``deeplift(rule="rescale", maxpool_rule="delta_routing")``
     up to rounding.
     """
-    x, t = prepare(net, x, target)
+    x, t = _one_input(net, x, target)
     xr = broadcast_baseline(baseline, x)
     trace, trace_ref = net.trace(x), net.trace(xr)
-    seed = one_hot(t, trace.output.shape[1])
-    final = arriving = (seed, seed.copy())  # at the tensor after the current layer: (input half, baseline half)
-    for i in range(len(net.layers) - 1, -1, -1):
-        layer = net.layers[i]
-        a, a_ref = trace.activations[i], trace_ref.activations[i]
-        y, y_ref = trace.activations[i + 1], trace_ref.activations[i + 1]
-        cache, cache_ref = trace.caches[i], trace_ref.caches[i]
-        recorded = arriving if stale_grad_output else final
-        plain = (layer.vjp(final[0], cache), layer.vjp(final[1], cache_ref))
-        treatment = captum_treatment(layer, swish_as_gradient)
-        if treatment in ("linear", "gradient"):
-            new = plain
-        elif treatment == "maxpool":
-            dx = a - a_ref
-            fallback = np.abs(dx) < eps if eps > 0 else dx == 0
+    n_in = net.n_inputs
+
+    def hooked(layer):
+        return captum_treatment(layer, swish_as_gradient) in ("nonlinear", "maxpool", "softmax")
+
+    def rule(j, grad_in, grad_out):
+        layer = net.layers[j]
+        a, a_ref = trace.activations[net.node_args[j][0]], trace_ref.activations[net.node_args[j][0]]
+        if captum_treatment(layer) == "softmax" and not softmax_as_captum:    # the layer's own DeepLIFT rule
+            dl_cache = layer.deeplift_forward(DeltaPair(a, a_ref, None, None), trace.activations[n_in + j],
+                                              trace_ref.activations[n_in + j], trace.caches[j], trace_ref.caches[j],
+                                              rule="rescale", maxpool_rule=None, parts=False)[2]
+            return tuple(layer.deeplift_backward(g, g, dl_cache)[0] for g in grad_out)
+        if captum_treatment(layer) == "softmax":     # its mean is taken over the whole doubled batch
+            n = a.shape[0]
+            new = captum_softmax_grad_input(a, a_ref, np.concatenate(grad_out), eps, layer.dim,
+                                            grad_input=np.concatenate(grad_in))
+            return new[:n], new[n:]
+        y, y_ref = trace.activations[n_in + j], trace_ref.activations[n_in + j]
+        cache, cache_ref = trace.caches[j], trace_ref.caches[j]
+        dx = a - a_ref
+        fallback = np.abs(dx) < eps if eps > 0 else dx == 0
+        safe = np.where(fallback, 1.0, dx)
+        if captum_treatment(layer, swish_as_gradient) == "maxpool":
             argmax, shape = cache
             hw = (int(shape[2]), int(shape[3]))
             top = np.maximum(y, y_ref)
-            parts = ((recorded[0] * (top - y_ref), argmax, cache), (recorded[1] * (y - top), cache_ref[0], cache_ref))
+            parts = ((grad_out[0] * (top - y_ref), argmax, cache), (grad_out[1] * (y - top), cache_ref[0], cache_ref))
             if assign_unpool:
                 u = sum(_unpool_assign(v, cells, hw) for v, cells, _ in parts)
             else:
                 u = sum(layer.vjp(v, c) for v, _, c in parts)
-            ratio = u / np.where(fallback, 1.0, dx)
-            grad_in, grad_ref = (plain[0][0], plain[0][0]) if first_row_fallback else plain
-            new = (np.where(fallback, grad_in, ratio), np.where(fallback, grad_ref, ratio))
-        elif treatment == "nonlinear" and isinstance(layer, ElementwiseLayer):
-            dx = a - a_ref
-            fallback = np.abs(dx) < eps if eps > 0 else dx == 0
-            safe = np.where(fallback, 1.0, dx)
-            if naive_division:
-                dy = y - y_ref
-                rescaled = (recorded[0] * dy / safe, recorded[1] * dy / safe)
-            else:
-                m = layer.secant(a_ref, dx)
-                rescaled = (recorded[0] * m, recorded[1] * m)
-            new = (np.where(fallback, plain[0], rescaled[0]), np.where(fallback, plain[1], rescaled[1]))
-        else:
-            raise UnsupportedLayerError(f"net.layers[{i}]: {type(layer).__name__} has no Captum DeepLift "
-                                        f"convention here")
-        arriving, final = plain, new
+            ratio = u / safe
+            back = (grad_in[0][0], grad_in[0][0]) if first_row_fallback else grad_in
+            return np.where(fallback, back[0], ratio), np.where(fallback, back[1], ratio)
+        if not isinstance(layer, ElementwiseLayer):
+            raise UnsupportedLayerError(f"layer {j} ({type(layer).__name__}) has no Captum DeepLift convention here")
+        m = (y - y_ref) / safe if naive_division else layer.secant(a_ref, dx)
+        return np.where(fallback, grad_in[0], grad_out[0] * m), np.where(fallback, grad_in[1], grad_out[1] * m)
+
+    seed = one_hot(t, trace.output.shape[1])
+    final = _hooked_backward(net, trace, trace_ref, seed, hooked, rule, shared_input_replaced, stale_grad_output,
+                             midpoint_products=not joins_as_gradient)
     return (x - xr) * final[0]
+
+
+def captum_modified_relu(net, x, target=None, *, deconvolution=False, shared_input_replaced=True) -> np.ndarray:
+    """Captum's ``GuidedBackprop(model).attribute(x, target)`` (or ``Deconvolution`` with
+    ``deconvolution=True``), reproduced on chains and graphs of one input.
+
+    Captum hooks every ``nn.ReLU`` with the tensor hook of ``_register_backward_hook``
+    (``captum/attr/_core/guided_backprop_deconvnet.py``): the hook on the ReLU's input tensor returns
+    relu(its gradient) (guided backpropagation) or relu(the gradient recorded at the ReLU's output)
+    (deconvolution). On a chain that is Springenberg et al.'s and Zeiler & Fergus's rule, refattr's
+    ``guided_backprop`` / ``deconvnet``. Where the ReLU's input tensor is read by other modules too
+    (``relu(h) + h``), the hook sees and replaces the tensor's *whole* gradient: guided
+    backpropagation clamps the sum of every reader's term, deconvolution drops the other readers'
+    terms (``shared_input_replaced=True``; False: the ReLU's rule acts on its own term only, which is
+    refattr's).
+    """
+    x, t = _one_input(net, x, target)
+    trace = net.trace(x)
+
+    def rule(j, grad_in, grad_out):
+        g = grad_out if deconvolution else grad_in
+        return np.maximum(g[0], 0.0), np.maximum(g[1], 0.0)
+
+    seed = one_hot(t, trace.output.shape[1])
+    return _hooked_backward(net, trace, trace, seed, lambda layer: isinstance(layer, ReLU), rule,
+                            shared_input_replaced, stale_grad_output=True)[0]
+
+
+def _one_input(net, x, target):
+    x, t = prepare(net, x, target)
+    if net.n_inputs != 1:
+        raise ArgumentError(f"net: Captum's hooks are reproduced for networks of one input; this one has "
+                            f"{net.n_inputs} ({list(net.inputs)})")
+    return x, t
+
+
+def _hooked_backward(net, trace, trace_ref, seed, hooked, rule, shared_input_replaced, stale_grad_output,
+                     midpoint_products=False):
+    """The backward pass of a model with Captum's module hooks, on both halves of its batch.
+
+    Returns the final gradient at the input (input half, baseline half). Every layer passes its
+    ordinary vector-Jacobian product (at each half's own activations); where ``hooked(layer)``,
+    ``rule(j, grad_in, grad_out)`` rewrites the gradient of the layer's input tensor, as Captum's
+    tensor hook on it does (``captum/_utils/common.py``, ``_register_backward_hook``): ``grad_in`` is
+    the tensor's gradient as it stands, ``grad_out`` the gradient recorded at the layer's output (as
+    it arrived, before the next hook rewrote it, with ``stale_grad_output``). With
+    ``shared_input_replaced`` the hook replaces the whole gradient of a tensor that other layers
+    read too; otherwise each hooked reader's rule sees only its own term and the terms are summed.
+    ``midpoint_products``: a Mul passes its gradient at the midpoint of the two halves (the Shapley
+    multipliers) instead of each half's own.
+    """
+    layers, node_args, readers = net.layers, net.node_args, _readers(net)
+    n_in = net.n_inputs
+    arriving: list = [None] * len(readers)   # per value: the summed plain gradients (input half, baseline half)
+    final: list = [None] * len(readers)      # per value: after the hooks of its hooked readers
+    terms: list = [dict() for _ in readers]  # per value: each reader's plain gradient, by reader
+    arriving[-1] = final[-1] = (seed, seed.copy())
+
+    def recorded(j):
+        return arriving[n_in + j] if stale_grad_output else final[n_in + j]
+
+    def finalize(v):
+        total = arriving[v]
+        if total is None:       # an input no node reads
+            zero = np.zeros_like(trace.activations[v])
+            return zero, zero.copy()
+        hooks = [j for j in readers[v] if hooked(layers[j])]
+        if not hooks:
+            return total
+        if shared_input_replaced:
+            g = total
+            for j in hooks:     # each hook replaces the value's whole gradient, in the order they were registered
+                g = rule(j, g, recorded(j))
+            return g
+        g = [sum(terms[v][j][h] for j in readers[v] if j not in hooks) for h in (0, 1)]
+        for j in hooks:
+            own = rule(j, terms[v][j], recorded(j))
+            g = [g[h] + own[h] for h in (0, 1)]
+        return tuple(g)
+
+    for j in range(len(layers) - 1, -1, -1):
+        out = n_in + j
+        if out != len(readers) - 1:
+            final[out] = finalize(out)
+        layer, args = layers[j], node_args[j]
+        caches = (trace.caches[j], trace_ref.caches[j])
+        if midpoint_products and isinstance(layer, Mul):
+            middle = layer.forward(tuple((trace.activations[a] + trace_ref.activations[a]) / 2 for a in args))[1]
+            caches = (middle, middle)
+        halves = [layer.vjp(final[out][h], caches[h]) for h in (0, 1)]
+        if not isinstance(layer, JoinLayer):
+            halves = [(g,) for g in halves]
+        for k, a in enumerate(args):
+            _add(arriving, terms, a, j, (halves[0][k], halves[1][k]))
+    return finalize(0)
+
+
+def _add(arriving, terms, value, reader, pair) -> None:
+    """Accumulate a reader's plain gradient (both halves) at ``value``."""
+    previous = terms[value].get(reader)
+    terms[value][reader] = pair if previous is None else (previous[0] + pair[0], previous[1] + pair[1])
+    arriving[value] = pair if arriving[value] is None else (arriving[value][0] + pair[0], arriving[value][1] + pair[1])
 
 
 @refuses_baselines

@@ -41,10 +41,12 @@ from numpy.typing import ArrayLike
 from .. import __version__
 from .._typing import AttributionMethod, MaxPoolRule, OnnxModel, PathLike, Target, TorchModule, TorchTensor
 from ..errors import ArgumentError, RuleError, UnsupportedLayerError
-from ..layers import MaxPool2D, registry
+from ..layers import Mul, registry
+from ..layers.max_pool import is_max_pooling
 from ..methods import deconvnet, gradient, guided_backprop, input_x_gradient
 from ..methods._common import pick, prepare
-from ..network import Sequential
+from ..graph import Graph
+from ..network import Network, Sequential
 from ..validation import as_baselines, as_float64, broadcast_baseline, refuses_baselines
 from . import captum_conventions as cc
 
@@ -365,24 +367,46 @@ def _verdict(components, rtol, unmatched=False) -> str:
     return max(real, key=lambda c: c.size).kind
 
 
+def _hooked(layer, swish_hooked=False) -> bool:
+    """Whether Captum's DeepLift hooks ``layer``'s module (``swish_hooked``: the element-wise layers
+    Captum does not hook are counted as hooked)."""
+    return cc.captum_treatment(layer, swish_as_gradient=not swish_hooked) in ("nonlinear", "maxpool")
+
+
 def _nonlinear_inputs(net, x, xr):
     """Δz at the input of every layer that gets a Captum DeepLift hook once the unhooked element-wise
     layers get Rescale too (every element-wise and max-pool layer), as (layer index, layer, Δz)."""
     trace, trace_ref = net.trace(x), net.trace(xr)
-    for i, layer in enumerate(net.layers):
-        if cc.captum_treatment(layer, swish_as_gradient=False) in ("nonlinear", "maxpool"):
-            yield i, layer, trace.activations[i] - trace_ref.activations[i]
+    for j, (layer, args) in enumerate(zip(net.layers, net.node_args)):
+        if _hooked(layer, swish_hooked=True):
+            yield j, layer, trace.activations[args[0]] - trace_ref.activations[args[0]]
+
+
+def _node_name(net, j) -> str:
+    return repr(net.nodes[j].name) if isinstance(net, Graph) else str(j)
 
 
 def _adjacent_hooked(net, swish_hooked=False) -> list[str]:
-    """Names of consecutive layer pairs that both carry a Captum DeepLift hook (``swish_hooked``: the
-    element-wise layers Captum does not hook are counted as hooked)."""
-    def hooked(layer):
-        return cc.captum_treatment(layer, swish_as_gradient=not swish_hooked) in ("nonlinear", "maxpool")
+    """Hooked layers whose output a hooked layer reads, as "A -> B (layers i, j)"."""
+    n_in, out = net.n_inputs, []
+    for j, (layer, args) in enumerate(zip(net.layers, net.node_args)):
+        for a in args:
+            i = a - n_in
+            if i >= 0 and _hooked(layer, swish_hooked) and _hooked(net.layers[i], swish_hooked):
+                out.append(f"{type(net.layers[i]).__name__} -> {type(layer).__name__} "
+                           f"(layers {_node_name(net, i)}, {_node_name(net, j)})")
+    return out
 
-    layers = net.layers
-    return [f"{type(a).__name__} -> {type(b).__name__} (layers {i}, {i + 1})"
-            for i, (a, b) in enumerate(zip(layers[:-1], layers[1:])) if hooked(a) and hooked(b)]
+
+def _shared_hooked_inputs(net, swish_hooked=False) -> list[str]:
+    """Values read by a hooked layer and by some other layer too (fan-out), as "value (readers)"."""
+    names = net.value_names()
+    out = []
+    for v, readers in enumerate(cc._readers(net)):
+        if len(readers) > 1 and any(_hooked(net.layers[j], swish_hooked) for j in readers):
+            kinds = ", ".join(type(net.layers[j]).__name__ for j in readers)
+            out.append(f"{names[v]!r} (read by {kinds})")
+    return out
 
 
 def _deeplift_chain(net, x, baseline, target, baseline_samples=None):
@@ -418,6 +442,38 @@ def _deeplift_chain(net, x, baseline, target, baseline_samples=None):
         v0 = v
     else:
         steps[-1]["swish_as_gradient"] = False
+    products = [node.name for node in getattr(net, "nodes", ()) if isinstance(node.layer, Mul)]
+    if products:
+        v = more(joins_as_gradient=False)
+        components.append(Cause("convention", "Captum has no DeepLift rule for a product of two tensors (a * b in "
+                                              f"forward: {', '.join(map(repr, products))}; not a module, so not "
+                                              "hooked): it passes the gradient b instead of a multiplier; refattr's "
+                                              "Mul rule is the Shapley split, multiplier (b + b')/2",
+                                relative_difference(v0, v)))
+        v0 = v
+    else:
+        steps[-1]["joins_as_gradient"] = False
+    softmaxes = [type(layer).__name__ for layer in net.layers if cc.captum_treatment(layer) == "softmax"]
+    if softmaxes:
+        v = more(softmax_as_captum=False)
+        components.append(Cause("peer_bug", "Captum's Softmax rule divides element by element, g Δs_i / Δx_i, and "
+                                            "subtracts the mean of that over every element of its doubled batch, so "
+                                            "an example's attribution depends on its batchmates; refattr's Softmax "
+                                            "rule is the 'centered' one (docs/softmax.md)", relative_difference(v0, v),
+                                "Captum's softmax rule mixes the examples of a batch, no Captum issue filed"))
+        v0 = v
+    else:
+        steps[-1]["softmax_as_captum"] = False
+    shared = _shared_hooked_inputs(net, swish_hooked=True)
+    if shared:
+        v = more(shared_input_replaced=False)
+        components.append(Cause("peer_bug", "Captum bug (no Captum issue found): where a hooked module reads a tensor "
+                                            "that other modules read too (" + "; ".join(shared) + "), its hook "
+                                            "replaces the tensor's whole gradient with the module's own DeepLIFT "
+                                            "term, dropping what the other readers (a skip connection, a second "
+                                            "branch) sent back, so summation-to-delta breaks",
+                                relative_difference(v0, v), "Captum's DeepLift on shared inputs, no Captum issue filed"))
+        v0 = v
     pairs = _adjacent_hooked(net, swish_hooked=True)
     if pairs:
         v = more(stale_grad_output=False)
@@ -458,6 +514,27 @@ def _deeplift_chain(net, x, baseline, target, baseline_samples=None):
     return run(), components, v
 
 
+def _modified_relu_chain(net, x, t, method, reference, rtol):
+    """(reproduction, components) for GuidedBackprop / Deconvolution where a ReLU shares its input
+    with other readers (Captum's hook then rewrites their terms too); (None, []) elsewhere."""
+    shared = [s for s in _shared_hooked_inputs(net) if "ReLU" in s] if method in ("GuidedBackprop",
+                                                                                  "Deconvolution") else []
+    if not shared:
+        return None, []
+    deconv = method == "Deconvolution"
+    reproduction = cc.captum_modified_relu(net, x, t, deconvolution=deconv)
+    own = cc.captum_modified_relu(net, x, t, deconvolution=deconv, shared_input_replaced=False)
+    what = ("replaces the tensor's whole gradient with relu(the ReLU's output gradient), dropping the other "
+            "readers' terms" if deconv else "clamps the sum of every reader's term, not the ReLU's own term")
+    return reproduction, [
+        Cause("peer_bug", f"Captum bug (no Captum issue found): where a ReLU reads a tensor that other modules read "
+                          f"too ({'; '.join(shared)}), its hook on that tensor {what}",
+              relative_difference(reproduction, own), f"Captum's {method} on shared inputs, no Captum issue filed"),
+        Cause("rounding" if relative_difference(own, reference) <= rtol else "unexplained",
+              f"the ReLU rule on its own term reproduced in the comparison layer vs refattr's "
+              f"{'deconvnet' if deconv else 'guided_backprop'}", relative_difference(own, reference))]
+
+
 # Captum ----------------------------------------------------------------------------------------
 def _load_captum():
     try:
@@ -469,10 +546,16 @@ def _load_captum():
 
 
 def _as_models(model):
-    """(refattr Sequential, float64 torch module) for a torch module, a Sequential or an ONNX model."""
+    """(refattr network, float64 torch module) for a torch module, a refattr network or an ONNX model."""
+    from .torch_graph import graph_to_torch
     from .torch_model import from_torch, require_torch, to_torch
 
     torch = require_torch()
+    if isinstance(model, Graph):
+        if model.n_inputs != 1:
+            raise ArgumentError(f"model: compare_captum compares networks of one input; this graph has "
+                                f"{model.n_inputs} ({list(model.inputs)})")
+        return model, graph_to_torch(model)
     if isinstance(model, Sequential):
         return model, to_torch(model)
     if isinstance(model, torch.nn.Module):
@@ -497,7 +580,7 @@ def _normalise_methods(methods):
 
 
 @refuses_baselines
-def compare_captum(model: TorchModule | Sequential | OnnxModel | PathLike | bytes, inputs: ArrayLike | TorchTensor,
+def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, inputs: ArrayLike | TorchTensor,
                    baseline: ArrayLike | TorchTensor = 0.0, targets: Target | TorchTensor = None,
                    methods: Iterable[str] | None = None, *, n_steps: int = 50,
                    ig_methods: Sequence[str] = cc.CAPTUM_IG_METHODS,
@@ -506,10 +589,11 @@ def compare_captum(model: TorchModule | Sequential | OnnxModel | PathLike | byte
 
     Parameters
     ----------
-    model : torch.nn.Sequential, refattr.Sequential, or an ONNX model (path, bytes or ModelProto)
+    model : torch.nn.Module, refattr.Sequential or Graph (one input), or an ONNX model (path, bytes or ModelProto)
         A torch module is imported with :func:`~refattr.interop.from_torch` and run by Captum as a
         float64 copy; a refattr or ONNX model is given to Captum through
-        :func:`~refattr.interop.to_torch`.
+        :func:`~refattr.interop.to_torch` (a Graph: :func:`~refattr.interop.torch_graph.graph_to_torch`,
+        joins as tensor operations in ``forward``).
     inputs : array_like or torch.Tensor, shape (N, *example_shape)
         A tensor is detached and copied to the CPU (``requires_grad`` is fine); likewise for
         ``baseline``, ``targets`` and ``baseline_samples``.
@@ -557,7 +641,9 @@ def compare_captum(model: TorchModule | Sequential | OnnxModel | PathLike | byte
     issue #1104 (adjacent hooked modules such as ReLU -> MaxPool2d use a stale output gradient),
     issue #1276 (the max-pool fallback uses example 0's gradient for every example) and max-pool
     un-pooling by assignment, which drops contributions where overlapping windows share a winner
-    (no Captum issue filed). None of them is applied to refattr's own results. A Captum
+    (no Captum issue filed), and, on graphs, a hooked module that shares its input tensor with
+    other readers (``relu(h) + h``): its hook replaces the tensor's whole gradient, dropping the
+    other readers' terms (no Captum issue found). None of them is applied to refattr's own results. A Captum
     ``UserWarning`` is recorded in the entry's notes, not raised.
 
     Examples
@@ -632,7 +718,9 @@ def compare_captum(model: TorchModule | Sequential | OnnxModel | PathLike | byte
             entry = MethodComparison(method, peer_name, f"refattr {ours.__name__}", "agree")
             peer = run_peer(entry, lambda: cls(peer_model).attribute(tx.clone().requires_grad_(), target=torch_target, **kwargs))
             if peer is not None:
-                _classify(entry, peer, ours(net, x, t).values, None, [], rtol, "")
+                reference = ours(net, x, t).values
+                reproduction, components = _modified_relu_chain(net, x, t, method, reference, rtol)
+                _classify(entry, peer, reference, reproduction, components, rtol, f"Captum's {method} hooks")
             report.entries.append(entry)
         elif method == "IntegratedGradients":
             report.entries += _compare_ig(net, peer_model, cattr, x, xr, t, tx, tb, torch_target, n_steps, ig_methods,
@@ -645,7 +733,7 @@ def compare_captum(model: TorchModule | Sequential | OnnxModel | PathLike | byte
                 entry.notes.append("refattr.methods.deeplift is not available in this version")
                 report.entries.append(entry)
                 continue
-            maxpool_rule = "delta_routing" if any(isinstance(la, MaxPool2D) for la in net.layers) else None
+            maxpool_rule = "delta_routing" if any(is_max_pooling(la) for la in net.layers) else None
             if maxpool_rule:
                 entry.reference += ", maxpool_rule='delta_routing'"
             if shap_mode:
@@ -739,7 +827,7 @@ ATTRIBUTION_METHODS = tuple(GRADIENT_FAMILY) + ("integrated_gradients", "deeplif
 
 
 @refuses_baselines
-def compare_attributions(model: TorchModule | Sequential | OnnxModel | PathLike | bytes,
+def compare_attributions(model: TorchModule | Network | OnnxModel | PathLike | bytes,
                          inputs: ArrayLike | TorchTensor, attributions: ArrayLike | TorchTensor,
                          method: AttributionMethod, baseline: ArrayLike | TorchTensor = 0.0,
                          targets: Target | TorchTensor = None, *, rule: str | None = None, n_steps: int = 50,
@@ -761,7 +849,7 @@ def compare_attributions(model: TorchModule | Sequential | OnnxModel | PathLike 
 
     Parameters
     ----------
-    model : refattr.Sequential, torch.nn.Sequential or ONNX model (path, bytes, ModelProto)
+    model : refattr.Sequential or Graph, torch.nn.Module or ONNX model (path, bytes, ModelProto)
     inputs, attributions : array_like or torch.Tensor, shape (N, *example_shape)
         Tensors are detached and copied to the CPU (a ``requires_grad`` tensor is fine).
     method : str
@@ -808,9 +896,9 @@ def compare_attributions(model: TorchModule | Sequential | OnnxModel | PathLike 
     if method not in ATTRIBUTION_METHODS:
         raise RuleError(f"method: unknown method {method!r}; expected one of {ATTRIBUTION_METHODS}")
     inputs, baseline, targets = _numpy(inputs), _numpy(baseline), _numpy(targets)
-    net = model if isinstance(model, Sequential) else _onnx_net(model) if _is_onnx(model) else _as_models(model)[0]
+    net = model if isinstance(model, Network) else _onnx_net(model) if _is_onnx(model) else _as_models(model)[0]
     x, t = prepare(net, inputs, targets, name="inputs")
-    forward_diff, forward_rtol, notes = (None, None, []) if isinstance(model, Sequential) else \
+    forward_diff, forward_rtol, notes = (None, None, []) if isinstance(model, Network) else \
         _source_forward_diff(model, net, x)
     if values.shape != x.shape:
         raise RuleError(f"attributions: expected the inputs' shape {x.shape}, got {values.shape}")
@@ -927,7 +1015,7 @@ def _deeplift_candidates(net, x, xr, t, rule, maxpool_rule, rtol):
     if rule is not None and rule not in DEEPLIFT_RULES:
         raise RuleError(f"rule: unknown DeepLIFT rule {rule!r}; expected None (rescale, and search every known rule) "
                         f"or one of {DEEPLIFT_RULES}")
-    has_pool = any(isinstance(la, MaxPool2D) for la in net.layers)
+    has_pool = any(is_max_pooling(la) for la in net.layers)
     ref_rule, ref_pool = rule or "rescale", maxpool_rule or ("delta_routing" if has_pool else None)
     reference = deeplift(net, x, xr, target=t, rule=ref_rule, maxpool_rule=ref_pool).values
     entry = MethodComparison(f"deeplift[{ref_rule}]", "user", f"refattr deeplift(rule={ref_rule!r}, "

@@ -588,7 +588,7 @@ def from_onnx(model: OnnxModel | PathLike | bytes, input_shape: Sequence[int] | 
             if foldable:
                 layers[-1] = walker.build(node, batchnorm.fold, layers[-1], scale, shift)
             elif shape is not None and len(shape) in (1, 3):
-                emit(walker.build(node, batchnorm.as_layer, scale, shift, images=len(shape) == 3))
+                emit(walker.build(node, batchnorm.as_layer, scale, shift, len(shape)))
             else:
                 walker.refuse(node, "a BatchNormalization that does not follow Gemm/MatMul/Conv needs a known "
                                     "input rank (2-D features or 4-D images); pass input_shape= to from_onnx")
@@ -642,7 +642,7 @@ def _declared_arguments(walker, node, attrs, entry):
     if opset is None:
         opset = walker.schema_context.opset_imports.get("ai.onnx", 1)
     schema = walker.onnx.defs.get_schema(node.op_type, opset, "")
-    arguments = {}
+    arguments = dict(entry.onnx_arguments)
     for attribute, argument in entry.onnx_attributes.items():
         if attribute in attrs:
             arguments[argument] = attrs[attribute]

@@ -21,9 +21,10 @@ from numpy.typing import ArrayLike
 
 from .._typing import TorchModule, TorchTensor
 from ..errors import ArgumentError, ImportMismatchError, NonFiniteError, RefattrError, ShapeError, UnsupportedLayerError
-from ..layers import AvgPool2D, Conv2D, Dense, MaxPool2D
+from ..layers import AvgPool1D, AvgPool2D, Conv1D, Conv2D, Dense, MaxPool1D, MaxPool2D
 from ..layers import registry
-from ..network import Sequential
+from ..graph import Graph
+from ..network import Network, Sequential
 from . import _batchnorm as batchnorm
 
 __all__ = ["from_torch", "to_torch", "torch_forward", "require_torch", "supported_torch"]
@@ -32,10 +33,12 @@ __all__ = ["from_torch", "to_torch", "torch_forward", "require_torch", "supporte
 #: what of them is supported. Every other module a registered layer names in ``torch_modules``
 #: imports through its declarations (:mod:`refattr.layers.registry`).
 SPECIAL_TORCH = {"Linear": "Linear", "Conv2d": "Conv2d (padding_mode='zeros')",
+                 "Conv1d": "Conv1d (padding_mode='zeros')",
                  "MaxPool2d": "MaxPool2d (dilation 1, ceil_mode=False)",
                  "AvgPool2d": "AvgPool2d (ceil_mode=False, no divisor_override)"}
 #: Torch modules that no refattr layer stands for: merged, folded or dropped on import.
-MERGED_TORCH = ("ZeroPad2d before Conv2d or AvgPool2d", "BatchNorm1d/BatchNorm2d in eval mode with running statistics",
+MERGED_TORCH = ("ZeroPad2d before Conv2d or AvgPool2d", "ZeroPad1d before Conv1d",
+                "BatchNorm1d/BatchNorm2d in eval mode with running statistics",
                 "Dropout/Dropout1d/Dropout2d in eval mode", "Identity")
 
 
@@ -228,7 +231,7 @@ def _conv_padding(path, position, m):
         for k, d in zip(m.kernel_size, m.dilation):
             total = d * (k - 1)
             pads.append((total // 2, total - total // 2))
-        return (pads[0][0], pads[0][1], pads[1][0], pads[1][1])
+        return tuple(p for side in pads for p in side)   # (top, bottom, left, right), or (left, right) in 1-D
     return tuple(int(p) for p in m.padding)
 
 
@@ -259,8 +262,16 @@ def _example_shape(input_shape):
     return tuple(int(d) for d in dims)
 
 
-def from_torch(module: TorchModule, input_shape: Sequence[int] | None = None) -> Sequential:
-    """Convert a PyTorch ``nn.Sequential`` into a :class:`refattr.Sequential`, and check it.
+def from_torch(module: TorchModule,
+               input_shape: Sequence[int] | Sequence[Sequence[int]] | None = None) -> Sequential | Graph:
+    """Convert a PyTorch ``nn.Sequential`` into a :class:`refattr.Sequential`, or any other module
+    that ``torch.fx`` can trace into a :class:`refattr.Graph`, and check it.
+
+    A module that is not an ``nn.Sequential`` (residual blocks, branches joined by ``torch.cat``,
+    functional calls such as ``F.relu``, several inputs ``forward(self, x1, x2)``) is traced with
+    ``torch.fx.symbolic_trace`` and imported node by node, each module as below
+    (:mod:`refattr.interop.torch_fx` lists the functions and tensor methods it maps); with
+    several inputs ``input_shape`` is a list of example shapes, one per input.
 
     Parameters
     ----------
@@ -286,8 +297,9 @@ def from_torch(module: TorchModule, input_shape: Sequence[int] | None = None) ->
 
     Returns
     -------
-    Sequential
-        Computes the same function as ``module`` in float64: forward outputs agree with PyTorch's
+    Sequential or Graph
+        A Sequential for an ``nn.Sequential``, a Graph for any other module. Computes the same
+        function as ``module`` in float64: forward outputs agree with PyTorch's
         float64 forward to 1e-12 relative (tested for every supported layer).
 
     Raises
@@ -333,11 +345,15 @@ def from_torch(module: TorchModule, input_shape: Sequence[int] | None = None) ->
     """
     torch = require_torch()
     nn = torch.nn
-    if not isinstance(module, nn.Module) or type(module).forward is not nn.Sequential.forward:
+    if not isinstance(module, nn.Module):
         raise UnsupportedLayerError(
-            f"module: expected a torch.nn.Sequential (whose forward runs its children in order), got "
-            f"{type(module).__module__}.{type(module).__name__}; refattr can only import a sequence of layers"
+            f"module: expected a torch.nn.Module (an nn.Sequential, or a module torch.fx can trace), got "
+            f"{type(module).__module__}.{type(module).__name__}"
         )
+    if type(module).forward is not nn.Sequential.forward:
+        from .torch_fx import from_traced
+
+        return from_traced(module, input_shape)
     example_shape = _example_shape(input_shape)
     _refuse_what_changes_the_call(module)
     layers, labels = _convert(module)
@@ -356,6 +372,7 @@ def _convert(module):
     labels: list = []
     foldable = False  # True while the last emitted layer is a Dense/Conv2D with nothing but identities after it
     pad = None  # (top, bottom, left, right) of a ZeroPad2d waiting for its Conv2d / AvgPool2d
+    pad1d = None  # (left, right) of a ZeroPad1d waiting for its Conv1d
     for position, (path, m) in enumerate(_walk(module)):
         label = _label(path, m)
         n_before = len(layers)
@@ -365,6 +382,16 @@ def _convert(module):
                                                 nn.Dropout2d):
                 _refuse(path, position, m, "a ZeroPad2d is supported only directly before a Conv2d or AvgPool2d, "
                                            "whose padding it becomes")
+            if pad1d is not None and kind not in (nn.Conv1d, nn.Identity, nn.Dropout, nn.Dropout1d):
+                _refuse(path, position, m, "a ZeroPad1d is supported only directly before a Conv1d, whose padding "
+                                           "it becomes")
+            if kind is nn.ZeroPad1d:
+                left, right = (int(p) for p in m.padding)
+                if min(left, right) < 0 or pad1d is not None:
+                    _refuse(path, position, m, "negative padding (cropping) or two ZeroPad1d in a row")
+                pad1d = (left, right)
+                foldable = False
+                continue
             if kind is nn.ZeroPad2d:
                 left, right, top, bottom = (int(p) for p in m.padding)
                 if min(left, right, top, bottom) < 0 or pad is not None:
@@ -378,6 +405,14 @@ def _convert(module):
                     padding = tuple(a + b for a, b in zip(pad, _four(padding)))
                     pad = None
                 layers.append(Conv2D(_numpy(m.weight), None if m.bias is None else _numpy(m.bias),
+                                     stride=tuple(m.stride), padding=padding,
+                                     dilation=tuple(m.dilation), groups=int(m.groups)))
+                foldable = True
+            elif kind is nn.Conv1d:
+                padding = _two(_conv_padding(path, position, m))
+                if pad1d is not None:
+                    padding, pad1d = tuple(a + b for a, b in zip(pad1d, padding)), None
+                layers.append(Conv1D(_numpy(m.weight), None if m.bias is None else _numpy(m.bias),
                                      stride=tuple(m.stride), padding=padding,
                                      dilation=tuple(m.dilation), groups=int(m.groups)))
                 foldable = True
@@ -402,7 +437,8 @@ def _convert(module):
                 if foldable:
                     layers[-1] = batchnorm.fold(layers[-1], scale, shift)
                 else:
-                    layers.append(batchnorm.as_layer(scale, shift, images=kind is nn.BatchNorm2d))
+                    rank = 3 if kind is nn.BatchNorm2d else _example_rank(layers)
+                    layers.append(batchnorm.as_layer(scale, shift, rank))
                 # a second BatchNorm in a row folds into the result as well
                 foldable = True
             elif kind in (nn.Dropout, nn.Dropout1d, nn.Dropout2d):
@@ -419,6 +455,8 @@ def _convert(module):
             # a refattr layer's own message names its parameter ("Dense weight"); say which module
             raise type(exc)(f"{label} at position {position}: {exc}") from None
         labels.extend([label] * (len(layers) - n_before))
+    if pad1d is not None:
+        raise UnsupportedLayerError("module: ends with a ZeroPad1d; it is supported only directly before a Conv1d")
     if pad is not None:
         raise UnsupportedLayerError("module: ends with a ZeroPad2d; it is supported only directly before a Conv2d "
                                     "or AvgPool2d")
@@ -449,7 +487,11 @@ def _fits(net, example_shape) -> bool:
 
 def _probe_shape(net) -> tuple:
     """One example's shape for the import check when ``input_shape`` was not given (see from_torch)."""
-    first = next((layer for layer in net.layers if isinstance(layer, (Dense, Conv2D))), None)
+    first = next((layer for layer in net.layers if isinstance(layer, (Dense, Conv2D, Conv1D))), None)
+    if isinstance(first, Conv1D):   # sequences (C, L): the smallest length from PROBE_MIN_SIDE on, else the largest
+        fitting = [(first.in_channels, n) for n in PROBE_SIDES if _fits(net, (first.in_channels, n))]
+        if fitting:
+            return next((shape for shape in fitting if shape[1] >= PROBE_MIN_SIDE), fitting[-1])
     vector = (first.in_features,) if isinstance(first, Dense) else (PROBE_MIN_SIDE,)
     if not isinstance(first, Conv2D) and _fits(net, vector):
         return vector
@@ -518,6 +560,23 @@ def _check_import(module, net, input_shape):
         )
 
 
+def _example_rank(layers):
+    """The rank of the examples the layers output (1 when unknown, e.g. no layer yet: a BatchNorm1d
+    first in the network is taken to act on features (N, C), not sequences (N, C, L))."""
+    shape = None
+    for layer in layers:
+        shape = layer.output_shape(shape)
+    return 1 if shape is None else len(shape)
+
+
+def _two(padding):
+    """An int, (p,) or (left, right) -> (left, right)."""
+    if isinstance(padding, int):
+        return (padding, padding)
+    padding = tuple(int(p) for p in padding)
+    return padding if len(padding) == 2 else padding * 2
+
+
 def _four(padding):
     """An int, (height, width) or (top, bottom, left, right) -> (top, bottom, left, right)."""
     if isinstance(padding, int):
@@ -584,8 +643,10 @@ def _pair(value):
     return (int(value), int(value))
 
 
-def to_torch(net: Sequential) -> TorchModule:
-    """A float64 ``torch.nn.Sequential`` computing the same function as ``net``.
+def to_torch(net: Network) -> TorchModule:
+    """A float64 ``torch.nn.Sequential`` computing the same function as ``net`` (for a
+    :class:`~refattr.Graph`, a module whose ``forward(*inputs)`` runs the nodes in order, the joins
+    as tensor operations: :func:`refattr.interop.torch_graph.graph_to_torch`).
 
     Used to run a peer library (Captum) on a model that was loaded from ONNX or built in refattr.
     Asymmetric convolution padding becomes ``nn.ZeroPad2d`` followed by an unpadded ``nn.Conv2d``
@@ -597,9 +658,13 @@ def to_torch(net: Sequential) -> TorchModule:
     """
     torch = require_torch()
     nn = torch.nn
+    if isinstance(net, Graph):
+        from .torch_graph import graph_to_torch
+
+        return graph_to_torch(net)
     if not isinstance(net, Sequential):
         hint = " (to import a torch module, use from_torch)" if isinstance(net, nn.Module) else ""
-        raise ArgumentError(f"net: expected a refattr.Sequential, got {type(net).__module__}.{type(net).__name__}"
+        raise ArgumentError(f"net: expected a refattr.Sequential or Graph, got {type(net).__module__}.{type(net).__name__}"
                             f"{hint}")
     modules = []
 
@@ -627,6 +692,8 @@ def to_torch(net: Sequential) -> TorchModule:
                 if layer.bias is not None:
                     conv.bias.copy_(tensor(layer.bias))
             modules.append(conv)
+        elif isinstance(layer, (Conv1D, MaxPool1D, AvgPool1D)):
+            modules.extend(_oned_to_torch(i, layer, nn, tensor))
         elif isinstance(layer, (AvgPool2D, MaxPool2D)):
             top, bottom, left, right = layer.padding
             symmetric = top == bottom and left == right
@@ -647,6 +714,26 @@ def to_torch(net: Sequential) -> TorchModule:
         else:
             modules.append(_to_declared(i, layer, nn))
     return nn.Sequential(*modules).double().eval()
+
+
+def _oned_to_torch(i, layer, nn, tensor):
+    """Conv1d (after a ZeroPad1d where the padding is asymmetric), MaxPool1d or AvgPool1d."""
+    left, right = layer.padding
+    if isinstance(layer, Conv1D):
+        conv = nn.Conv1d(layer.in_channels, layer.out_channels, layer.weight.shape[2], stride=layer.stride,
+                         padding=left if left == right else 0, dilation=layer.dilation, groups=layer.groups,
+                         bias=layer.bias is not None).double()
+        with require_torch().no_grad():
+            conv.weight.copy_(tensor(layer.weight))
+            if layer.bias is not None:
+                conv.bias.copy_(tensor(layer.bias))
+        return [conv] if left == right else [nn.ZeroPad1d((left, right)), conv]
+    if left != right:
+        raise UnsupportedLayerError(f"net.layers[{i}]: {layer!r} with asymmetric padding {layer.padding} has no "
+                                    f"nn.{type(layer).__name__[:-2]}1d equivalent; use equal padding on both sides")
+    if isinstance(layer, MaxPool1D):
+        return [nn.MaxPool1d(layer.kernel, stride=layer.stride, padding=left)]
+    return [nn.AvgPool1d(layer.kernel, stride=layer.stride, padding=left, count_include_pad=layer.count_include_pad)]
 
 
 def _to_declared(i, layer, nn):
@@ -683,4 +770,5 @@ def torch_forward(module: TorchModule, x: ArrayLike | TorchTensor) -> np.ndarray
         x = x.detach().cpu().double().numpy()
     model = copy.deepcopy(module).to(device="cpu", dtype=torch.float64)
     with torch.no_grad():
-        return _numpy(model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))))
+        # a copy: a module that works in place on its input must not overwrite the caller's array
+        return _numpy(model(torch.from_numpy(np.array(x, dtype=np.float64, order="C"))))

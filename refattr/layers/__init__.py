@@ -12,6 +12,7 @@ import pkgutil as _pkgutil
 from .base import DeltaPair as DeltaPair, ElementwiseLayer as ElementwiseLayer, Layer as Layer
 from .base import LinearLayer as LinearLayer
 from .pooling import MAXPOOL_RULES as MAXPOOL_RULES
+from ._softmax_math import SOFTMAX_RULES as SOFTMAX_RULES
 from .registry import registered as _registered
 
 for _module in _pkgutil.iter_modules(__path__):
@@ -22,5 +23,5 @@ for _module in _pkgutil.iter_modules(__path__):
 LAYERS = tuple(entry.cls for entry in _registered())
 globals().update({cls.__name__: cls for cls in LAYERS})
 
-__all__ = ["LAYERS", "Layer", "LinearLayer", "ElementwiseLayer", "DeltaPair", "MAXPOOL_RULES",
+__all__ = ["LAYERS", "Layer", "LinearLayer", "ElementwiseLayer", "DeltaPair", "MAXPOOL_RULES", "SOFTMAX_RULES",
            *(cls.__name__ for cls in LAYERS)]

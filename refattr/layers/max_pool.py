@@ -183,3 +183,9 @@ class MaxPool2D(_Pool2D, Layer):
 
     def __repr__(self) -> str:
         return f"MaxPool2D(kernel={self.kernel}, stride={self.stride}, padding={self.padding})"
+
+
+def is_max_pooling(layer: Layer) -> bool:
+    """Whether DeepLIFT's ``maxpool_rule`` chooses ``layer``'s rule: a MaxPool2D, or a layer that runs
+    one on a view of its input (``MaxPool1D``)."""
+    return isinstance(layer, MaxPool2D) or isinstance(getattr(layer, "plane", None), MaxPool2D)

@@ -28,6 +28,10 @@ and the contract tests read :func:`registered` instead of naming layers:
     For an element-wise op: ONNX attribute -> constructor argument (``Swish``: ``{"alpha":
     "beta"}``). The importer reads these attributes (an absent one takes the operator's default
     from its ONNX schema) and refuses any other attribute on the node.
+``onnx_arguments`` (dict, default empty)
+    Constructor arguments every ONNX import sets, where the ONNX op computes the layer with a
+    setting other than the constructor's default and has no attribute for it (``Softplus``:
+    ``{"threshold": math.inf}``, ONNX's Softplus never switches to x).
 ``onnx_runtime_rtol`` (float, default None)
     How precisely the ONNX runtimes evaluate the layer's op, relative to its largest output, where
     they are less precise than float64 rounding: :func:`~refattr.interop.from_onnx` checks an import
@@ -44,8 +48,10 @@ and the contract tests read :func:`registered` instead of naming layers:
 ``captum`` (str)
     How Captum 0.9.0's DeepLift treats the corresponding module: ``"linear"`` (not hooked, the
     plain gradient, which equals the Linear rule's multipliers), ``"nonlinear"`` (hooked, the
-    Rescale rule from forward differences), ``"maxpool"`` (hooked, its max-pool rule) or
-    ``"gradient"`` (not in its list of non-linearities: the plain gradient).
+    Rescale rule from forward differences), ``"maxpool"`` (hooked, its max-pool rule),
+    ``"softmax"`` (hooked, its softmax rule: element-wise forward differences minus their mean
+    over the whole doubled batch, ``refattr.interop._captum_softmax``) or ``"gradient"`` (not in
+    its list of non-linearities: the plain gradient).
 
 Layers whose import or export is more than that (Linear / Conv2d weights and padding forms, pooling
 settings, patterns such as x * Sigmoid(x) or Gemm + Add) keep their own code in the importers;
@@ -70,7 +76,7 @@ from ..errors import UnsupportedLayerError
 __all__ = ["LayerInfo", "register", "unregister", "registered", "info", "to_config", "from_config", "supported",
            "by_torch_module", "by_onnx_op"]
 
-_CAPTUM = ("linear", "nonlinear", "maxpool", "gradient")
+_CAPTUM = ("linear", "nonlinear", "maxpool", "softmax", "gradient")
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ class LayerInfo:
     defaults: dict[str, Any] = field(default_factory=dict)  # the constructor's defaults, by argument
     onnx_runtime_rtol: float | None = None  # the ONNX runtimes' precision for the op, where below float64's
     joins: bool = False    # takes a tuple of inputs (Add, Concat, Mul: graph joins)
+    onnx_arguments: dict[str, Any] = field(default_factory=dict)  # arguments every ONNX import sets
 
 
 _REGISTRY: dict[str, LayerInfo] = {}
@@ -116,9 +123,11 @@ def register(cls: type) -> type:
     onnx_ops = tuple(getattr(cls, "onnx_ops", ()))
     torch_arguments = dict(getattr(cls, "torch_arguments", {}))
     onnx_attributes = dict(getattr(cls, "onnx_attributes", {}))
-    unknown = sorted(set(torch_arguments) - set(arguments)) + sorted(set(onnx_attributes.values()) - set(arguments))
+    onnx_arguments = dict(getattr(cls, "onnx_arguments", {}))
+    unknown = (sorted(set(torch_arguments) - set(arguments)) + sorted(set(onnx_attributes.values()) - set(arguments))
+               + sorted(set(onnx_arguments) - set(arguments)))
     if unknown:
-        raise TypeError(f"{name}: torch_arguments / onnx_attributes name {unknown}, which are not arguments of "
+        raise TypeError(f"{name}: torch_arguments / onnx_attributes / onnx_arguments name {unknown}, which are not arguments of "
                         f"its constructor {arguments}")
     absent = [a for a, attribute in torch_arguments.items() if attribute is None and a not in defaults]
     if absent:
@@ -137,7 +146,7 @@ def register(cls: type) -> type:
                             f"imports as one layer class")
     _REGISTRY[name] = LayerInfo(cls, name, declared, torch_modules, onnx_ops, captum, arguments, torch_arguments,
                                 dict(getattr(cls, "torch_requires", {})), onnx_attributes, defaults, runtime_rtol,
-                                bool(getattr(cls, "joins", False)))
+                                bool(getattr(cls, "joins", False)), onnx_arguments)
     return cls
 
 

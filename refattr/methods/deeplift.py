@@ -18,7 +18,7 @@ from .._typing import DeepLiftRule, MaxPoolRule, Target
 from ..errors import NonFiniteError, RuleError, UnsupportedLayerError
 from ..layers._join import JoinLayer
 from ..layers.base import DEEPLIFT_RULES, DeltaPair, Layer, select_by_sign
-from ..layers.max_pool import MAXPOOL_RULES, MaxPool2D
+from ..layers.max_pool import MAXPOOL_RULES, is_max_pooling
 from ..network import Network
 from ..validation import DEFAULT_BASELINE, pair_with_references, refuses_baselines
 from ._common import check_finite, one_hot, pick, prepare
@@ -88,13 +88,12 @@ def _check_layers(net, maxpool_rule):
                 type(layer).deeplift_backward is Layer.deeplift_backward:
             raise UnsupportedLayerError(
                 f"net: layers[{i}] {type(layer).__name__} has no DeepLIFT rule; DeepLIFT is defined for "
-                f"linear layers (Dense, Conv2D, AvgPool2D, Flatten, Reshape, Add, Concat), element-wise activations, "
-                f"Mul and, with "
-                f"maxpool_rule=, MaxPool2D"
+                f"linear layers (Dense, Conv1D/2D, AvgPool1D/2D, AdaptiveAvgPool1D/2D, Flatten, Reshape, Add, Concat), "
+                f"element-wise activations, Mul and, with maxpool_rule=, MaxPool1D/2D"
             )
-        if isinstance(layer, MaxPool2D) and maxpool_rule is None:
+        if is_max_pooling(layer) and maxpool_rule is None:
             raise RuleError(
-                f"maxpool_rule: the network has a MaxPool2D layer (layers[{i}]), for which DeepLIFT "
+                f"maxpool_rule: the network has a {type(layer).__name__} layer (layers[{i}]), for which DeepLIFT "
                 f"defines no rule, and maxpool_rule is None; pass maxpool_rule= one of {MAXPOOL_RULES} "
                 f"('delta_routing' keeps summation-to-delta, 'gradient' reproduces the original "
                 f"DeepLIFT code and may leave a completeness gap)"
@@ -107,7 +106,7 @@ _OVERFLOW_ADVICE = ("DeepLIFT's multipliers or contributions exceed float64's ra
 
 
 def _has_max_pooling(net) -> bool:
-    return any(isinstance(layer, MaxPool2D) for layer in net.layers)
+    return any(is_max_pooling(layer) for layer in net.layers)
 
 
 def _validate(net, x, baseline, target, rule, baseline_samples, maxpool_rule):

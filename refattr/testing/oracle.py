@@ -40,7 +40,7 @@ import numpy as np
 from .. import __version__
 from ..graph import Graph
 from ..layers import Add, AvgPool2D, Concat, Conv2D, Dense, Flatten, MaxPool2D, Mul, ReLU, Sigmoid, Swish, Tanh
-from ..layers.max_pool import MAXPOOL_RULES
+from ..layers.max_pool import MAXPOOL_RULES, is_max_pooling
 from ..methods import deconvnet, gradient, guided_backprop, input_x_gradient
 from ..methods.deeplift import deeplift
 from ..methods.integrated_gradients import integrated_gradients
@@ -268,7 +268,7 @@ def _graph_cases() -> list[dict]:
 def _results(case):
     """[(key, method, options, values, gap, error, tolerance name, complete)] for one case."""
     net, x, b, t = case["net"], case["x"], case["baseline"], case["target"]
-    has_pool = any(isinstance(layer, MaxPool2D) for layer in net.layers)
+    has_pool = any(is_max_pooling(layer) for layer in net.layers)
     out = []
 
     def add(key, method, options, result, tolerance, complete):

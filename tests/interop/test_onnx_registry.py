@@ -86,7 +86,7 @@ def test_elementwise_layer_round_trips_through_onnx(entry, op):
         else:
             assert stored[attribute] == value
     direct = Sequential([Dense(weights["W1"], weights["b1"]),
-                         entry.cls(**{entry.onnx_attributes[k]: v for k, v in stored.items()}),
+                         entry.cls(**entry.onnx_arguments, **{entry.onnx_attributes[k]: v for k, v in stored.items()}),
                          Dense(weights["W2"], weights["b2"])])
 
     net = from_onnx(model, check=True)

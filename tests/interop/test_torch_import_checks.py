@@ -411,7 +411,7 @@ def test_from_torch_leaves_parameters_that_require_grad_alone():
 
 
 def test_to_torch_of_a_torch_module_says_to_use_from_torch():
-    with pytest.raises(ArgumentError, match=r"net: expected a refattr\.Sequential, got torch\.nn\.modules\.container"
+    with pytest.raises(ArgumentError, match=r"net: expected a refattr\.Sequential or Graph, got torch\.nn\.modules\.container"
                                             r"\.Sequential \(to import a torch module, use from_torch\)"):
         to_torch(_mlp())
 

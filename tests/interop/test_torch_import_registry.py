@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
-from refattr import Dense, ReLU, Sequential
+from refattr import ELU, Dense, ReLU, Sequential
 from refattr.errors import UnsupportedLayerError
 from refattr.layers import registry
 from refattr.layers.base import ElementwiseLayer
@@ -59,23 +59,6 @@ class HypotheticalCELU(_Elementwise):
         return d if g is None else g * d
 
 
-class HypotheticalELU(_Elementwise):
-    """x if x > 0 else alpha (exp(x) - 1), as torch.nn.ELU, which Captum's DeepLift hooks."""
-
-    torch_modules = ("ELU",)
-    captum = "nonlinear"
-
-    def __init__(self, alpha=1.0):
-        self.alpha = float(alpha)
-
-    def function(self, x):
-        return np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0.0)))
-
-    def derivative(self, x, g=None):
-        d = np.where(x > 0, 1.0, self.alpha * np.exp(np.minimum(x, 0.0)))
-        return d if g is None else g * d
-
-
 class HypotheticalSoftshrink(_Elementwise):
     """x - t for x > t, x + t for x < -t, else 0: torch.nn.Softshrink, whose t is called ``lambd``."""
 
@@ -95,7 +78,7 @@ class HypotheticalSoftshrink(_Elementwise):
         return d if g is None else g * d
 
 
-HYPOTHETICAL = (HypotheticalCELU, HypotheticalELU, HypotheticalSoftshrink)
+HYPOTHETICAL = (HypotheticalCELU, HypotheticalSoftshrink)
 
 
 @pytest.fixture
@@ -120,7 +103,7 @@ def _module(rng, activation):
 
 def test_from_torch_reads_the_arguments_the_layer_declares(hypothetical, rng):
     for activation, kind, argument, value in ((nn.CELU(alpha=0.7), HypotheticalCELU, "alpha", 0.7),
-                                              (nn.ELU(alpha=1.5), HypotheticalELU, "alpha", 1.5),
+                                              (nn.ELU(alpha=1.5), ELU, "alpha", 1.5),
                                               (nn.Softshrink(lambd=0.3), HypotheticalSoftshrink, "threshold", 0.3)):
         module = _module(rng, activation)
         net = from_torch(module)
@@ -267,19 +250,19 @@ def test_captum_conventions_follow_the_declared_treatment(hypothetical, rng):
     from refattr.interop import captum_conventions as cc
     from refattr.interop.compare import _adjacent_hooked
 
-    assert cc.captum_treatment(HypotheticalELU()) == "nonlinear"
+    assert cc.captum_treatment(ELU()) == "nonlinear"
     assert cc.captum_treatment(HypotheticalCELU()) == "gradient"
     assert cc.captum_treatment(HypotheticalCELU(), swish_as_gradient=False) == "nonlinear"
     dense = Dense(rng.normal(size=(3, 3)))
-    assert _adjacent_hooked(Sequential([dense, HypotheticalELU(), ReLU(), dense])) == [
-        "HypotheticalELU -> ReLU (layers 1, 2)"]
+    assert _adjacent_hooked(Sequential([dense, ELU(), ReLU(), dense])) == [
+        "ELU -> ReLU (layers 1, 2)"]
     assert _adjacent_hooked(Sequential([dense, HypotheticalCELU(), ReLU(), dense])) == []
     assert _adjacent_hooked(Sequential([dense, HypotheticalCELU(), ReLU(), dense]), swish_hooked=True) == [
         "HypotheticalCELU -> ReLU (layers 1, 2)"]
     # The reproduction equals Captum itself: Rescale on the hooked ELU, the plain gradient on
     # Softshrink. (Not CELU here: torch's float64 CELU gradient is off by about 1e-8 relative,
     # measured against exp(x / alpha), which would hide the comparison below that.)
-    net = Sequential([Dense(rng.normal(size=(5, 3)), rng.normal(size=5)), HypotheticalELU(1.5),
+    net = Sequential([Dense(rng.normal(size=(5, 3)), rng.normal(size=5)), ELU(1.5),
                       Dense(rng.normal(size=(5, 5))), HypotheticalSoftshrink(0.3), Dense(rng.normal(size=(2, 5)))])
     x, baseline, target = 2.0 * rng.normal(size=(4, 3)), 0.3 * rng.normal(size=(4, 3)), np.array([0, 1, 1, 0])
     ours = cc.captum_deeplift(net, x, baseline, target)
@@ -316,7 +299,7 @@ def test_every_registered_layer_round_trips_through_torch(entry):
         with pytest.raises(UnsupportedLayerError, match="has no PyTorch equivalent"):
             to_torch(Sequential([layer, Flatten(), Dense(np.ones((1, int(np.prod(layer.output_shape((2, 6, 6)))))))]))
         return
-    for shape in ((2, 6, 6), (5,)):
+    for shape in ((2, 6, 6), (2, 7), (5,)):
         try:
             layer = entry.cls.random(rng, shape)
             out = layer.output_shape(shape)

@@ -147,7 +147,7 @@ def network_with(cls, rng, n_outputs=2):
 def test_declarations(entry):
     cls = entry.cls
     assert isinstance(entry.piecewise_linear, bool)
-    assert entry.captum in ("linear", "nonlinear", "maxpool", "gradient")
+    assert entry.captum in ("linear", "nonlinear", "maxpool", "gradient", "softmax")
     for names in (entry.torch_modules, entry.onnx_ops):
         # may be empty: a layer with no torch module (Reshape) is refused by to_torch by name
         assert isinstance(names, tuple) and all(isinstance(n, str) and n for n in names)

@@ -18,7 +18,23 @@ from refattr.layers.registry import from_config, info, register, registered, to_
 
 
 def _input_shape(cls, rng):
-    return (int(rng.integers(2, 6)),) if cls is Dense else (2, 5, 5)
+    """The first of an image, a sequence (C, L) and a feature vector that the class's random layers accept."""
+    if cls is Dense:
+        return (int(rng.integers(2, 6)),)
+    if getattr(cls, "joins", False):       # several inputs of one example shape each
+        return (2, 5, 5)
+    for shape in ((2, 5, 5), (2, 7), (4,)):
+        try:
+            cls.random(np.random.default_rng(0), shape).output_shape(shape)
+        except ValueError:
+            continue
+        return shape
+    raise AssertionError(f"{cls.__name__}.random accepts none of the shapes tried")
+
+
+#: Registered layers the ONNX importer does not read yet: the 1-D layers share their ONNX ops (Conv,
+#: MaxPool, AveragePool) with the 2-D ones, and an op imports as one class (issue 17, ONNX graphs).
+ONNX_PENDING = {"Conv1D", "MaxPool1D", "AvgPool1D", "AdaptiveAvgPool1D"}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -31,10 +47,11 @@ def test_every_registered_layer_is_exported_and_declares_itself():
     for entry in registered():
         assert getattr(refattr, entry.name) is entry.cls            # exported without a list
         assert isinstance(entry.piecewise_linear, bool)
-        assert entry.captum in ("linear", "nonlinear", "maxpool", "gradient")
+        assert entry.captum in ("linear", "nonlinear", "maxpool", "gradient", "softmax")
         # joins (Add, Concat, Mul) are torch functions and operators (torch.add, torch.cat, *), not
         # modules; they import with the graph they sit in, not through a declaration
-        assert entry.joins or entry.name == "Reshape" or (entry.torch_modules and entry.onnx_ops)
+        assert entry.joins or entry.name == "Reshape" or (entry.torch_modules and (entry.onnx_ops
+                                                                                   or entry.name in ONNX_PENDING))
 
 
 def test_register_refuses_a_layer_that_does_not_declare_piecewise_linear():
