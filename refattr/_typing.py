@@ -12,7 +12,7 @@ from typing import Any, Literal, Sequence, Union
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["ArrayLike", "Shape", "Target", "PathLike", "GradientRule", "DeepLiftRule", "MaxPoolRule",
+__all__ = ["ArrayLike", "Shape", "Target", "PathLike", "GradientRule", "DeepLiftRule", "MaxPoolRule", "SoftmaxRule",
            "QuadratureRule", "IGRule", "Aggregation", "Axes", "Figure", "AxesImage", "TorchModule",
            "TorchTensor", "OnnxModel", "AttributionMethod"]
 
@@ -34,6 +34,8 @@ DeepLiftRule = Literal["rescale", "reveal_cancel"]
 
 #: ``maxpool_rule`` of DeepLIFT for MaxPool2D.
 MaxPoolRule = Literal["delta_routing", "gradient"]
+#: DeepLIFT rules for Softmax / LogSoftmax (refattr.layers.SOFTMAX_RULES, docs/softmax.md).
+SoftmaxRule = Literal["centered", "logsumexp"]
 
 #: Fixed quadrature rules on [0, 1] (``refattr.quadrature.RULES``).
 QuadratureRule = Literal["left", "right", "midpoint", "trapezoid", "gauss_legendre"]

@@ -68,6 +68,8 @@ Captum's ``baselines`` argument is one baseline per example in ``IntegratedGradi
 
 from __future__ import annotations
 
+from typing import Collection
+
 import numpy as np
 
 from ..errors import ArgumentError, RuleError, UnsupportedLayerError
@@ -76,7 +78,7 @@ from ..layers._join import JoinLayer
 from ..layers.mul import Mul
 from ..layers.relu import ReLU
 from ._captum_softmax import captum_softmax_grad_input
-from ..layers.base import DeltaPair, ElementwiseLayer
+from ..layers.base import DeltaPair, ElementwiseLayer, LinearLayer
 from ..methods._common import one_hot, prepare
 from ..methods.gradient import gradient
 from ..validation import as_baselines, broadcast_baseline, refuses_baselines
@@ -210,6 +212,8 @@ def captum_treatment(layer, swish_as_gradient: bool = True) -> str:
     >>> captum_treatment(ReLU()), captum_treatment(Swish()), captum_treatment(Swish(), swish_as_gradient=False)
     ('nonlinear', 'gradient', 'nonlinear')
     """
+    if isinstance(layer, LinearLayer) and not registry.is_registered(layer):
+        return "linear"      # a private linear node (the slicing of a packed graph): no module, no hook
     treatment = registry.info(layer).captum
     if treatment == "gradient" and not swish_as_gradient and isinstance(layer, ElementwiseLayer):
         return "nonlinear"
@@ -236,7 +240,7 @@ def _readers(net) -> list[list[int]]:
 def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EPS, swish_as_gradient=True,
                     stale_grad_output=True, first_row_fallback=True, assign_unpool=True,
                     naive_division=True, shared_input_replaced=True, joins_as_gradient=True,
-                    softmax_as_captum=True) -> np.ndarray:
+                    softmax_as_captum=True, function_nodes: Collection[int] = ()) -> np.ndarray:
     """Captum's ``DeepLift(model).attribute(x, baseline, target)`` (Rescale), reproduced.
 
     Works on chains and on graphs of one input. The backward pass tracks, for every value (a
@@ -252,8 +256,12 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
         1e-10). ``eps=0`` falls back only where Δx == 0 exactly.
     swish_as_gradient : bool
         True: an element-wise layer whose module Captum does not hook (registry ``captum =
-        "gradient"``: Swish, as nn.SiLU) passes the ordinary gradient f'(x). False: it gets the
-        Rescale multiplier like the hooked ones (:func:`captum_treatment`).
+        "gradient"``: Swish, as nn.SiLU), and every layer at ``function_nodes``, passes the
+        ordinary gradient. False: they get the rule of a hooked module (Rescale; max pooling's).
+    function_nodes : collection of int
+        Nodes that the torch model computes with a function or tensor method (``F.relu(x)``,
+        ``torch.sigmoid``, ``F.max_pool2d``) instead of a module: Captum hooks modules only, so
+        these pass their ordinary gradient (:func:`refattr.interop.torch_fx.function_node_names`).
     stale_grad_output : bool
         True: a hooked layer's rule uses the gradient at its output as it *arrives*, before the
         hook of the next layer rewrites it (Captum registers the output-gradient recorder of a
@@ -296,18 +304,25 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
     trace, trace_ref = net.trace(x), net.trace(xr)
     n_in = net.n_inputs
 
-    def hooked(layer):
-        return captum_treatment(layer, swish_as_gradient) in ("nonlinear", "maxpool", "softmax")
+    functions = frozenset(function_nodes)
+
+    def treatment(j):
+        if j in functions and swish_as_gradient:
+            return "gradient"
+        return captum_treatment(net.layers[j], swish_as_gradient and j not in functions)
+
+    def hooked(j):
+        return treatment(j) in ("nonlinear", "maxpool", "softmax")
 
     def rule(j, grad_in, grad_out):
         layer = net.layers[j]
         a, a_ref = trace.activations[net.node_args[j][0]], trace_ref.activations[net.node_args[j][0]]
-        if captum_treatment(layer) == "softmax" and not softmax_as_captum:    # the layer's own DeepLIFT rule
+        if treatment(j) == "softmax" and not softmax_as_captum:    # the layer's own DeepLIFT rule
             dl_cache = layer.deeplift_forward(DeltaPair(a, a_ref, None, None), trace.activations[n_in + j],
                                               trace_ref.activations[n_in + j], trace.caches[j], trace_ref.caches[j],
                                               rule="rescale", maxpool_rule=None, parts=False)[2]
             return tuple(layer.deeplift_backward(g, g, dl_cache)[0] for g in grad_out)
-        if captum_treatment(layer) == "softmax":     # its mean is taken over the whole doubled batch
+        if treatment(j) == "softmax":     # its mean is taken over the whole doubled batch
             n = a.shape[0]
             new = captum_softmax_grad_input(a, a_ref, np.concatenate(grad_out), eps, layer.dim,
                                             grad_input=np.concatenate(grad_in))
@@ -317,13 +332,13 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
         dx = a - a_ref
         fallback = np.abs(dx) < eps if eps > 0 else dx == 0
         safe = np.where(fallback, 1.0, dx)
-        if captum_treatment(layer, swish_as_gradient) == "maxpool":
+        if treatment(j) == "maxpool":
             argmax, shape = cache
             hw = (int(shape[2]), int(shape[3]))
             top = np.maximum(y, y_ref)
             parts = ((grad_out[0] * (top - y_ref), argmax, cache), (grad_out[1] * (y - top), cache_ref[0], cache_ref))
-            if assign_unpool:
-                u = sum(_unpool_assign(v, cells, hw) for v, cells, _ in parts)
+            if assign_unpool:      # (MaxPool1D: its 2-D twin's cells on the (N, C, 1, L) view, reshaped back)
+                u = sum(_unpool_assign(v, cells, hw) for v, cells, _ in parts).reshape(a.shape)
             else:
                 u = sum(layer.vjp(v, c) for v, _, c in parts)
             ratio = u / safe
@@ -340,7 +355,8 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
     return (x - xr) * final[0]
 
 
-def captum_modified_relu(net, x, target=None, *, deconvolution=False, shared_input_replaced=True) -> np.ndarray:
+def captum_modified_relu(net, x, target=None, *, deconvolution=False, shared_input_replaced=True,
+                         function_nodes: Collection[int] = ()) -> np.ndarray:
     """Captum's ``GuidedBackprop(model).attribute(x, target)`` (or ``Deconvolution`` with
     ``deconvolution=True``), reproduced on chains and graphs of one input.
 
@@ -352,7 +368,8 @@ def captum_modified_relu(net, x, target=None, *, deconvolution=False, shared_inp
     (``relu(h) + h``), the hook sees and replaces the tensor's *whole* gradient: guided
     backpropagation clamps the sum of every reader's term, deconvolution drops the other readers'
     terms (``shared_input_replaced=True``; False: the ReLU's rule acts on its own term only, which is
-    refattr's).
+    refattr's). A ReLU at one of ``function_nodes`` (``F.relu(x)`` in ``forward``: no module, so no
+    hook) passes its ordinary gradient.
     """
     x, t = _one_input(net, x, target)
     trace = net.trace(x)
@@ -362,8 +379,9 @@ def captum_modified_relu(net, x, target=None, *, deconvolution=False, shared_inp
         return np.maximum(g[0], 0.0), np.maximum(g[1], 0.0)
 
     seed = one_hot(t, trace.output.shape[1])
-    return _hooked_backward(net, trace, trace, seed, lambda layer: isinstance(layer, ReLU), rule,
-                            shared_input_replaced, stale_grad_output=True)[0]
+    functions = frozenset(function_nodes)
+    return _hooked_backward(net, trace, trace, seed, lambda j: isinstance(net.layers[j], ReLU) and j not in functions,
+                            rule, shared_input_replaced, stale_grad_output=True)[0]
 
 
 def _one_input(net, x, target):
@@ -379,7 +397,7 @@ def _hooked_backward(net, trace, trace_ref, seed, hooked, rule, shared_input_rep
     """The backward pass of a model with Captum's module hooks, on both halves of its batch.
 
     Returns the final gradient at the input (input half, baseline half). Every layer passes its
-    ordinary vector-Jacobian product (at each half's own activations); where ``hooked(layer)``,
+    ordinary vector-Jacobian product (at each half's own activations); where ``hooked(j)`` (node j),
     ``rule(j, grad_in, grad_out)`` rewrites the gradient of the layer's input tensor, as Captum's
     tensor hook on it does (``captum/_utils/common.py``, ``_register_backward_hook``): ``grad_in`` is
     the tensor's gradient as it stands, ``grad_out`` the gradient recorded at the layer's output (as
@@ -404,7 +422,7 @@ def _hooked_backward(net, trace, trace_ref, seed, hooked, rule, shared_input_rep
         if total is None:       # an input no node reads
             zero = np.zeros_like(trace.activations[v])
             return zero, zero.copy()
-        hooks = [j for j in readers[v] if hooked(layers[j])]
+        hooks = [j for j in readers[v] if hooked(j)]
         if not hooks:
             return total
         if shared_input_replaced:

@@ -41,11 +41,11 @@ from numpy.typing import ArrayLike
 from .. import __version__
 from .._typing import AttributionMethod, MaxPoolRule, OnnxModel, PathLike, Target, TorchModule, TorchTensor
 from ..errors import ArgumentError, RuleError, UnsupportedLayerError
-from ..layers import Mul, registry
+from ..layers import Mul, ReLU, registry
 from ..layers.max_pool import is_max_pooling
 from ..methods import deconvnet, gradient, guided_backprop, input_x_gradient
 from ..methods._common import pick, prepare
-from ..graph import Graph
+from ..graph import Graph, pack, unpack
 from ..network import Network, Sequential
 from ..validation import as_baselines, as_float64, broadcast_baseline, refuses_baselines
 from . import captum_conventions as cc
@@ -409,13 +409,15 @@ def _shared_hooked_inputs(net, swish_hooked=False) -> list[str]:
     return out
 
 
-def _deeplift_chain(net, x, baseline, target, baseline_samples=None):
+def _deeplift_chain(net, x, baseline, target, baseline_samples=None, functions=()):
     """Captum's DeepLift convention, then one convention removed at a time, ending at pure Rescale.
 
+    ``functions``: the nodes the torch model computes with functions (no module, no hook).
     Returns (reproduction, components, final variant). Each component is the relative size of
     one step of the chain.
     """
     def run(**options):
+        options["function_nodes"] = functions
         if baseline_samples is None:
             return cc.captum_deeplift(net, x, baseline, target, **options)
         return cc.captum_deeplift_shap(net, x, baseline_samples, target, **options)
@@ -431,14 +433,21 @@ def _deeplift_chain(net, x, baseline, target, baseline_samples=None):
     components = []
     has_pool = any(cc.captum_treatment(layer) == "maxpool" for layer in net.layers)
     unhooked = cc.unhooked_elementwise(net)
-    if unhooked:
+    written = _function_layers(net, functions)
+    if unhooked or written:
         entries = [registry.info(layer) for layer in unhooked]
         modules = ", ".join(dict.fromkeys(f"nn.{e.torch_modules[0]}" if e.torch_modules else e.name for e in entries))
         v = more(swish_as_gradient=False)
-        components.append(Cause("convention", f"Captum has no DeepLift rule for {modules} (its documentation: only a "
-                                              "limited list of non-linearities is supported): it passes the "
-                                              "gradient f'(x) at the input instead of the multiplier Δy/Δx (no "
-                                              "warning; summation-to-delta breaks)", relative_difference(v0, v)))
+        what = []
+        if unhooked:
+            what.append(f"Captum has no DeepLift rule for {modules} (its documentation: only a limited list of "
+                        "non-linearities is supported)")
+        if written:
+            what.append(f"Captum hooks modules only, and the model computes {', '.join(written)} with functions in "
+                        "forward (F.relu, torch.sigmoid, F.max_pool2d, ...)")
+        components.append(Cause("convention", "; ".join(what) + ": it passes the ordinary gradient there instead of "
+                                              "the DeepLIFT multiplier (no warning; summation-to-delta breaks)",
+                                relative_difference(v0, v)))
         v0 = v
     else:
         steps[-1]["swish_as_gradient"] = False
@@ -500,7 +509,7 @@ def _deeplift_chain(net, x, baseline, target, baseline_samples=None):
     v0 = v
     if has_pool:
         v = more(assign_unpool=False)
-        components.append(Cause("peer_bug", "Captum un-pools max-pool contributions with max_unpool2d, an "
+        components.append(Cause("peer_bug", "Captum un-pools max-pool contributions with max_unpool1d/2d, an "
                                             "assignment: where overlapping windows share a winner one window's value "
                                             "is kept and the others are dropped, so summation-to-delta breaks "
                                             "(undocumented; no Captum issue filed; tangermeme fixed the same defect, "
@@ -514,25 +523,48 @@ def _deeplift_chain(net, x, baseline, target, baseline_samples=None):
     return run(), components, v
 
 
-def _modified_relu_chain(net, x, t, method, reference, rtol):
-    """(reproduction, components) for GuidedBackprop / Deconvolution where a ReLU shares its input
-    with other readers (Captum's hook then rewrites their terms too); (None, []) elsewhere."""
-    shared = [s for s in _shared_hooked_inputs(net) if "ReLU" in s] if method in ("GuidedBackprop",
-                                                                                  "Deconvolution") else []
-    if not shared:
+def _function_layers(net, functions) -> list[str]:
+    """The nodes written as functions whose layer Captum would hook as a module, as "'name' (Layer)"."""
+    return [f"{net.nodes[j].name!r} ({type(net.layers[j]).__name__})" for j in sorted(functions)
+            if cc.captum_treatment(net.layers[j], swish_as_gradient=False) in ("nonlinear", "maxpool", "softmax")]
+
+
+def _modified_relu_chain(net, x, t, method, reference, rtol, functions=()):
+    """(reproduction, components) for GuidedBackprop / Deconvolution where Captum's ReLU hooks do
+    something else than refattr's rule: ReLUs written as functions (no hook: the plain gradient),
+    a ReLU sharing its input with other readers (the hook rewrites their terms too); (None, [])
+    elsewhere."""
+    relus = [j for j in functions if isinstance(net.layers[j], ReLU)]
+    shared = [s for s in _shared_hooked_inputs(net) if "ReLU" in s]
+    if not (relus or shared):
         return None, []
     deconv = method == "Deconvolution"
-    reproduction = cc.captum_modified_relu(net, x, t, deconvolution=deconv)
-    own = cc.captum_modified_relu(net, x, t, deconvolution=deconv, shared_input_replaced=False)
-    what = ("replaces the tensor's whole gradient with relu(the ReLU's output gradient), dropping the other "
-            "readers' terms" if deconv else "clamps the sum of every reader's term, not the ReLU's own term")
-    return reproduction, [
-        Cause("peer_bug", f"Captum bug (no Captum issue found): where a ReLU reads a tensor that other modules read "
-                          f"too ({'; '.join(shared)}), its hook on that tensor {what}",
-              relative_difference(reproduction, own), f"Captum's {method} on shared inputs, no Captum issue filed"),
-        Cause("rounding" if relative_difference(own, reference) <= rtol else "unexplained",
-              f"the ReLU rule on its own term reproduced in the comparison layer vs refattr's "
-              f"{'deconvnet' if deconv else 'guided_backprop'}", relative_difference(own, reference))]
+
+    def run(**options):
+        return cc.captum_modified_relu(net, x, t, deconvolution=deconv, **options)
+
+    reproduction = v0 = run(function_nodes=relus)
+    components = []
+    if relus:
+        v = run()
+        components.append(Cause("convention", f"Captum's {method} overrides the gradient of nn.ReLU modules only; the "
+                                              f"model computes {', '.join(repr(net.nodes[j].name) for j in relus)} "
+                                              f"with F.relu / torch.relu, which pass the ordinary gradient",
+                                relative_difference(v0, v)))
+        v0 = v
+    if shared:
+        v = run(shared_input_replaced=False)
+        what = ("replaces the tensor's whole gradient with relu(the ReLU's output gradient), dropping the other "
+                "readers' terms" if deconv else "clamps the sum of every reader's term, not the ReLU's own term")
+        components.append(Cause("peer_bug", f"Captum bug (no Captum issue found): where a ReLU reads a tensor that "
+                                            f"other modules read too ({'; '.join(shared)}), its hook on that tensor "
+                                            f"{what}", relative_difference(v0, v),
+                                f"Captum's {method} on shared inputs, no Captum issue filed"))
+        v0 = v
+    components.append(Cause("rounding" if relative_difference(v0, reference) <= rtol else "unexplained",
+                            f"the ReLU rule reproduced in the comparison layer vs refattr's "
+                            f"{'deconvnet' if deconv else 'guided_backprop'}", relative_difference(v0, reference)))
+    return reproduction, components
 
 
 # Captum ----------------------------------------------------------------------------------------
@@ -545,26 +577,66 @@ def _load_captum():
     return captum, attr
 
 
-def _as_models(model):
-    """(refattr network, float64 torch module) for a torch module, a refattr network or an ONNX model."""
+def _as_models(model, inputs=None):
+    """(refattr network, float64 torch module, nodes the module computes with functions) for a torch
+    module, a refattr network or an ONNX model."""
     from .torch_graph import graph_to_torch
     from .torch_model import from_torch, require_torch, to_torch
 
     torch = require_torch()
     if isinstance(model, Graph):
-        if model.n_inputs != 1:
-            raise ArgumentError(f"model: compare_captum compares networks of one input; this graph has "
-                                f"{model.n_inputs} ({list(model.inputs)})")
-        return model, graph_to_torch(model)
+        return model, graph_to_torch(model), ()
     if isinstance(model, Sequential):
-        return model, to_torch(model)
+        return model, to_torch(model), ()
     if isinstance(model, torch.nn.Module):
-        net = from_torch(model)
-        return net, copy.deepcopy(model).double().eval()
+        # several inputs: the import check needs each input's example shape, read from the inputs
+        shapes = [np.shape(a)[1:] for a in inputs] if isinstance(inputs, tuple) else None
+        net = from_torch(model, input_shape=shapes)
+        functions = ()
+        if isinstance(net, Graph):
+            from .torch_fx import function_node_names
+
+            names = function_node_names(model)
+            functions = tuple(j for j, node in enumerate(net.nodes) if node.name.split(".")[0] in names)
+        return net, copy.deepcopy(model).double().eval(), functions
     from .onnx_model import from_onnx
 
     net = from_onnx(model)
-    return net, to_torch(net)
+    return net, to_torch(net), ()
+
+
+def _numpy_each(value):
+    """:func:`_numpy` on a value or on each entry of a tuple (several inputs)."""
+    return tuple(_numpy(v) for v in value) if isinstance(value, tuple) else _numpy(value)
+
+
+def _packed(net, inputs, baseline, baseline_samples, functions):
+    """A graph of several inputs and its arguments (tuples, one entry per input) as the packed
+    graph of one input (:meth:`refattr.Graph.packed`) and packed arrays; the function nodes
+    renumbered (the packed graph starts with one slicing node per input)."""
+    xs = net.check_input(inputs, "inputs")
+    shapes = [a.shape[1:] for a in xs]
+
+    def per_input(value, what):
+        if not isinstance(value, tuple):
+            if np.ndim(value) == 0:          # one scalar for every input
+                return (value,) * len(xs)
+            raise ArgumentError(f"{what}: the network has {len(xs)} inputs {list(net.inputs)}; pass a tuple with "
+                                f"one entry per input (or one scalar for all)")
+        if len(value) != len(xs):
+            raise ArgumentError(f"{what}: expected one entry per input ({len(xs)}: {list(net.inputs)}), got "
+                                f"{len(value)}")
+        return value
+
+    packed_baseline = pack([broadcast_baseline(b, a, name=f"baseline[{k}]")
+                            for k, (b, a) in enumerate(zip(per_input(baseline, "baseline"), xs))])
+    packed_samples = None
+    if baseline_samples is not None:
+        samples = per_input(baseline_samples, "baseline_samples")
+        packed_samples = pack([as_baselines(s, a) for s, a in zip(samples, xs)])
+    offset = net.n_inputs
+    return (net.packed(shapes), pack(xs), packed_baseline, packed_samples,
+            tuple(j + offset for j in functions), shapes)
 
 
 def _normalise_methods(methods):
@@ -662,21 +734,40 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
     from .torch_model import require_torch
 
     torch = require_torch()
-    inputs, baseline, targets, baseline_samples = (_numpy(v) for v in (inputs, baseline, targets, baseline_samples))
-    net, peer_model = _as_models(model)
+    inputs, baseline, targets, baseline_samples = (_numpy_each(v) for v in (inputs, baseline, targets,
+                                                                            baseline_samples))
+    net, peer_model, functions = _as_models(model, inputs)
+    shapes = None
+    if net.n_inputs > 1:
+        # several inputs: refattr runs on the packed graph (one input, each example's inputs end to
+        # end, sliced apart by its first nodes), Captum on the tuples; results are compared packed
+        net, inputs, baseline, baseline_samples, functions, shapes = _packed(net, inputs, baseline, baseline_samples,
+                                                                            functions)
     x, t = prepare(net, inputs, targets, name="inputs")
     xr = broadcast_baseline(baseline, x)
     n_out = net(x).shape[1]
     torch_target = None if targets is None and n_out == 1 else torch.from_numpy(t)
-    tx = torch.from_numpy(x.copy())
-    tb = torch.from_numpy(xr.copy())
     if baseline_samples is None:
         shap = xr if x.shape[0] > 1 else np.concatenate([xr, xr])
     else:
         shap = as_baselines(baseline_samples, x)
-    from .torch_model import torch_forward
 
-    forward_diff, forward_rtol = relative_difference(torch_forward(peer_model, x), net(x)), FLOAT64_RTOL
+    def as_peer(a, grad=False):
+        """A packed array as what Captum takes: a tensor, or a tuple of them (one per input)."""
+        parts = (a,) if shapes is None else unpack(a, shapes)
+        tensors = tuple(torch.from_numpy(np.array(p, dtype=np.float64, order="C")) for p in parts)
+        tensors = tuple(v.requires_grad_() for v in tensors) if grad else tensors
+        return tensors[0] if shapes is None else tensors
+
+    def tx():
+        return as_peer(x, grad=True)
+
+    def tb():
+        return as_peer(xr)
+
+    with torch.no_grad():
+        peer_out = peer_model(*((as_peer(x),) if shapes is None else as_peer(x)))
+    forward_diff, forward_rtol = relative_difference(peer_out.double().numpy(), net(x)), FLOAT64_RTOL
     notes = []
     if _is_onnx(model):
         # the peer runs a float64 torch copy of the imported network; the import itself is checked
@@ -705,6 +796,8 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
                 return None
         seen = sorted({" ".join(str(w.message).split())[:160] for w in caught})
         entry.notes += [f"Captum warned: {m}" for m in seen]
+        if isinstance(out, tuple):      # one attribution per input: compared packed, as the inputs
+            return pack([o.detach().cpu().numpy().astype(np.float64) for o in out])
         return out.detach().cpu().numpy().astype(np.float64)
 
     for method in _normalise_methods(methods):
@@ -716,10 +809,11 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
                 "Deconvolution": (deconvnet, cattr.Deconvolution, {}),
             }[method]
             entry = MethodComparison(method, peer_name, f"refattr {ours.__name__}", "agree")
-            peer = run_peer(entry, lambda: cls(peer_model).attribute(tx.clone().requires_grad_(), target=torch_target, **kwargs))
+            peer = run_peer(entry, lambda: cls(peer_model).attribute(tx(), target=torch_target, **kwargs))
             if peer is not None:
                 reference = ours(net, x, t).values
-                reproduction, components = _modified_relu_chain(net, x, t, method, reference, rtol)
+                reproduction, components = (_modified_relu_chain(net, x, t, method, reference, rtol, functions)
+                                            if method in ("GuidedBackprop", "Deconvolution") else (None, []))
                 _classify(entry, peer, reference, reproduction, components, rtol, f"Captum's {method} hooks")
             report.entries.append(entry)
         elif method == "IntegratedGradients":
@@ -740,16 +834,15 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
                 entry.reference += f", {shap.shape[0]} baseline samples"
                 ref = deeplift(net, x, target=t, rule="rescale", baseline_samples=shap, maxpool_rule=maxpool_rule)
                 peer = run_peer(entry, lambda: cattr.DeepLiftShap(peer_model).attribute(
-                    tx.clone().requires_grad_(), torch.from_numpy(np.ascontiguousarray(shap)), target=torch_target))
+                    tx(), as_peer(shap), target=torch_target))
             else:
                 ref = deeplift(net, x, xr, target=t, rule="rescale", maxpool_rule=maxpool_rule)
-                peer = run_peer(entry, lambda: cattr.DeepLift(peer_model).attribute(tx.clone().requires_grad_(), tb.clone(),
-                                                                                   target=torch_target))
+                peer = run_peer(entry, lambda: cattr.DeepLift(peer_model).attribute(tx(), tb(), target=torch_target))
             bases = shap if shap_mode else None
             entry.reference_completeness_gap = _gap(net, x, xr, t, ref.values, bases)
             if peer is not None:
                 entry.peer_completeness_gap = _gap(net, x, xr, t, peer, bases)
-                reproduction, components, pure = _deeplift_chain(net, x, xr, t, bases)
+                reproduction, components, pure = _deeplift_chain(net, x, xr, t, bases, functions)
                 components.append(Cause("rounding" if relative_difference(pure, ref.values) <= rtol else "unexplained",
                                         "Rescale reproduced in the comparison layer vs refattr's deeplift",
                                         relative_difference(pure, ref.values)))
@@ -782,7 +875,7 @@ def _compare_ig(net, peer_model, cattr, x, xr, t, tx, tb, torch_target, n_steps,
         # refattr's rule first: it refuses an n_steps too large to allocate before Captum tries
         same_rule = integrated_gradients(net, x, xr, target=t, rule=rule, n_steps=n_steps).values
         peer = run_peer(entry, lambda: cattr.IntegratedGradients(peer_model).attribute(
-            tx.clone().requires_grad_(), tb.clone(), target=torch_target, n_steps=n_steps, method=method))
+            tx(), tb(), target=torch_target, n_steps=n_steps, method=method))
         entry.reference_completeness_gap = _gap(net, x, xr, t, reference.values)
         if peer is None:
             continue
@@ -896,7 +989,13 @@ def compare_attributions(model: TorchModule | Network | OnnxModel | PathLike | b
     if method not in ATTRIBUTION_METHODS:
         raise RuleError(f"method: unknown method {method!r}; expected one of {ATTRIBUTION_METHODS}")
     inputs, baseline, targets = _numpy(inputs), _numpy(baseline), _numpy(targets)
-    net = model if isinstance(model, Network) else _onnx_net(model) if _is_onnx(model) else _as_models(model)[0]
+    functions = ()
+    if isinstance(model, Network):
+        net = model
+    elif _is_onnx(model):
+        net = _onnx_net(model)
+    else:
+        net, _, functions = _as_models(model, inputs)
     x, t = prepare(net, inputs, targets, name="inputs")
     forward_diff, forward_rtol, notes = (None, None, []) if isinstance(model, Network) else \
         _source_forward_diff(model, net, x)
@@ -918,7 +1017,7 @@ def compare_attributions(model: TorchModule | Network | OnnxModel | PathLike | b
         entry, ref, candidates, others = _ig_candidates(net, x, xr, t, rule, n_steps, rtol)
         _classify_candidates(entry, values, ref, candidates, others, rtol)
     else:
-        entry, ref, candidates, others = _deeplift_candidates(net, x, xr, t, rule, maxpool_rule, rtol)
+        entry, ref, candidates, others = _deeplift_candidates(net, x, xr, t, rule, maxpool_rule, rtol, functions)
         _classify_candidates(entry, values, ref, candidates, others, rtol)
     if method in ("integrated_gradients", "deeplift"):
         entry.reference_completeness_gap = _gap(net, x, xr, t, ref)
@@ -1004,7 +1103,7 @@ def _ig_candidates(net, x, xr, t, rule, n_steps, rtol):
     return entry, reference.values, inside, others
 
 
-def _deeplift_candidates(net, x, xr, t, rule, maxpool_rule, rtol):
+def _deeplift_candidates(net, x, xr, t, rule, maxpool_rule, rtol, functions=()):
     """(entry, reference values, candidates within ``rule`` / ``maxpool_rule``, the other candidates) for deeplift."""
     from ..layers.base import DEEPLIFT_RULES
     from ..layers.max_pool import MAXPOOL_RULES
@@ -1033,7 +1132,7 @@ def _deeplift_candidates(net, x, xr, t, rule, maxpool_rule, rtol):
             (inside if narrowed else others).append(candidate)
 
     def captum():
-        reproduction, components, pure = _deeplift_chain(net, x, xr, t)
+        reproduction, components, pure = _deeplift_chain(net, x, xr, t, functions=functions)
         d = relative_difference(pure, reference)
         return reproduction, components + [Cause("rounding" if d <= rtol else "unexplained",
                                                  "Rescale reproduced in the comparison layer vs refattr's deeplift", d)]

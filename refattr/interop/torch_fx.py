@@ -15,7 +15,8 @@ each operation it applies is recorded as a node), and every node is mapped to re
   arguments and converted as above (so a function whose module no registered layer computes is
   refused as that module is); ``F.linear`` / ``F.conv1d`` / ``F.conv2d`` with parameters as their
   weight and bias; ``+`` / ``torch.add`` of two tensors -> ``Add``, ``-`` -> ``Add(weights=(1, -1))``,
-  ``*`` -> ``Mul``, ``torch.cat`` -> ``Concat``, ``torch.flatten`` / ``x.flatten`` -> ``Flatten``,
+  ``*`` -> ``Mul``, a tensor plus, minus, times or divided by a Python number (``x - 1``,
+  ``0.5 * x``, ``x / 4``) -> ``Affine``, ``torch.cat`` -> ``Concat``, ``torch.flatten`` / ``x.flatten`` -> ``Flatten``,
   ``x.view`` / ``x.reshape`` with the batch axis as ``x.size(0)``, ``x.shape[0]`` or ``-1`` ->
   ``Reshape``;
 - ``get_attr`` (a parameter or buffer): only as the weight or bias of ``F.linear`` / ``F.conv*``.
@@ -41,13 +42,13 @@ import numpy as np
 from .._typing import TorchModule
 from ..errors import ArgumentError, ImportMismatchError, NonFiniteError, RefattrError, UnsupportedLayerError
 from ..graph import Graph
-from ..layers import Add, Concat, Conv2D, Dense, Flatten, Mul, Reshape
+from ..layers import Add, Affine, Concat, Conv2D, Dense, Flatten, Mul, Reshape
 from . import _batchnorm as batchnorm
 from .torch_model import (PROBE_EXAMPLES, PROBE_RTOL, PROBE_SEED, _batchnorm_affine, _check_import, _convert,
                           _example_shape, _kind, _numpy, _refuse_what_changes_the_call, require_torch,
                           supported_torch)
 
-__all__ = ["from_traced"]
+__all__ = ["from_traced", "function_node_names"]
 
 _REQUIRED = object()   # a parameter without a default
 
@@ -109,6 +110,7 @@ def _tables(torch):
     for keys, kind in (((operator.add, torch.add, "add", "add_"), "add"),
                        ((operator.sub, torch.sub, "sub", "sub_"), "sub"),
                        ((operator.mul, torch.mul, "mul", "mul_"), "mul"),
+                       ((operator.truediv, torch.div, torch.true_divide, "div", "div_", "true_divide"), "div"),
                        ((torch.cat, torch.concat, torch.concatenate), "cat")):
         for key in keys:
             joins[key] = kind
@@ -204,9 +206,9 @@ class _Importer:
                               f"a parameter or buffer only as the weight or bias of F.linear / F.conv1d / "
                               f"F.conv2d (or inside a module); use a layer (nn.Linear, nn.Conv2d) instead")
         if isinstance(value, (numbers.Number, _Batch)):
-            self.refuse(node, f"its {what} is the Python number {value!r}, not a tensor computed from the inputs; "
-                              f"refattr has no layer that adds or multiplies by a constant (tensor + number, "
-                              f"tensor * number); fold the constant into a Linear / Conv layer's weights or bias")
+            self.refuse(node, f"its {what} is the Python number {value!r}, not a tensor computed from the inputs "
+                              f"(a tensor plus, minus, times or divided by a number imports as Affine; here the "
+                              f"number stands where a tensor is needed)")
         self.refuse(node, f"its {what} is {value!r}, not a tensor computed from the inputs")
 
     def emit(self, node, layers, reads):
@@ -395,7 +397,30 @@ class _Importer:
         a = self.tensor(node, given["input"], "first operand")
         return a, self.tensor(node, given["other"], "second operand"), bound
 
+    def with_number(self, node, args, kwargs, params=()):
+        """(tensor, number, number first, bound) when exactly one operand is a Python number (a
+        tensor plus or times a constant), else None."""
+        given = list(args[:2]) + [kwargs[k] for k in ("input", "other") if k in kwargs]
+        numbers_given = [isinstance(v, numbers.Number) and not isinstance(v, bool) for v in given]
+        if len(given) != 2 or numbers_given.count(True) != 1:
+            return None
+        rest = dict(kwargs)
+        for k in ("input", "other"):
+            rest.pop(k, None)
+        bound = self.bind(node, params, args[2:], rest)
+        if isinstance(node.target, str) and node.target.endswith("_"):
+            self.check_in_place(node, _first(node))
+        first = numbers_given[0]
+        tensor = self.tensor(node, given[1] if first else given[0], "operand")
+        return tensor, float(given[0] if first else given[1]), first, bound
+
     def join_add(self, node, args, kwargs, sign=1.0):
+        constant = self.with_number(node, args, kwargs, (("alpha", 1),))
+        if constant is not None:           # x + c, c + x, x - c, c - x (alpha scales the second operand)
+            tensor, c, first, bound = constant
+            alpha = float(bound["alpha"])
+            layer = Affine(sign * alpha, c) if first else Affine(1.0, sign * alpha * c)
+            return self.emit(node, [layer], tensor)
         a, b, bound = self.operands(node, args, kwargs, (("alpha", 1),))
         weight = sign * bound["alpha"]
         return self.emit(node, [Add(None if weight == 1 else (1.0, float(weight)))], (a, b))
@@ -404,8 +429,20 @@ class _Importer:
         return self.join_add(node, args, kwargs, sign=-1.0)
 
     def join_mul(self, node, args, kwargs):
+        constant = self.with_number(node, args, kwargs)
+        if constant is not None:           # x * c, c * x
+            tensor, c, _, _ = constant
+            return self.emit(node, [Affine(c)], tensor)
         a, b, _ = self.operands(node, args, kwargs)
         return self.emit(node, [Mul()], (a, b))
+
+    def join_div(self, node, args, kwargs):
+        constant = self.with_number(node, args, kwargs, (("rounding_mode", None),))
+        if constant is None or constant[2] or constant[3]["rounding_mode"] is not None or constant[1] == 0:
+            self.refuse(node, "only a tensor divided by a non-zero Python number (x / c, true division) is "
+                              "supported; a division by a tensor has no refattr layer")
+        tensor, c, _, _ = constant
+        return self.emit(node, [Affine(1.0 / c)], tensor)
 
     def join_cat(self, node, args, kwargs):
         dim_names = ("dim", "axis")
@@ -560,6 +597,17 @@ def from_traced(module: TorchModule, input_shape: Sequence[int] | Sequence[Seque
     else:
         _check_inputs(module, net, shapes)
     return net
+
+
+def function_node_names(module: TorchModule) -> frozenset[str]:
+    """The fx names of the calls in ``module.forward`` that are functions or tensor methods
+    (``F.relu``, ``torch.cat``, ``x.view``, ``a + b``), not modules.
+
+    The nodes :func:`from_traced` makes of them carry these names (a call imported as several
+    layers: ``name.0``, ``name.1``, ..., then ``name``). A peer that hooks modules (Captum's
+    DeepLift, GuidedBackprop) does not see them: it passes their ordinary gradient.
+    """
+    return frozenset(node.name for node in _trace(module).nodes if node.op in ("call_function", "call_method"))
 
 
 def _check_inputs(module, net, shapes):

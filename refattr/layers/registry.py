@@ -73,7 +73,8 @@ import numpy as np
 
 from ..errors import UnsupportedLayerError
 
-__all__ = ["LayerInfo", "register", "unregister", "registered", "info", "to_config", "from_config", "supported",
+__all__ = ["LayerInfo", "register", "unregister", "registered", "info", "is_registered", "to_config", "from_config",
+           "supported",
            "by_torch_module", "by_onnx_op"]
 
 _CAPTUM = ("linear", "nonlinear", "maxpool", "softmax", "gradient")
@@ -170,6 +171,13 @@ def info(layer: Any) -> LayerInfo:
         raise UnsupportedLayerError(f"{cls.__module__}.{cls.__name__} is not a registered refattr layer; "
                                     f"registered: {supported()}")
     return entry
+
+
+def is_registered(layer: Any) -> bool:
+    """Whether ``layer`` (an instance or a class) is a registered layer class."""
+    cls = layer if isinstance(layer, type) else type(layer)
+    entry = _REGISTRY.get(cls.__name__)
+    return entry is not None and entry.cls is cls
 
 
 def by_torch_module(kind: type) -> LayerInfo | None:

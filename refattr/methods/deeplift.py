@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .._typing import DeepLiftRule, MaxPoolRule, Target
+from .._typing import DeepLiftRule, MaxPoolRule, SoftmaxRule, Target
 from ..errors import NonFiniteError, RuleError, UnsupportedLayerError
 from ..layers._join import JoinLayer
 from ..layers.base import DEEPLIFT_RULES, DeltaPair, Layer, select_by_sign
+from ..layers._softmax_math import SOFTMAX_RULES, AlongDim
 from ..layers.max_pool import MAXPOOL_RULES, is_max_pooling
 from ..network import Network
 from ..validation import DEFAULT_BASELINE, pair_with_references, refuses_baselines
@@ -72,9 +73,12 @@ class LayerContributions:
 
 # Validation -------------------------------------------------------------------------------------
 
-def _check_rule_names(rule, maxpool_rule):
+def _check_rule_names(rule, maxpool_rule, softmax_rule=None):
     if not isinstance(rule, str) or rule not in DEEPLIFT_RULES:
         raise RuleError(f"rule: unknown DeepLIFT rule {rule!r}; expected one of {DEEPLIFT_RULES}")
+    if softmax_rule is not None and (not isinstance(softmax_rule, str) or softmax_rule not in SOFTMAX_RULES):
+        raise RuleError(f"softmax_rule: unknown Softmax rule {softmax_rule!r}; expected None (the default, "
+                        f"{SOFTMAX_RULES[0]!r}) or one of {SOFTMAX_RULES} (docs/softmax.md)")
     if maxpool_rule is not None and (not isinstance(maxpool_rule, str) or maxpool_rule not in MAXPOOL_RULES):
         raise RuleError(
             f"maxpool_rule: unknown max-pooling rule {maxpool_rule!r}; expected None or one of {MAXPOOL_RULES}"
@@ -105,13 +109,17 @@ _OVERFLOW_ADVICE = ("DeepLIFT's multipliers or contributions exceed float64's ra
                     "the layer where they stop being finite")
 
 
+def _has_softmax(net) -> bool:
+    return any(isinstance(layer, AlongDim) for layer in net.layers)
+
+
 def _has_max_pooling(net) -> bool:
     return any(is_max_pooling(layer) for layer in net.layers)
 
 
-def _validate(net, x, baseline, target, rule, baseline_samples, maxpool_rule):
+def _validate(net, x, baseline, target, rule, baseline_samples, maxpool_rule, softmax_rule=None):
     # Cheap checks only, all before the first forward pass.
-    _check_rule_names(rule, maxpool_rule)
+    _check_rule_names(rule, maxpool_rule, softmax_rule)
     x, t = prepare(net, x, target)      # net is a Sequential, x fits it, target is in range
     _check_layers(net, maxpool_rule)
     x_rep, ref_rep, t_rep, k = pair_with_references(x, t, baseline, baseline_samples)
@@ -120,7 +128,7 @@ def _validate(net, x, baseline, target, rule, baseline_samples, maxpool_rule):
 
 # The propagation --------------------------------------------------------------------------------
 
-def _propagate(net, x, x_ref, t, rule, maxpool_rule, keep_layers):
+def _propagate(net, x, x_ref, t, rule, maxpool_rule, keep_layers, softmax_rule=None):
     """Run DeepLIFT on one batch of (input, reference) pairs, all validated.
 
     Works on any network by its value numbering (``net.node_args``): a value read by several
@@ -154,9 +162,10 @@ def _propagate(net, x, x_ref, t, rule, maxpool_rule, keep_layers):
         out = n_in + j
         pairs = tuple(DeltaPair(acts[a], acts_ref[a], *(parts[a] or (None, None))) for a in args)
         joins = isinstance(layer, JoinLayer)
+        own = {"softmax_rule": softmax_rule} if isinstance(layer, AlongDim) else {}     # Softmax, LogSoftmax
         pos, neg, dl_cache = layer.deeplift_forward(
             pairs if joins else pairs[0], acts[out], acts_ref[out], trace.caches[j], trace_ref.caches[j],
-            rule=rule, maxpool_rule=maxpool_rule, parts=read[out],
+            rule=rule, maxpool_rule=maxpool_rule, parts=read[out], **own,
         )
         dl_caches.append(dl_cache)
         if read[out]:
@@ -232,7 +241,7 @@ def _frontier(i, n_in, node_args, edges, parts, c_i):
     return cut, flow
 
 
-def _propagate_in_passes(net, x, x_ref, t, rule, maxpool_rule):
+def _propagate_in_passes(net, x, x_ref, t, rule, maxpool_rule, softmax_rule=None):
     """:func:`_propagate` on passes of ``net.pass_size`` rows (values, multipliers, delta_t).
 
     Every row's arithmetic is the same in any pass (each layer rule acts row by row), so this
@@ -242,14 +251,14 @@ def _propagate_in_passes(net, x, x_ref, t, rule, maxpool_rule):
     rows = x.shape[0]
     size = net.pass_size(x.shape[1:])
     if rows <= size:
-        return _propagate(net, x, x_ref, t, rule, maxpool_rule, False)[:3]
+        return _propagate(net, x, x_ref, t, rule, maxpool_rule, False, softmax_rule)[:3]
     values = np.empty_like(x)
     mult = np.empty_like(x)
     delta_t = np.empty(rows)
     for start in range(0, rows, size):
         part = slice(start, min(start + size, rows))
         values[part], mult[part], delta_t[part], _ = _propagate(net, x[part], x_ref[part], t[part], rule,
-                                                                 maxpool_rule, False)
+                                                                 maxpool_rule, False, softmax_rule)
     return values, mult, delta_t
 
 
@@ -259,7 +268,7 @@ def _propagate_in_passes(net, x, x_ref, t, rule, maxpool_rule):
 @several_inputs
 def deeplift(net: Network, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE, target: Target = None,
              rule: DeepLiftRule = "rescale", baseline_samples: ArrayLike | None = None,
-             maxpool_rule: MaxPoolRule | None = None) -> Attribution:
+             maxpool_rule: MaxPoolRule | None = None, softmax_rule: SoftmaxRule | None = None) -> Attribution:
     r"""DeepLIFT contributions C_{Δx_i Δt} of every input feature to Δt = t(x) - t(x').
 
     With Δx = x - x', split into Δx+ = max(Δx, 0) and Δx- = min(Δx, 0), each neuron carries
@@ -308,6 +317,10 @@ def deeplift(net: Network, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE,
         On a network without max pooling it has nothing to apply to and is not used:
         ``options["maxpool_rule"]`` is then None and ``options["requested_maxpool_rule"]`` what
         was passed (no warning, so that one call can serve networks with and without pooling).
+    softmax_rule : {None, "centered", "logsumexp"}
+        The rule of Softmax and LogSoftmax layers, which DeepLIFT does not define (docs/softmax.md):
+        None is ``"centered"``; both keep summation-to-delta. Not used on a network without them
+        (``options["softmax_rule"]`` is then None).
 
     Returns
     -------
@@ -374,11 +387,12 @@ def deeplift(net: Network, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE,
     >>> float(result.multipliers[0, 0]) == 5 / 15
     True
     """
-    x, t, x_rep, ref_rep, t_rep, k = _validate(net, x, baseline, target, rule, baseline_samples, maxpool_rule)
+    x, t, x_rep, ref_rep, t_rep, k = _validate(net, x, baseline, target, rule, baseline_samples, maxpool_rule,
+                                               softmax_rule)
     # Overflow in the layer rules shows as non-finite values, checked below (the two forward
     # passes check every activation themselves).
     with np.errstate(over="ignore", invalid="ignore"):
-        values, mult, delta_t = _propagate_in_passes(net, x_rep, ref_rep, t_rep, rule, maxpool_rule)
+        values, mult, delta_t = _propagate_in_passes(net, x_rep, ref_rep, t_rep, rule, maxpool_rule, softmax_rule)
         if k > 1:
             n = x.shape[0]
             values = values.reshape((n, k) + x.shape[1:]).mean(axis=1)
@@ -394,6 +408,7 @@ def deeplift(net: Network, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE,
     return Attribution(
         values=values, completeness_gap=gap, error_estimate=np.zeros(x.shape[0]), method="deeplift",
         options={"rule": rule, "maxpool_rule": used_pool_rule, "requested_maxpool_rule": maxpool_rule,
+                 "softmax_rule": (softmax_rule or SOFTMAX_RULES[0]) if _has_softmax(net) else None,
                  "target": t, "n_baselines": None if baseline_samples is None else k, "delta_t": delta_t},
         multipliers=mult,
     )
@@ -402,8 +417,8 @@ def deeplift(net: Network, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE,
 @refuses_baselines
 @several_inputs
 def deeplift_layers(net: Network, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE, target: Target = None,
-                    rule: DeepLiftRule = "rescale",
-                    maxpool_rule: MaxPoolRule | None = None) -> list[LayerContributions]:
+                    rule: DeepLiftRule = "rescale", maxpool_rule: MaxPoolRule | None = None,
+                    softmax_rule: SoftmaxRule | None = None) -> list[LayerContributions]:
     """DeepLIFT's parts, multipliers and contributions for the neurons of every layer.
 
     Same arguments and rules as :func:`deeplift` (one reference per example; tile ``x`` to use
@@ -421,9 +436,9 @@ def deeplift_layers(net: Network, x: ArrayLike, baseline: ArrayLike = DEFAULT_BA
     >>> [float(layer.contributions.sum()) for layer in deeplift_layers(net, [[3.0, 1.0]])]
     [4.0, 4.0, 4.0, 4.0]
     """
-    x, t, x_rep, ref_rep, _, _ = _validate(net, x, baseline, target, rule, None, maxpool_rule)
+    x, t, x_rep, ref_rep, _, _ = _validate(net, x, baseline, target, rule, None, maxpool_rule, softmax_rule)
     with np.errstate(over="ignore", invalid="ignore"):
-        records = _propagate(net, x_rep, ref_rep, t, rule, maxpool_rule, True)[3]
+        records = _propagate(net, x_rep, ref_rep, t, rule, maxpool_rule, True, softmax_rule)[3]
     where = _first_overflow(net, records)
     if where is not None:
         raise NonFiniteError(f"deeplift_layers: {where} overflowed to inf or nan although every activation is "

@@ -126,12 +126,6 @@ def test_a_graph_with_max_pooling_after_a_join_is_reproduced(rng):
     assert matched and matched[0].kind == "rounding", entry
 
 
-def test_several_inputs_are_refused_by_name():
-    two = Graph(("x1", "x2"), [("c", Concat(), ("x1", "x2")), ("y", Dense([[1.0, 2.0]]), "c")])
-    with pytest.raises(ArgumentError, match=r"one input; this graph has 2 \(\['x1', 'x2'\]\)"):
-        compare_captum(two, (np.ones((1, 1)), np.ones((1, 1))))
-
-
 def test_captums_softmax_rule_is_reproduced_and_its_batch_dependence_named(rng):
     from refattr import Sequential, Softmax
     net = Sequential([Dense(rng.normal(size=(5, 4)), rng.normal(size=5)), ReLU(), Dense(rng.normal(size=(3, 5))),
@@ -147,3 +141,60 @@ def test_captums_softmax_rule_is_reproduced_and_its_batch_dependence_named(rng):
     assert np.abs(alone - together).max() > 1e-6
     assert np.abs(deeplift(net, x[:1], b[:1], 0).values
                   - deeplift(net, x, b, np.array([0, 1, 2, 0])).values[:1]).max() < 1e-15
+
+
+class PaperExample(torch.nn.Module):
+    """The IG paper's example 1, f(x1, x2) = relu(relu(x1) - 1 - relu(x2)), written with F.relu."""
+
+    def forward(self, x1, x2):
+        relu = torch.nn.functional.relu
+        return relu(relu(x1) - 1 - relu(x2))
+
+
+def test_functional_relus_and_several_inputs_the_ig_papers_example():
+    # At (3, 1), x' = 0: every ReLU is open on the path's end, so Captum, which hooks modules only
+    # and sees no module here, returns x * gradient = (3 * 1, 1 * -1) = (3, -1); DeepLIFT Rescale
+    # gives (1.5, -0.5) (the IG paper, section 2.2), as integrated gradients does.
+    pair = (np.array([[3.0]]), np.array([[1.0]]))
+    peer = captum_attr.DeepLift(PaperExample()).attribute(tuple(torch.tensor(a) for a in pair))
+    assert [p.item() for p in peer] == [3.0, -1.0]
+    report = compare_captum(PaperExample(), pair, methods=["DeepLift", "GuidedBackprop", "Saliency"])
+    assert report.all_explained and report["Saliency"].verdict == "agree", report.table()
+    entry = report["DeepLift"]
+    assert entry.verdict == "convention"
+    assert entry.max_abs_diff == pytest.approx(1.5, rel=1e-15)      # |3 - 1.5|
+    assert any("Captum hooks modules only" in c.description and "'relu_1' (ReLU)" in c.description
+               for c in entry.causes)
+    assert report["GuidedBackprop"].verdict == "convention"
+
+
+def test_several_inputs_of_a_refattr_graph_agree_with_captum(rng):
+    two = Graph(("a", "b"), [("h", Dense(rng.normal(size=(4, 3)), rng.normal(size=4)), "a"), ("r", ReLU(), "h"),
+                             ("c", Concat(), ("r", "b")), ("y", Dense(rng.normal(size=(2, 6))), "c")])
+    x = (rng.normal(size=(3, 3)), rng.normal(size=(3, 2)))
+    b = (0.0, rng.normal(size=(1, 2)))          # a scalar for one input, a (1, *shape) row for the other
+    report = compare_captum(two, x, baseline=b, targets=np.array([0, 1, 1]),
+                            methods=["Saliency", "InputXGradient", "DeepLift", "IntegratedGradients"],
+                            ig_methods=["gausslegendre"])
+    assert report.all_explained, report.table()
+    for method in ("Saliency", "InputXGradient", "DeepLift"):
+        assert report[method].verdict == "agree", report.table()
+    with pytest.raises(ArgumentError, match=r"baseline: expected one entry per input \(2: \['a', 'b'\]\), got 3"):
+        compare_captum(two, x, baseline=(0.0, 0.0, 0.0), methods=["Saliency"])
+
+
+def test_captum_on_a_conv1d_genomics_model_is_reproduced():
+    # one-hot DNA (4 x 20), Conv1d -> ReLU -> MaxPool1d (overlapping windows) -> Linear: Captum's
+    # max-pool rule and its stale output gradient (ReLU -> MaxPool, issue #1104) on 1-D pooling
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv1d(4, 6, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool1d(3, stride=2),
+                                torch.nn.Flatten(), torch.nn.Linear(6 * 9, 2)).double().eval()
+    rng = np.random.default_rng(0)
+    x = np.eye(4)[rng.integers(0, 4, size=(3, 20))].transpose(0, 2, 1)
+    report = compare_captum(model, x, baseline=np.full_like(x, 0.25), targets=np.array([0, 1, 0]),
+                            methods=["DeepLift", "Saliency", "GuidedBackprop"])
+    assert report.all_explained, report.table()
+    entry = report["DeepLift"]
+    matched = [c for c in entry.causes if c.description.startswith("peer vs")]
+    assert matched[0].kind == "rounding" and matched[0].size < 1e-12
+    assert entry.verdict == "peer_bug" and any(c.issue == "Captum issue #1104" for c in entry.causes)

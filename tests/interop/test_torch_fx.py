@@ -9,7 +9,7 @@ EXACT_RTOL (1e-12: the same float64 operations in another order; BatchNorm foldi
 import numpy as np
 import pytest
 
-from refattr import Add, Concat, Conv2D, Dense, Flatten, Graph, Mul, Reshape, deeplift, gradient
+from refattr import Add, Affine, Concat, Conv2D, Dense, Flatten, Graph, Mul, Reshape, deeplift, gradient
 from refattr.errors import ArgumentError, ImportMismatchError, UnsupportedLayerError
 from refattr.layers.registry import registered
 from refattr.testing import EXACT_RTOL
@@ -379,9 +379,22 @@ def test_data_dependent_control_flow_is_refused():
         from_torch(_ready(Branchy()))
 
 
+
+@pytest.mark.parametrize("call, expected", [
+    (lambda h: h + 1.5, (1.0, 1.5)), (lambda h: 1.5 + h, (1.0, 1.5)), (lambda h: h - 2.0, (1.0, -2.0)),
+    (lambda h: 3.0 - h, (-1.0, 3.0)), (lambda h: 0.5 * h, (0.5, 0.0)), (lambda h: h * -2.0, (-2.0, 0.0)),
+    (lambda h: h / 4.0, (0.25, 0.0)), (lambda h: torch.sub(h, 1.0, alpha=2.0), (1.0, -2.0)),
+])
+def test_arithmetic_with_a_number_imports_as_affine(call, expected):
+    # (scale, shift) of y = scale * h + shift, worked out by hand from each expression
+    net = _check_everything(_ready(Functional(call)), [(3,)])
+    affine = [node.layer for node in net.nodes if isinstance(node.layer, Affine)]
+    assert len(affine) == 1 and (affine[0].scale, affine[0].shift) == expected
+
+
 @pytest.mark.parametrize("call, pattern", [
-    (lambda h: h + 1.0, r"fx node 'add' .*second operand is the Python number 1.0"),
-    (lambda h: 2.0 * h, r"fx node 'mul' .*first operand is the Python number 2.0"),
+    (lambda h: 1.0 / h, r"fx node 'truediv' .*only a tensor divided by a non-zero Python number"),
+    (lambda h: h / h, r"fx node 'truediv' .*a division by a tensor has no refattr layer"),
     (lambda h: h.view(1, -1)[:, :4], r"fx node 'view' .*keeps the batch axis"),
     (lambda h: F.relu(h, inplace=True) + h, r"fx node 'relu' .*in place on 'fc1', which \['add'\] read afterwards"),
     (lambda h: F.dropout(h, 0.5), r"fx node 'dropout' .*training=True"),

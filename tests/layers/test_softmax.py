@@ -386,3 +386,28 @@ def test_captum_reproduction_below_eps_uses_the_gradient():
     np.testing.assert_allclose(got, [[0.25, -0.25], [0.25, -0.25]], rtol=1e-15)
     with pytest.raises(ShapeError, match=r"doubled batch"):
         captum_softmax_grad_input(x, x, np.zeros((1, 2)))
+
+
+def test_deeplift_takes_the_softmax_rule_by_name():
+    # both rules keep summation-to-delta on a whole network and differ from each other (they split
+    # the logits' shift differently); the choice is recorded; an unknown name is refused first
+    from refattr import deeplift, deeplift_layers
+    from refattr.errors import RuleError
+    rng = np.random.default_rng(4)
+    net = Sequential([Dense(rng.normal(size=(5, 4)), rng.normal(size=5)), ReLU(), Dense(rng.normal(size=(3, 5))),
+                      Softmax(dim=1)])
+    x, b, t = rng.normal(size=(3, 4)), rng.normal(size=(3, 4)), np.array([0, 2, 1])
+    out = {}
+    for rule in (None, "centered", "logsumexp"):
+        result = deeplift(net, x, b, target=t, softmax_rule=rule)
+        assert result.options["softmax_rule"] == (rule or "centered")
+        delta = net(x)[np.arange(3), t] - net(b)[np.arange(3), t]
+        assert np.max(np.abs(result.values.sum(axis=1) - delta)) <= 1e-12 * np.max(np.abs(delta))
+        out[rule] = result.values
+    np.testing.assert_array_equal(out[None], out["centered"])
+    assert np.max(np.abs(out["centered"] - out["logsumexp"])) > 1e-6
+    layers = deeplift_layers(net, x, b, target=t, softmax_rule="logsumexp")
+    np.testing.assert_allclose(layers[0].contributions, out["logsumexp"], rtol=1e-13, atol=1e-15)
+    with pytest.raises(RuleError, match=r"softmax_rule: unknown Softmax rule 'mean'.*\('centered', 'logsumexp'\)"):
+        deeplift(net, x, b, target=t, softmax_rule="mean")
+    assert deeplift(Sequential([Dense(rng.normal(size=(2, 4)))]), x, target=0).options["softmax_rule"] is None
