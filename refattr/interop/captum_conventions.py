@@ -59,6 +59,21 @@ gradient at the module's input:
   sees the downstream module as a plain gradient; its fallback branch sees the rewritten one;
 - the attribution is (x - x') times the input half's gradient.
 
+On graphs and traced models (the same hooks, ``captum/_utils/common.py``, ``_register_backward_hook``):
+
+- hooks are set on modules only: a layer the model computes with a function or tensor method
+  (``F.relu(x)``, ``torch.sigmoid``, ``F.max_pool2d``, ``a * b``) passes its ordinary gradient
+  (for a product: b at the input half), a convention like SiLU's;
+- the input hook is a tensor hook on the module's *input tensor*, and the module runs on a clone:
+  where other modules read that tensor too (fan-out: ``relu(h) + h``), the hook receives the
+  tensor's whole gradient and replaces it with the module's own DeepLIFT term, so the other
+  readers' terms are lost (a defect; no Captum issue found). GuidedBackprop and Deconvolution use
+  the same hook on ``nn.ReLU``: the former clamps the sum of every reader's term, the latter
+  replaces it with relu(the ReLU's output gradient);
+- ``nn.Softmax``'s rule is the element-wise quotient g Δs_i / Δx_i minus its mean over every
+  element of the doubled batch, so an example's result depends on its batchmates
+  (:mod:`refattr.interop._captum_softmax`).
+
 DeepLiftShap runs DeepLift for every (input, baseline) pair and averages over the baselines.
 
 Captum's ``baselines`` argument is one baseline per example in ``IntegratedGradients`` and
