@@ -28,7 +28,6 @@ against the module on a probe batch, as every import is.
 
 from __future__ import annotations
 
-import copy
 import numbers
 import operator
 import os
@@ -37,16 +36,13 @@ from collections import Counter
 from types import SimpleNamespace
 from typing import Sequence
 
-import numpy as np
-
 from .._typing import TorchModule
-from ..errors import ArgumentError, ImportMismatchError, NonFiniteError, RefattrError, UnsupportedLayerError
+from ..errors import ArgumentError, ImportMismatchError, RefattrError, UnsupportedLayerError
 from ..graph import Graph
 from ..layers import Add, Affine, Concat, Conv2D, Dense, Flatten, Mul, Reshape
 from . import _batchnorm as batchnorm
-from .torch_model import (PROBE_EXAMPLES, PROBE_RTOL, PROBE_SEED, _batchnorm_affine, _check_import, _convert,
-                          _example_shape, _kind, _numpy, _refuse_what_changes_the_call, require_torch,
-                          supported_torch)
+from .torch_model import (_batchnorm_affine, _check_import, _convert, _example_shape, _kind,
+                          _refuse_what_changes_the_call, require_torch, supported_torch)
 
 __all__ = ["from_traced", "function_node_names"]
 
@@ -581,21 +577,18 @@ def from_traced(module: TorchModule, input_shape: Sequence[int] | Sequence[Seque
         raise UnsupportedLayerError(f"module: {type(module).__name__}.forward returns its input {output!r} with "
                                     f"nothing computed; there is no layer to import")
     one = len(importer.inputs) == 1
-    net = Graph(importer.inputs[0] if one else tuple(importer.inputs), nodes,
-                input_shape=None if shapes is None else shapes[0] if one else shapes)
-    if one:
-        try:
-            _check_import(module, net, None if shapes is None else shapes[0])
-        except ImportMismatchError as exc:
-            if "computes a different function" not in str(exc):
-                raise
-            raise ImportMismatchError(f"{exc}; {_TRACE_HINT}") from None
-    elif shapes is None:
+    if not one and shapes is None:
         raise ArgumentError(f"input_shape: needed to check the import of a module with {len(importer.inputs)} "
                             f"inputs {importer.inputs}; pass one example shape per input, e.g. "
                             f"from_torch(module, input_shape=[(4,), (3, 8, 8)])")
-    else:
-        _check_inputs(module, net, shapes)
+    net = Graph(importer.inputs[0] if one else tuple(importer.inputs), nodes,
+                input_shape=None if shapes is None else shapes[0] if one else shapes)
+    try:
+        _check_import(module, net, None if shapes is None else shapes[0] if one else shapes)
+    except ImportMismatchError as exc:
+        if "computes a different function" not in str(exc):
+            raise
+        raise ImportMismatchError(f"{exc}; {_TRACE_HINT}") from None
     return net
 
 
@@ -610,37 +603,3 @@ def function_node_names(module: TorchModule) -> frozenset[str]:
     return frozenset(node.name for node in _trace(module).nodes if node.op in ("call_function", "call_method"))
 
 
-def _check_inputs(module, net, shapes):
-    """The import check of :func:`~refattr.interop.from_torch` for several inputs: a probe per input
-    (PROBE_EXAMPLES standard normal examples drawn in input order with seed PROBE_SEED, and the zero
-    example), the module called as ``module(*probes)``."""
-    torch = require_torch()
-    rng = np.random.default_rng(PROBE_SEED)
-    xs = tuple(np.concatenate([rng.standard_normal((PROBE_EXAMPLES,) + s), np.zeros((1,) + s)]) for s in shapes)
-    probe = (f"the import check's probe inputs ({PROBE_EXAMPLES} standard normal examples each, seed {PROBE_SEED}, "
-             f"and the zero input, shapes {[x.shape for x in xs]})")
-    try:
-        model = copy.deepcopy(module).to(device="cpu", dtype=torch.float64)
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            expected = _numpy(model(*(torch.from_numpy(x.copy()) for x in xs)))
-    except Exception as exc:  # the user's module may raise anything; say where it came from
-        raise ImportMismatchError(f"module: running it on {probe} raised {type(exc).__name__}: {exc}; check "
-                                  f"input_shape") from exc
-    if not np.all(np.isfinite(expected)):
-        raise NonFiniteError(f"module: its output on {probe} is not finite; with weights this large neither it nor "
-                             f"the imported network can be evaluated on inputs of size 1")
-    actual = net(xs)
-    if actual.shape != expected.shape:
-        raise ImportMismatchError(f"module: on {probe} it returns shape {expected.shape}, the imported network "
-                                  f"{actual.shape}")
-    difference = np.abs(actual - expected)
-    scale = max(float(np.max(np.abs(expected))), float(np.max(np.abs(actual))))
-    worst = np.unravel_index(int(np.argmax(difference)), difference.shape)
-    if not difference[worst] <= PROBE_RTOL * scale:
-        raise ImportMismatchError(
-            f"module: the imported network computes a different function: on {probe}, output {worst[1:]} of "
-            f"example {worst[0]} is {float(actual[worst])!r} imported and {float(expected[worst])!r} from the module "
-            f"(difference {difference[worst]:.3g}, {difference[worst] / scale:.3g} of the largest |output| "
-            f"{scale:.3g}; rounding allows {PROBE_RTOL:g}). Something changes what the module computes beyond "
-            f"its traced operations: a patched forward, or {_TRACE_HINT}")

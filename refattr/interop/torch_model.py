@@ -519,12 +519,22 @@ def _probe_shape(net) -> tuple:
 
 
 def _check_import(module, net, input_shape):
-    """Run the module and the imported network on the probe batch; refuse a difference beyond rounding."""
-    example_shape = _probe_shape(net) if input_shape is None else input_shape
+    """Run the module and the imported network on the probe batch; refuse a difference beyond rounding.
+
+    With several inputs ``input_shape`` holds one example shape per input (required); the probes
+    are drawn in input order from the one generator, and the module is called as ``module(*probes)``.
+    """
+    several = net.n_inputs > 1
+    if several:
+        shapes = [tuple(s) for s in input_shape]
+    else:
+        shapes = [_probe_shape(net) if input_shape is None else tuple(input_shape)]
     rng = np.random.default_rng(PROBE_SEED)
-    x = np.concatenate([rng.standard_normal((PROBE_EXAMPLES,) + example_shape), np.zeros((1,) + example_shape)])
-    probe = (f"the import check's probe input ({PROBE_EXAMPLES} standard normal examples, seed {PROBE_SEED}, "
-             f"and the zero input, shape {x.shape})")
+    xs = [np.concatenate([rng.standard_normal((PROBE_EXAMPLES,) + s), np.zeros((1,) + s)]) for s in shapes]
+    x = tuple(xs) if several else xs[0]
+    probe = (f"the import check's probe input{'s' if several else ''} ({PROBE_EXAMPLES} standard normal examples"
+             f"{' each' if several else ''}, seed {PROBE_SEED}, and the zero input, "
+             f"shape{'s' if several else ''} {[a.shape for a in xs] if several else xs[0].shape})")
     try:
         with warnings.catch_warnings():
             # the module's own warnings (e.g. Conv2d padding='same' with an even kernel) are about
@@ -535,9 +545,11 @@ def _check_import(module, net, input_shape):
         hint = ("the shape was inferred from the imported network; pass input_shape= with the shape the module "
                 "expects" if input_shape is None else "check input_shape")
         raise ImportMismatchError(f"module: running it on {probe} raised {type(exc).__name__}: {exc}; {hint}") from exc
-    if expected.shape != (x.shape[0],) + net.output_shape(x.shape[1:]):
+    n = xs[0].shape[0]
+    out_shape = (n,) + net.output_shape(tuple(shapes) if several else shapes[0])
+    if expected.shape != out_shape:
         raise ImportMismatchError(f"module: on {probe} it returns shape {expected.shape}, the imported network "
-                                  f"{(x.shape[0],) + net.output_shape(x.shape[1:])}")
+                                  f"{out_shape}")
     if not np.all(np.isfinite(expected)):
         raise NonFiniteError(f"module: its output on {probe} is not finite; with weights this large neither it nor "
                              f"the imported network can be evaluated on inputs of size 1")
@@ -759,16 +771,21 @@ def _to_declared(i, layer, nn):
     return getattr(nn, name)(**arguments)
 
 
-def torch_forward(module: TorchModule, x: ArrayLike | TorchTensor) -> np.ndarray:
+def torch_forward(module: TorchModule, x: ArrayLike | TorchTensor | tuple) -> np.ndarray:
     """``module(x)`` in float64 on the CPU, run on a copy of the module (the caller's module is not changed).
 
-    ``x`` is an array or a tensor; a tensor that requires grad is detached (the forward values are
-    the same). The copy keeps the module's hooks, so this is the module as the caller runs it.
+    ``x`` is an array or a tensor, or a tuple of them for a module of several inputs
+    (``module(*x)``); a tensor that requires grad is detached (the forward values are the same).
+    The copy keeps the module's hooks, so this is the module as the caller runs it.
     """
     torch = require_torch()
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().double().numpy()
+
+    def tensor(a):
+        if isinstance(a, torch.Tensor):
+            a = a.detach().cpu().double().numpy()
+        # a copy: a module that works in place on its input must not overwrite the caller's array
+        return torch.from_numpy(np.array(a, dtype=np.float64, order="C"))
+
     model = copy.deepcopy(module).to(device="cpu", dtype=torch.float64)
     with torch.no_grad():
-        # a copy: a module that works in place on its input must not overwrite the caller's array
-        return _numpy(model(torch.from_numpy(np.array(x, dtype=np.float64, order="C"))))
+        return _numpy(model(*(tensor(a) for a in x)) if isinstance(x, tuple) else model(tensor(x)))
