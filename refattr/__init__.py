@@ -34,8 +34,16 @@ from .methods import (
     deeplift_layers as deeplift_layers,
     gradient as gradient,
     guided_backprop as guided_backprop,
+    hypothetical_contributions as hypothetical_contributions,
     input_x_gradient as input_x_gradient,
     integrated_gradients as integrated_gradients,
+    layer_conductance as layer_conductance,
+    layer_deeplift as layer_deeplift,
+    layer_gradient_x_activation as layer_gradient_x_activation,
+    layer_integrated_gradients as layer_integrated_gradients,
+    neuron_deeplift as neuron_deeplift,
+    neuron_gradient as neuron_gradient,
+    neuron_integrated_gradients as neuron_integrated_gradients,
 )
 from .graph import Graph as Graph
 from .network import Sequential as Sequential
@@ -47,6 +55,9 @@ __version__ = "0.1.0"
 __all__ = [
     "Sequential", "Graph", "Dense", "Conv2D", "ReLU", "Tanh", "Sigmoid", "Swish", "Flatten", "AvgPool2D", "MaxPool2D",
     "Attribution", "gradient", "input_x_gradient", "guided_backprop", "deconvnet", "deeplift", "deeplift_layers", "integrated_gradients",
+    "hypothetical_contributions",
+    "layer_gradient_x_activation", "layer_integrated_gradients", "layer_conductance", "layer_deeplift",
+    "neuron_gradient", "neuron_integrated_gradients", "neuron_deeplift",
     "RefattrError", "ShapeError", "NonFiniteError", "TargetError", "RuleError", "UnsupportedLayerError",
     "ArgumentError", "ResourceError", "UnsafeFileError", "ImportMismatchError",
 ]

@@ -41,7 +41,7 @@ SoftmaxRule = Literal["centered", "logsumexp"]
 QuadratureRule = Literal["left", "right", "midpoint", "trapezoid", "gauss_legendre"]
 
 #: ``rule`` of integrated gradients: automatic choice, exact walk, adaptive, or a fixed rule.
-IGRule = Literal["auto", "exact", "quad", "left", "right", "midpoint", "trapezoid", "gauss_legendre"]
+IGRule = Literal["auto", "exact", "quad", "piecewise", "left", "right", "midpoint", "trapezoid", "gauss_legendre"]
 
 #: How plotting reduces the channel axis (``refattr.plotting.AGGREGATIONS``).
 Aggregation = Literal["max_abs", "sum_abs", "sum"]

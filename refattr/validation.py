@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import numbers
 import reprlib
 from typing import Any, Callable, TypeVar, cast
@@ -16,10 +17,16 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._typing import Target
-from .errors import ArgumentError, NonFiniteError, ShapeError, TargetError
+from .errors import ArgumentError, NonFiniteError, ResourceError, ShapeError, TargetError
 
-__all__ = ["as_float64", "as_target", "broadcast_baseline", "as_baselines", "pair_with_references",
-           "refuses_baselines", "baselines_refused", "DEFAULT_BASELINE"]
+__all__ = ["as_float64", "as_target", "broadcast_baseline", "as_baselines", "as_reference_sets",
+           "pair_with_references", "refuses_baselines", "baselines_refused", "DEFAULT_BASELINE", "PAIR_ARRAYS"]
+
+#: How many arrays of the paired rows' size (N * K rows of one example each, float64) a reference-based
+#: method holds at once: the inputs and references it pairs, and per-pair results of the same size
+#: (values and multipliers) before the mean over references. The memory check of
+#: :func:`pair_with_references` counts this many.
+PAIR_ARRAYS = 4
 
 
 def as_float64(value: ArrayLike, name: str, *, ndim: int | None = None, min_ndim: int | None = None) -> np.ndarray:
@@ -124,15 +131,69 @@ def broadcast_baseline(baseline: ArrayLike, x: np.ndarray, name: str = "baseline
 
 
 def as_baselines(baseline_samples: ArrayLike, x: np.ndarray) -> np.ndarray:
-    """Return a distribution of K references as an array of shape (K, *example_shape)."""
+    """Return one distribution of K references shared by the batch, as an array (K, *example_shape).
+
+    Per-example sets (N, K, *example_shape) are refused here (by rank, with a message saying so):
+    callers that take them use :func:`as_reference_sets`.
+    """
     arr = as_float64(baseline_samples, "baseline_samples")
     example_shape = x.shape[1:]
     if arr.ndim != len(example_shape) + 1 or arr.shape[1:] != example_shape or arr.shape[0] == 0:
+        per_example = (" (an array with two leading axes is one set per example, (N, K, *example_shape), which "
+                       "deeplift, integrated_gradients and hypothetical_contributions take, and this function does "
+                       "not)" if arr.ndim == len(example_shape) + 2 else "")
         raise ShapeError(
             f"baseline_samples: expected shape (K, {', '.join(map(str, example_shape))}) with K >= 1 "
-            f"(K references of one example's shape), got {arr.shape}"
+            f"(K references of one example's shape), got {arr.shape}{per_example}"
         )
     return arr
+
+
+def as_reference_sets(baseline_samples: ArrayLike, x: np.ndarray) -> np.ndarray:
+    """Return the references of every example as an array (N, K, *example_shape), float64.
+
+    Shapes are read by their rank alone, never by comparing sizes:
+
+    - rank of one example + 1, (K, *example_shape): one set of K references shared by the batch
+      (returned as a read-only broadcast view, nothing copied). An array of x's own shape is
+      read this way too, as N shared references (every example is paired with every row); for
+      one reference per example pass ``baseline=`` instead.
+    - rank of one example + 2, (N, K, *example_shape): one set of K references per example, e.g.
+      K dinucleotide-shuffled copies of each sequence; its first axis must be x's N. With
+      K == N the rank still tells the two readings apart.
+
+    Every example has the same K (K >= 1). Anything else raises a ShapeError saying how the shape
+    was read.
+    """
+    arr = as_float64(baseline_samples, "baseline_samples")
+    n, example_shape = x.shape[0], x.shape[1:]
+    ex = ", ".join(map(str, example_shape))
+    expected = (f"baseline_samples: expected shape (K, {ex}) with K >= 1 (one set of K references shared by the "
+                f"batch) or (N, K, {ex}) = ({n}, K, {ex}) (one set of K references per example), got {arr.shape}")
+    if arr.ndim == len(example_shape) + 1:
+        if arr.shape[1:] != example_shape or arr.shape[0] == 0:
+            raise ShapeError(
+                f"{expected}: it has one axis more than one example {example_shape}, so it is read as one shared "
+                f"set (K, {ex}); "
+                + (f"its trailing axes {arr.shape[1:]} should be the example shape" if arr.shape[1:] != example_shape
+                   else "K is 0")
+            )
+        return np.broadcast_to(arr, (n,) + arr.shape)
+    if arr.ndim == len(example_shape) + 2:
+        if arr.shape[0] != n or arr.shape[2:] != example_shape or arr.shape[1] == 0:
+            found = []
+            if arr.shape[0] != n:
+                found.append(f"its first axis is {arr.shape[0]} but x has N = {n} examples")
+            if arr.shape[2:] != example_shape:
+                found.append(f"its trailing axes {arr.shape[2:]} should be the example shape")
+            if arr.shape[1] == 0:
+                found.append("K is 0")
+            raise ShapeError(
+                f"{expected}: it has two axes more than one example {example_shape}, so it is read as one set "
+                f"per example (N, K, {ex}); {'; '.join(found)}"
+            )
+        return arr
+    raise ShapeError(f"{expected}: its {arr.ndim} axes fit neither reading for examples of shape {example_shape}")
 
 
 def baselines_refused(who: str, seen: str, one: str = "baseline=", samples: str | None = "baseline_samples=",
@@ -205,9 +266,15 @@ def pair_with_references(x: np.ndarray, target: np.ndarray, baseline: ArrayLike,
     """The (input, reference, target) rows a reference-based method attributes.
 
     Returns ``(inputs, references, targets, k)``. With one baseline (``baseline_samples is None``):
-    x, the baseline broadcast to x's shape, target, and k = 1. With K references of shape
-    (K, *example_shape): row n * K + j pairs example n with reference j (example-major), so results
-    of shape (N * K, ...) reduce to the mean over references with ``reshape(N, K, ...).mean(axis=1)``.
+    x, the baseline broadcast to x's shape, target, and k = 1. With ``baseline_samples``, either
+    one set of K references shared by the batch, (K, *example_shape), or one set per example,
+    (N, K, *example_shape) (read by rank, see :func:`as_reference_sets`): row n * K + j pairs
+    example n with its reference j (example-major), so results of shape (N * K, ...) reduce to the
+    mean over references with ``reshape(N, K, ...).mean(axis=1)``.
+
+    Before anything of the pairs' size is allocated, the N * K rows are checked against the
+    machine's memory (:data:`PAIR_ARRAYS` arrays of N * K examples in float64): a ResourceError
+    names the bytes and how to ask for less.
     """
     if baseline_samples is None:
         references = broadcast_baseline(0.0 if baseline is DEFAULT_BASELINE else baseline, x)
@@ -216,28 +283,70 @@ def pair_with_references(x: np.ndarray, target: np.ndarray, baseline: ArrayLike,
     if baseline is not DEFAULT_BASELINE:
         raise ShapeError(
             f"baseline and baseline_samples: pass one of them, got both (baseline={_describe(baseline)}, "
-            f"baseline_samples={_describe(baseline_samples)}); baseline_samples= (K, *example_shape) replaces "
-            f"baseline"
+            f"baseline_samples={_describe(baseline_samples)}); baseline_samples= (K, *example_shape) or "
+            f"(N, K, *example_shape) replaces baseline"
         )
-    refs = as_baselines(baseline_samples, x)
-    k, n = refs.shape[0], x.shape[0]
+    shape = _shape_of(baseline_samples)
+    _check_pair_memory(x, shape)
+    refs = as_reference_sets(baseline_samples, x)
+    n, k = refs.shape[0], refs.shape[1]
     inputs = np.repeat(x, k, axis=0)
-    references = np.ascontiguousarray(np.tile(refs, (n,) + (1,) * (x.ndim - 1)))
-    _check_difference(inputs, references, "baseline_samples", k)
+    references = np.ascontiguousarray(refs.reshape((n * k,) + x.shape[1:]))
+    _check_difference(inputs, references, "baseline_samples", k, per_example=len(shape or ()) == x.ndim + 1)
     return inputs, references, np.repeat(target, k), k
 
 
-def _check_difference(inputs: np.ndarray, references: np.ndarray, name: str, k: int = 1) -> None:
+def _check_pair_memory(x: np.ndarray, shape: tuple[int, ...] | None) -> None:
+    """ResourceError when pairing every example with its K references would not fit in memory.
+
+    Reads only the shape of ``baseline_samples`` (a broadcast view or a lazy array is not copied):
+    K is its first axis for a shared set and its second for per-example sets. Shapes that fit
+    neither reading are left to :func:`as_reference_sets`.
+    """
+    from .network import _format_bytes, memory_bytes     # network imports this module
+
+    ex_rank = x.ndim - 1
+    if shape is None or len(shape) not in (ex_rank + 1, ex_rank + 2):
+        return
+    k = int(shape[len(shape) - ex_rank - 1])
+    n, d = x.shape[0], math.prod(x.shape[1:])
+    needed = PAIR_ARRAYS * 8 * n * k * d        # Python ints: no overflow
+    limit = memory_bytes()
+    if needed <= limit:
+        return
+    fits = max(limit // (PAIR_ARRAYS * 8 * d), 0)
+    raise ResourceError(
+        f"baseline_samples: pairing N = {n} examples with K = {k} references each makes {n * k} (input, "
+        f"reference) rows of {d} values; the pairs and the per-pair results (values, multipliers) need about "
+        f"{_format_bytes(needed)} ({PAIR_ARRAYS} float64 arrays of N * K * {d} values), more than this "
+        f"machine's memory ({_format_bytes(limit)}); ask for at most {fits} rows at a time: fewer references "
+        f"per example, or fewer examples per call (split x, and baseline_samples with it when it is one set "
+        f"per example, and concatenate the results)"
+    )
+
+
+def _shape_of(value: ArrayLike) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(d) for d in np.shape(value))   # reads .shape first: nothing is copied
+    except (ValueError, TypeError):                     # a ragged nested sequence: as_float64 says so
+        return None
+
+
+def _check_difference(inputs: np.ndarray, references: np.ndarray, name: str, k: int = 1,
+                      per_example: bool = False) -> None:
     """NonFiniteError when x - x' overflows although both are finite (e.g. 1e308 - (-1e308)).
 
-    Row r of ``inputs`` is example r // k paired with reference r % k (k = 1: one reference each).
+    Row r of ``inputs`` is example r // k paired with reference r % k (k = 1: one reference each),
+    which is ``baseline_samples[r % k]`` of a shared set, ``baseline_samples[r // k, r % k]`` of
+    per-example sets.
     """
     with np.errstate(over="ignore"):
         delta = inputs - references
     if np.isfinite(delta).all():
         return
     at = tuple(int(i) for i in np.argwhere(~np.isfinite(delta))[0])
-    where = f"example {at[0]}" if k == 1 else f"example {at[0] // k} with baseline_samples[{at[0] % k}]"
+    sample = f"{at[0] // k}, {at[0] % k}" if per_example else f"{at[0] % k}"
+    where = f"example {at[0]}" if k == 1 else f"example {at[0] // k} with baseline_samples[{sample}]"
     raise NonFiniteError(
         f"{name}: x - {name} overflows float64 (largest magnitude {np.finfo(np.float64).max:.3g}) in "
         f"{where}, element {at[1:]}: x = {inputs[at]:.3g}, reference = {references[at]:.3g}; rescale x and "

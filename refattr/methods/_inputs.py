@@ -27,7 +27,8 @@ def several_inputs(method: Callable) -> Callable:
     """Decorate a method ``method(net, x, ...)`` so that it accepts a graph of several inputs:
     ``x`` a tuple of arrays, ``baseline`` a scalar (for every input) or a tuple (one entry per
     input: a scalar, one example's shape, (1, *example_shape) or the batch's shape), and
-    ``baseline_samples`` a tuple of arrays (K, *example_shape_k); ``values`` and ``multipliers``
+    ``baseline_samples`` a tuple of arrays (K, *example_shape_k) or (N, K, *example_shape_k), the same
+    leading axes for every input; ``values`` and ``multipliers``
     come back as tuples in the order of the inputs."""
     signature = inspect.signature(method)
 
@@ -64,7 +65,8 @@ def _pack_samples(net: Graph, samples: Any, shapes: tuple[tuple[int, ...], ...])
     k = len(shapes)
     if not isinstance(samples, (tuple, list)) or len(samples) != k:
         raise ShapeError(f"baseline_samples: this graph has {k} inputs {list(net.inputs)}; pass a tuple of {k} "
-                         f"arrays (K, *example_shape), one per input, with the same K")
+                         f"arrays (K, *example_shape) or (N, K, *example_shape), one per input, with the same "
+                         f"leading axes")
     arrays = [as_float64(s, f"baseline_samples[{i}]") for i, s in enumerate(samples)]
     flat = []
     for i, (arr, shape) in enumerate(zip(arrays, shapes)):

@@ -308,10 +308,14 @@ def deeplift(net: Network, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE,
         Which output t_n = f(x_n)[target_n] to explain; None when the network has one output.
     rule : {"rescale", "reveal_cancel"}
         The rule at element-wise layers.
-    baseline_samples : array_like, shape (K, *example_shape), optional
-        A distribution of K references shared by the batch: the result is the mean of the K
-        attributions (the DeepSHAP construction, Lundberg & Lee 2017), and completeness holds
-        against mean_k t(x) - t(x'_k). ``baselines=`` is refused (see Warnings).
+    baseline_samples : array_like, shape (K, *example_shape) or (N, K, *example_shape), optional
+        K references per example: one set shared by the batch, or one set per example (e.g. K
+        dinucleotide-shuffled copies of each sequence), told apart by rank alone
+        (:func:`~refattr.validation.as_reference_sets`: an array of x's shape is N shared
+        references). The result is the mean of the K attributions (the DeepSHAP construction,
+        Lundberg & Lee 2017), equal to K single-reference calls averaged, and completeness holds
+        against mean_k t(x) - t(x'_k). The N * K pairs are checked against the machine's memory
+        first (ResourceError). ``baselines=`` is refused (see Warnings).
     maxpool_rule : {None, "delta_routing", "gradient"}
         Required when the network has a MaxPool2D layer; checked before anything is computed.
         On a network without max pooling it has nothing to apply to and is not used:
@@ -339,6 +343,8 @@ def deeplift(net: Network, x: ArrayLike, baseline: ArrayLike = DEFAULT_BASELINE,
     ------
     RuleError
         Unknown ``rule`` or ``maxpool_rule``; a MaxPool2D layer with ``maxpool_rule=None``.
+    ResourceError
+        ``baseline_samples`` whose N * K (input, reference) pairs would not fit in memory.
     ShapeError, NonFiniteError, TargetError, UnsupportedLayerError
         As every method; nothing is computed on bad input. NonFiniteError also when a finite
         input overflows: in a layer's output (the message names the layer), in x - baseline, or

@@ -1,0 +1,127 @@
+"""Layer and neuron attributions: completeness where the theory promises it (conductance and the
+layer-space path over a cut, DeepLIFT at every value), the input layer giving input IG, closed
+forms worked out by hand, and central differences for the gradient at a layer.
+"""
+
+import numpy as np
+import pytest
+
+from refattr import Add, Conv2D, Dense, Flatten, Graph, ReLU, Sequential, Tanh, integrated_gradients
+from refattr.errors import ArgumentError
+from refattr.methods.layer_attribution import (layer_conductance, layer_deeplift, layer_gradient_x_activation,
+                                              layer_integrated_gradients)
+from refattr.methods.neuron_attribution import neuron_deeplift, neuron_gradient, neuron_integrated_gradients
+
+
+def resnet_block(rng):
+    def conv(c_out, c_in, k, **kw):
+        return Conv2D(rng.normal(size=(c_out, c_in, k, k)) / np.sqrt(c_in * k * k), rng.normal(size=c_out) * 0.3, **kw)
+
+    return Graph("x", [("c1", conv(4, 2, 3, stride=2, padding=1), "x"), ("r1", ReLU(), "c1"),
+                       ("c2", conv(4, 4, 3, padding=1), "r1"), ("down", conv(4, 2, 1, stride=2), "x"),
+                       ("sum", Add(), ("c2", "down")), ("r2", ReLU(), "sum"), ("f", Flatten(), "r2"),
+                       ("y", Dense(rng.normal(size=(3, 36)) / 6), "f")], input_shape=(2, 6, 6))
+
+
+CUTS = ("x", "sum", "r2", "f", "y")          # every path from x to y crosses these
+
+
+@pytest.fixture
+def block(rng):
+    net = resnet_block(rng)
+    x, b, t = rng.normal(size=(3, 2, 6, 6)), rng.normal(size=(3, 2, 6, 6)) * 0.3, np.array([0, 2, 1])
+    delta = net(x)[np.arange(3), t] - net(b)[np.arange(3), t]
+    return net, x, b, t, delta
+
+
+def test_summation_to_delta_at_every_node_of_a_resnet_block(block):
+    net, x, b, t, delta = block
+    scale = np.max(np.abs(delta))
+    for name in net.value_names():
+        for rule in ("rescale", "reveal_cancel"):
+            gap = layer_deeplift(net, x, name, b, target=t, rule=rule).completeness_gap
+            assert np.max(np.abs(gap)) <= 1e-12 * scale, (name, rule)
+        conductance = layer_conductance(net, x, name, b, target=t)
+        assert conductance.options["cut"] == (name in CUTS)
+        if name in CUTS:
+            assert np.max(np.abs(conductance.completeness_gap)) <= 1e-12 * scale, name
+            layer_path = layer_integrated_gradients(net, x, name, b, target=t, path="layer")
+            assert np.max(np.abs(layer_path.completeness_gap)) <= 1e-12 * scale, name
+    # a cut of two values: the residual branch and the shortcut carry all of Δt together
+    parts = [layer_conductance(net, x, name, b, target=t).values for name in ("c2", "down")]
+    total = sum(p.reshape(3, -1).sum(axis=1) for p in parts)
+    assert np.max(np.abs(total - delta)) <= 1e-12 * scale
+
+
+def test_layer_ig_at_the_input_is_input_ig(block):
+    net, x, b, t, _ = block
+    reference = integrated_gradients(net, x, b, target=t, rule="exact").values
+    for path in ("input", "layer"):
+        values = layer_integrated_gradients(net, x, "x", b, target=t, path=path).values
+        np.testing.assert_allclose(values, reference, rtol=1e-12, atol=1e-14)
+
+
+def test_where_the_layer_is_linear_in_x_captums_layer_ig_is_conductance(rng):
+    # a = W x + c: da/dα = Δa on the whole path, so (a(x) - a(x')) ∫ dt/da dα = ∫ dt/da da/dα dα
+    net = Sequential([Dense(rng.normal(size=(5, 3)), rng.normal(size=5)), ReLU(), Dense(rng.normal(size=(4, 5))),
+                      Tanh(), Dense(rng.normal(size=(2, 4)))])
+    x, b = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    for rule in ("gauss_legendre", "midpoint"):
+        lig = layer_integrated_gradients(net, x, 1, b, target=1, rule=rule, n_steps=40).values
+        cond = layer_conductance(net, x, 1, b, target=1, rule=rule, n_steps=40).values
+        np.testing.assert_allclose(lig, cond, rtol=1e-12, atol=1e-14)
+    # a smooth network (tanh only), a cut, Gauss-Legendre: complete to its quadrature error, which
+    # 64 nodes make negligible on an analytic integrand of this size
+    smooth = Sequential([Dense(rng.normal(size=(5, 3)), rng.normal(size=5)), Tanh(), Dense(rng.normal(size=(2, 5)))])
+    gap = layer_conductance(smooth, x, 2, b, target=1, rule="gauss_legendre", n_steps=64).completeness_gap
+    assert np.max(np.abs(gap)) <= 1e-12
+
+
+def test_closed_forms_by_hand():
+    # y = 3 relu(x1 + x2) at (2, 1) from 0: the hidden neuron carries all of Δy = 9 under every
+    # method; its gradient x activation is relu(3) * 3 = 9
+    net = Sequential([Dense([[1.0, 1.0]]), ReLU(), Dense([[3.0]])])
+    x = np.array([[2.0, 1.0]])
+    for fn in (layer_conductance, layer_integrated_gradients, layer_deeplift):
+        assert fn(net, x, 2).values.item() == pytest.approx(9.0, rel=1e-15)
+    assert layer_gradient_x_activation(net, x, 2).values.item() == 9.0
+    # n = relu(x1 - 2 x2 + 0.5): on the path a (3, 1) from 0 its input a + 0.5 > 0, so the neuron is
+    # linear there with gradient (1, -2): IG = (3, -2), summing to n(x) - n(0) = 1.5 - 0.5
+    net = Graph("x", [("h", Dense([[1.0, -2.0], [0.5, 0.5]], [0.5, -0.25]), "x"), ("a", ReLU(), "h"),
+                      ("y", Dense([[1.0, 1.0]]), "a")])
+    ig = neuron_integrated_gradients(net, np.array([[3.0, 1.0]]), "a", 0)
+    np.testing.assert_array_equal(ig.values, [[3.0, -2.0]])
+    assert ig.completeness_gap.item() == 0.0
+    np.testing.assert_array_equal(neuron_gradient(net, np.array([[3.0, 1.0]]), "a", 0).values, [[1.0, -2.0]])
+    # neuron 1 = relu(0.5 x1 + 0.5 x2 - 0.25) from 0: Δ = 1.75 - 0 (the reference's input is -0.25 <
+    # 0); Rescale's multiplier 1.75 / 2 splits it 0.5 * 3 * 1.75/2 and 0.5 * 1 * 1.75/2
+    dl = neuron_deeplift(net, np.array([[3.0, 1.0]]), "a", (1,))
+    np.testing.assert_allclose(dl.values, [[1.3125, 0.4375]], rtol=1e-15)
+
+
+def test_the_gradient_at_a_layer_against_central_differences(rng):
+    net = Sequential([Dense(rng.normal(size=(4, 3)), rng.normal(size=4)), Tanh(), Dense(rng.normal(size=(3, 4))),
+                      Tanh(), Dense(rng.normal(size=(2, 3)))])
+    x = rng.normal(size=(2, 3))
+    a = net.trace(x).activations[2]
+    above = Sequential(list(net.layers[2:]))
+    h, fd = 1e-6, np.zeros_like(a)
+    for i in range(a.shape[1]):
+        e = np.zeros_like(a)
+        e[:, i] = h
+        fd[:, i] = (above(a + e)[:, 1] - above(a - e)[:, 1]) / (2 * h)
+    np.testing.assert_allclose(layer_gradient_x_activation(net, x, 2, target=1).values, a * fd, rtol=1e-8, atol=1e-10)
+
+
+def test_errors_name_the_problem(block, rng):
+    net, x, b, t, _ = block
+    with pytest.raises(ArgumentError, match=r"'c2' is not a cut of the network"):
+        layer_integrated_gradients(net, x, "c2", b, target=t, path="layer")
+    with pytest.raises(ArgumentError, match=r"'nope' is not a value of the graph"):
+        layer_conductance(net, x, "nope", b, target=t)
+    with pytest.raises(ArgumentError, match=r"path: expected one of \('input', 'layer'\)"):
+        layer_integrated_gradients(net, x, "r2", b, target=t, path="output")
+    with pytest.raises(ArgumentError, match=r"neuron: 99 is out of range; the value has 36 neurons \(shape \(4, 3, 3\)\)"):
+        neuron_gradient(net, x, "r2", 99)
+    with pytest.raises(ArgumentError, match=r"layer: 7 is out of range"):
+        layer_gradient_x_activation(Sequential([Dense(np.ones((1, 2)))]), np.ones((1, 2)), 7)
