@@ -5,8 +5,11 @@ the function that needs it, and a missing one raises an ImportError that says wh
 (``pip install torch==2.13.0 captum==0.9.0 onnx onnxruntime``). ``import refattr`` never imports
 this package.
 
-- :func:`from_torch`, :func:`to_torch` (``torch_model.py``): ``nn.Sequential`` <-> :class:`refattr.Sequential`.
-- :func:`from_onnx` (``onnx_model.py``): a sequential ONNX graph -> :class:`refattr.Sequential`.
+- :func:`from_torch`, :func:`to_torch` (``torch_model.py``): ``nn.Sequential`` <-> :class:`refattr.Sequential`;
+  any other module torch.fx can trace -> :class:`refattr.Graph` (``torch_fx.py``), and a Graph -> a
+  torch module (``torch_graph.py``).
+- :func:`from_onnx` (``onnx_model.py``): an ONNX graph -> :class:`refattr.Sequential` (a chain) or
+  :class:`refattr.Graph`.
 - :func:`compare_captum`, :func:`compare_attributions`, :class:`Report` (``compare.py``): diffs with
   every difference classified as rounding, a documented convention, the peer's approximation
   error, a known peer bug (named with its issue and sized), or unexplained; the report's summary

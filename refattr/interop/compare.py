@@ -772,7 +772,7 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
     if _is_onnx(model):
         # the peer runs a float64 torch copy of the imported network; the import itself is checked
         # against the ONNX runtime
-        onnx_diff, forward_rtol, notes = _source_forward_diff(model, net, x)
+        onnx_diff, forward_rtol, notes = _source_forward_diff(model, net, x, shapes)
         forward_diff = max(forward_diff, onnx_diff)
     report = Report(peer=f"captum {captum.__version__} (torch {torch.__version__})", reference=f"refattr {__version__}",
                     n_examples=x.shape[0], rtol=rtol, forward_max_rel_diff=forward_diff, forward_rtol=forward_rtol,
@@ -952,7 +952,7 @@ def compare_attributions(model: TorchModule | Network | OnnxModel | PathLike | b
         ``baselines=`` is refused with an error that names both of its meanings.
     rule : str, optional
         Narrows the search. integrated_gradients: a refattr rule ("left", "right", "midpoint",
-        "trapezoid", "gauss_legendre"; "exact", "quad" or "auto" for the reference integral) or a
+        "trapezoid", "gauss_legendre"; "exact", "piecewise", "quad" or "auto" for the reference integral) or a
         Captum method ("riemann_right", "gausslegendre", ...); a rule and its Captum counterpart
         are searched together. deeplift: "rescale" (the reference's rule by default) or
         "reveal_cancel". When the narrowed search finds nothing, a note says which other known
@@ -1055,7 +1055,7 @@ def _ig_candidates(net, x, xr, t, rule, n_steps, rtol):
     integrated_gradients = reference_method("integrated_gradients")
     if integrated_gradients is None:
         raise RuleError("method: refattr.methods.integrated_gradients is not available in this version")
-    known = tuple(RULES) + ("exact", "quad", "auto") + cc.CAPTUM_IG_METHODS
+    known = tuple(RULES) + ("exact", "quad", "piecewise", "auto") + cc.CAPTUM_IG_METHODS
     if rule is not None and rule not in known:
         raise RuleError(f"rule: unknown integrated-gradients rule {rule!r}; expected None (search every known one) or "
                         f"one of {known}")
@@ -1092,12 +1092,13 @@ def _ig_candidates(net, x, xr, t, rule, n_steps, rtol):
     for m in cc.CAPTUM_IG_METHODS:
         if n_steps >= (1 if m == "gausslegendre" else 2):
             groups.setdefault(cc.REFATTR_RULE[m], []).append(captum(m))
-    if chosen == "exact":
+    if chosen in ("exact", "piecewise"):
         groups["quad"] = [_simple("approximation", "refattr integrated_gradients(rule='quad') (adaptive quadrature "
                                                    "to rtol 1e-10)",
                                   lambda: integrated_gradients(net, x, xr, target=t, rule="quad").values,
                                   reference.values)]
-    wanted = None if rule is None else {"auto": "quad", "exact": "quad"}.get(rule, cc.REFATTR_RULE.get(rule, rule))
+    wanted = None if rule is None else {"auto": "quad", "exact": "quad", "piecewise": "quad"}.get(
+        rule, cc.REFATTR_RULE.get(rule, rule))
     inside = [c for r, g in groups.items() if wanted in (None, r) for c in g]
     others = [c for r, g in groups.items() if wanted not in (None, r) for c in g]
     return entry, reference.values, inside, others
@@ -1205,8 +1206,9 @@ def _is_onnx(model) -> bool:
     return type(model).__name__ == "ModelProto"
 
 
-def _source_forward_diff(model, net, x) -> tuple[float, float, list[str]]:
-    """(relative difference, tolerance, notes) between the source framework's forward pass and ``net``'s.
+def _source_forward_diff(model, net, x, shapes=None) -> tuple[float, float, list[str]]:
+    """(relative difference, tolerance, notes) between the source framework's forward pass and ``net``'s
+    (``shapes``: the inputs' example shapes when ``net`` and ``x`` are packed from several inputs).
 
     Torch modules run in float64 (tolerance: rounding, FLOAT64_RTOL). ONNX models run in
     onnxruntime (ONNX's reference evaluator where onnxruntime has no float64 kernel) in the
@@ -1222,10 +1224,12 @@ def _source_forward_diff(model, net, x) -> tuple[float, float, list[str]]:
         weights = {init.name for init in proto.graph.initializer}
         data = next(v for v in proto.graph.input if v.name not in weights)   # older exports list weights too
         float64 = data.type.tensor_type.elem_type == 11  # onnx.TensorProto.DOUBLE
-        outputs, engine = onnx_forward(proto, x, return_engine=True)
+        # several inputs: ``net`` and ``x`` are packed (``shapes``), the ONNX model takes a tuple
+        outputs, engine = onnx_forward(proto, x if shapes is None else unpack(x, shapes), return_engine=True)
         notes = [f"the ONNX model ran in {engine}"] if "in batches of" in engine else []
         # a layer whose op the ONNX runtimes compute less precisely declares it (GELU: onnx_runtime_rtol)
-        declared = [registry.info(layer).onnx_runtime_rtol or 0.0 for layer in net.layers]
+        declared = [registry.info(layer).onnx_runtime_rtol or 0.0 for layer in net.layers
+                    if registry.is_registered(layer)]
         return relative_difference(outputs, net(x)), max([FLOAT64_RTOL if float64 else FLOAT32_RTOL, *declared]), notes
     from .torch_model import torch_forward
 

@@ -1,8 +1,11 @@
-"""A sequential ONNX graph -> :class:`refattr.Sequential`.
+"""An ONNX graph -> :class:`refattr.Sequential` (a chain) or :class:`refattr.Graph` (any DAG).
 
 The onnx package reads the graph (``numpy_helper`` for initializers, ``checker.check_node`` for
-each node against its operator schema). :func:`onnx_forward` runs a model in onnxruntime (or
-ONNX's own reference evaluator); :func:`from_onnx` uses it to check every import on a probe batch.
+each node against its operator schema). Every node is mapped, in the graph's order, to a refattr
+layer (joins: Add, Sum, Sub, Mul, Concat), merged into the layer before it (a bias, a
+BatchNormalization), dropped (Identity, Dropout) or read as a pattern of several nodes
+(``_onnx_graph.py``). :func:`onnx_forward` runs a model in onnxruntime (or ONNX's own reference
+evaluator); :func:`from_onnx` uses it to check every import on a probe batch.
 
 Files are read defensively (``_onnx_file.py``): a model's tensors may keep their values in
 external files (``data_location=EXTERNAL``, ONNX's format for models over 2 GB); refattr reads
@@ -24,11 +27,14 @@ from numpy.typing import ArrayLike
 from .._typing import OnnxModel, PathLike
 from ..errors import (ArgumentError, ImportMismatchError, RefattrError, ShapeError, UnsafeFileError,
                       UnsupportedLayerError)
-from ..layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, Swish
+from ..graph import Graph
+from ..layers import (Add, AdaptiveAvgPool1D, Affine, AdaptiveAvgPool2D, AvgPool1D, AvgPool2D, Concat, Conv1D, Conv2D,
+                      Dense, Flatten, MaxPool1D, MaxPool2D, Mul, Reshape)
 from ..layers import registry
-from ..network import Sequential
+from ..network import Network, Sequential
 from . import _batchnorm as batchnorm
 from ._onnx_file import _external_location, _load, require_onnx
+from ._onnx_graph import BATCH, PATTERN_NAMES, UNKNOWN, find_patterns, shape_of
 
 __all__ = ["from_onnx", "onnx_forward", "require_onnx", "supported_onnx"]
 
@@ -36,29 +42,45 @@ __all__ = ["from_onnx", "onnx_forward", "require_onnx", "supported_onnx"]
 #: registered layer names in ``onnx_ops`` is a single element-wise node imported through the
 #: layer's declarations (``onnx_attributes``; :mod:`refattr.layers.registry`).
 SPECIAL_ONNX = {"Gemm": "Gemm (transA=0)", "MatMul": "MatMul with a constant 2-D right operand",
-                "Conv": "Conv (2-D, pads, strides, dilations, group, auto_pad)", "Flatten": "Flatten (axis 1)",
-                "Reshape": "Reshape to (N, -1)", "MaxPool": "MaxPool (2-D, ceil_mode 0, dilations 1)",
-                "AveragePool": "AveragePool (2-D, ceil_mode 0, dilations 1)"}
-#: Ops and patterns that no one registered layer stands for: merged, folded, dropped or refused with a reason.
-MERGED_ONNX = {"Add": "Add of a constant bias after Gemm/MatMul/Conv",
-               "BatchNormalization": "BatchNormalization (inference)", "Identity": "Identity",
-               "Dropout": "Dropout (inference)", "HardSwish": None}
-PATTERNS_ONNX = ("x * Sigmoid(x) and x * Sigmoid(beta * x) (swish)", "Constant")
+                "Conv": "Conv (1-D and 2-D: pads, strides, dilations, group, auto_pad)",
+                "Flatten": "Flatten (axis 1)", "Reshape": "Reshape keeping the batch axis",
+                "Squeeze": "Squeeze / Unsqueeze of axes other than the batch axis", "Unsqueeze": None,
+                "MaxPool": "MaxPool (1-D and 2-D, ceil_mode 0, dilations 1)",
+                "AveragePool": "AveragePool (1-D and 2-D, ceil_mode 0)",
+                "GlobalAveragePool": "GlobalAveragePool (1-D and 2-D)"}
+#: Ops that join computed tensors (or fold a constant into the layer before them).
+JOIN_ONNX = {"Add": "Add of two computed tensors, of a constant bias after Gemm/MatMul/Conv, or of a scalar",
+             "Sum": "Sum of computed tensors", "Sub": "Sub of two computed tensors, or of a scalar",
+             "Mul": "Mul of two computed tensors, or by a scalar", "Div": "Div of a computed tensor by a scalar",
+             "Concat": "Concat (not along the batch axis)"}
+#: Ops that no one registered layer stands for: merged, folded, dropped or refused with a reason.
+MERGED_ONNX = {"BatchNormalization": "BatchNormalization (inference)", "Identity": "Identity",
+               "Dropout": "Dropout (inference)", "HardSwish": None,
+               "Shape": "Shape, Gather, Unsqueeze, Squeeze, Concat and Cast of shapes (x.view(x.size(0), -1))",
+               "Gather": None, "Cast": None}
+PATTERNS_ONNX = (*PATTERN_NAMES, "Constant")
+#: Ops that exist in from_onnx only inside a pattern (PATTERNS_ONNX).
+PATTERN_OPS = ("Erf",)
 
 
 def supported_onnx() -> str:
     """What :func:`from_onnx` imports, read from the layer registry (for messages)."""
-    names = []
+    names, declared = [], set()
     for entry in registry.registered():
         for op in entry.onnx_ops:
+            declared.add(op)
             attributes = ", ".join(entry.onnx_attributes)
-            names.append(SPECIAL_ONNX.get(op, f"{op}({attributes})" if attributes else op))
-    return ", ".join([*names, *(d for d in MERGED_ONNX.values() if d), *PATTERNS_ONNX])
+            names.append(SPECIAL_ONNX.get(op) or (f"{op}({attributes})" if attributes else op))
+    names += [d for op, d in SPECIAL_ONNX.items() if d and op not in declared]
+    return ", ".join([*names, *JOIN_ONNX.values(), *(d for d in MERGED_ONNX.values() if d), *PATTERNS_ONNX])
 
 
 def _imported(op: str) -> bool:
-    """Whether from_onnx reads op type ``op`` (besides Constant and the Mul / Sigmoid of x * Sigmoid(x))."""
-    return op in SPECIAL_ONNX or op in MERGED_ONNX or registry.by_onnx_op(op) is not None
+    """Whether from_onnx reads op type ``op`` on its own (besides Constant and the patterns)."""
+    return (op in SPECIAL_ONNX or op in JOIN_ONNX or op in MERGED_ONNX
+            or registry.by_onnx_op(op) is not None)
+
+
 #: Element types refattr reads from a tensor: real numbers (the weights are converted to float64).
 REAL_TYPES = ("FLOAT", "DOUBLE", "FLOAT16", "BFLOAT16", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16",
               "UINT32", "UINT64", "BOOL")
@@ -125,7 +147,7 @@ def _input_shape(value, declared):
 
 
 class _Walker:
-    """Follows the one dynamic tensor from the graph input to the graph output."""
+    """Reads the graph: its constants, its nodes in order, who reads what, and checks each node."""
 
     def __init__(self, proto, input_shape):
         onnx = require_onnx()
@@ -149,24 +171,46 @@ class _Walker:
             else:
                 self.nodes.append(node)
         self.consumers = defaultdict(list)
+        self.producer = {}
         for node in self.nodes:
             for name in node.input:
                 if name:
                     self.consumers[name].append(node)
-        inputs = [v for v in graph.input if v.name not in self.consts]
-        if len(inputs) != 1 or len(graph.output) != 1:
+            for name in node.output:
+                if name:
+                    self.producer.setdefault(name, node)
+        self.graph_inputs = [v for v in graph.input if v.name not in self.consts]
+        if not self.graph_inputs or len(graph.output) != 1:
             raise UnsupportedLayerError(
-                f"model: expected one graph input and one graph output (a sequential network), got inputs "
-                f"{[v.name for v in inputs]} and outputs {[v.name for v in graph.output]}"
-            )
-        self.input = inputs[0]
-        elem = _dtype_name(self.input.type.tensor_type.elem_type)  # UNDEFINED for a non-tensor input
-        if elem not in INPUT_TYPES:
-            raise UnsupportedLayerError(f"model: graph input {self.input.name!r} has element type {elem}; refattr "
-                                        f"attributes floating-point tensor inputs ({', '.join(INPUT_TYPES)})")
+                f"model: expected one or more graph inputs and one graph output (refattr attributes one output "
+                f"tensor (N, n_outputs)), got inputs {[v.name for v in self.graph_inputs]} and outputs "
+                f"{[v.name for v in graph.output]}")
+        for value in self.graph_inputs:
+            elem = _dtype_name(value.type.tensor_type.elem_type)  # UNDEFINED for a non-tensor input
+            if elem not in INPUT_TYPES:
+                raise UnsupportedLayerError(f"model: graph input {value.name!r} has element type {elem}; refattr "
+                                            f"attributes floating-point tensor inputs ({', '.join(INPUT_TYPES)})")
+        self.input = self.graph_inputs[0]
         self.output = graph.output[0].name
         self.graph_outputs = {v.name for v in graph.output}
-        self.input_shape = _input_shape(self.input, input_shape)
+        if len(self.graph_inputs) == 1:
+            self.input_shapes = [_input_shape(self.input, input_shape)]
+        else:
+            if input_shape is not None and (isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__len__")
+                                            or len(input_shape) != len(self.graph_inputs)):
+                raise ArgumentError(f"input_shape: the model has {len(self.graph_inputs)} graph inputs "
+                                    f"{[v.name for v in self.graph_inputs]}; pass one example shape per input, e.g. "
+                                    f"input_shape=[(4,), (3, 8, 8)], got {input_shape!r}")
+            self.input_shapes = [_input_shape(v, None if input_shape is None else s)
+                                 for v, s in zip(self.graph_inputs, input_shape or [None] * len(self.graph_inputs))]
+        self.input_shape = self.input_shapes[0]
+        self.batch = fixed_batch(proto)
+
+    def opset(self, node) -> int:
+        """The opset version the model imports for the node's domain."""
+        imports = self.schema_context.opset_imports
+        version = imports.get(node.domain or "", None)
+        return imports.get("ai.onnx", 1) if version is None else version
 
     def _constant(self, node):
         if len(node.attribute) != 1:
@@ -229,7 +273,7 @@ class _Walker:
         value = attrs.get(name, default)
         if not (isinstance(value, list) and len(value) == length and all(isinstance(v, int) and v >= minimum
                                                                          for v in value)):
-            self.invalid(node, f"attribute {name}={value!r}; expected {length} integers >= {minimum} (2-D)")
+            self.invalid(node, f"attribute {name}={value!r}; expected {length} integers >= {minimum}")
         return tuple(value)
 
     def float_attr(self, node, attrs, name, default):
@@ -250,7 +294,7 @@ class _Walker:
         int64 tensor (shapes), "b" a boolean."""
         if name not in self.consts:
             self.refuse(node, f"{what} {name!r} is not a constant (initializer or Constant node); refattr "
-                              f"imports sequential graphs, where only one tensor flows from layer to layer")
+                              f"imports weights, biases and shapes that are constants")
         arr = np.asarray(self.consts[name])
         if not (arr.dtype == np.int64 if kind == "int64" else arr.dtype.kind == kind):
             expected = {"f": "a floating-point type", "int64": "int64", "b": "bool"}[kind]
@@ -276,18 +320,21 @@ class _Walker:
             not self.consumers.get(node.output[k]) and node.output[k] not in self.graph_outputs)
 
 
+
 def _spatial_pads(walker, node, attrs, kernel, stride, dilation, shape):
-    """(top, bottom, left, right) from ONNX pads [top, left, bottom, right] or auto_pad."""
+    """Padding per spatial axis as (begin, end) pairs in a row, refattr's order: (left, right) in
+    1-D, (top, bottom, left, right) in 2-D; from ONNX pads [begins..., ends...] or auto_pad."""
+    k = len(kernel)
     auto = attrs.get("auto_pad", "NOTSET")
     if auto in ("NOTSET", ""):
-        pads = walker.ints_attr(node, attrs, "pads", [0, 0, 0, 0], 4, 0)
-        return (pads[0], pads[2], pads[1], pads[3])
+        pads = walker.ints_attr(node, attrs, "pads", [0] * 2 * k, 2 * k, 0)
+        return tuple(p for axis in range(k) for p in (pads[axis], pads[k + axis]))
     if auto == "VALID":
-        return (0, 0, 0, 0)
+        return (0,) * 2 * k
     if auto not in ("SAME_UPPER", "SAME_LOWER"):
         walker.invalid(node, f"attribute auto_pad={auto!r}; expected NOTSET, VALID, SAME_UPPER or SAME_LOWER")
     out = []
-    for axis in range(2):
+    for axis in range(k):
         extent = dilation[axis] * (kernel[axis] - 1) + 1
         if stride[axis] == 1:
             total = extent - 1
@@ -298,77 +345,112 @@ def _spatial_pads(walker, node, attrs, kernel, stride, dilation, shape):
                                     f"graph input does not declare; pass input_shape= to from_onnx")
             total = max((math.ceil(size / stride[axis]) - 1) * stride[axis] + extent - size, 0)
         small, large = total // 2, total - total // 2
-        out.append((small, large) if auto == "SAME_UPPER" else (large, small))
-    return (out[0][0], out[0][1], out[1][0], out[1][1])
+        out += [small, large] if auto == "SAME_UPPER" else [large, small]
+    return tuple(out)
 
 
-def _images(walker, node, shape):
-    """Refuse a 2-D convolution or pooling whose input is known not to be images (C, H, W)."""
-    if shape is not None and len(shape) != 3:
-        walker.refuse(node, f"its input has per-example shape {shape}; 2-D convolution and pooling take "
-                            f"images (C, H, W)")
+#: The layer of each convolution and pooling op by its number of spatial axes (1: sequences
+#: (C, L), 2: images (C, H, W)); ONNX gives the number by the weight's or the kernel's rank.
+SPATIAL = {("Conv", 1): Conv1D, ("Conv", 2): Conv2D, ("MaxPool", 1): MaxPool1D, ("MaxPool", 2): MaxPool2D,
+           ("AveragePool", 1): AvgPool1D, ("AveragePool", 2): AvgPool2D,
+           ("GlobalAveragePool", 1): AdaptiveAvgPool1D, ("GlobalAveragePool", 2): AdaptiveAvgPool2D}
+_SPATIAL_INPUT = {1: "sequences (C, L)", 2: "images (C, H, W)"}
 
 
-def _bias_vector(walker, node, c, n_channels, image):
-    """A constant added after a Dense (image=False) or Conv2D (image=True) as a per-channel vector."""
+def _spatial_input(walker, node, k, shape, given=""):
+    """Refuse a convolution or pooling of ``k`` spatial axes (``given``: what says so) that refattr
+    lacks, or whose input is known to have another rank."""
+    if (node.op_type, k) not in SPATIAL:
+        walker.refuse(node, f"{k}-D {node.op_type}; refattr imports 1-D and 2-D {node.op_type}")
+    if shape is not None and len(shape) != k + 1:
+        walker.refuse(node, f"its input has per-example shape {shape}; {k}-D {node.op_type}{given} takes "
+                            f"{_SPATIAL_INPUT[k]}")
+
+
+def _spatial_layer(walker, node, k, shape, *args, **kwargs):
+    """The layer SPATIAL names for the node's op with ``k`` spatial axes, built from 2-D style
+    arguments (tuples per axis; refattr's 1-D layers take ints)."""
+    _spatial_input(walker, node, k, shape)
+    cls = SPATIAL[node.op_type, k]
+    if k == 1:
+        kwargs = {key: value[0] if key in ("stride", "dilation") else value for key, value in kwargs.items()}
+        args = tuple(a[0] if isinstance(a, tuple) and len(a) == 1 else a for a in args)
+    try:
+        return walker.build(node, cls, *args, **kwargs)
+    except ShapeError as exc:
+        walker.refuse(node, str(exc))
+
+
+def _bias_vector(walker, node, c, n_channels, spatial):
+    """A constant added after a Dense (spatial=0) or a convolution of ``spatial`` axes as a
+    per-channel vector: a scalar, (C,) / (1, C) after a Dense, (C, 1, ...) / (1, C, 1, ...) after a
+    convolution."""
     arr = np.asarray(c, dtype=np.float64)
-    while arr.ndim > 0 and arr.shape[0] == 1 and arr.ndim > (3 if image else 1):
+    while arr.ndim > 0 and arr.shape[0] == 1 and arr.ndim > 1 + spatial:
         arr = arr[0]
     if arr.size == 1:
         return np.full(n_channels, float(arr.reshape(-1)[0]))
-    if image and arr.shape == (n_channels, 1, 1):
+    if arr.shape == (n_channels,) + (1,) * spatial:
         return arr.reshape(-1)
-    if not image and arr.shape == (n_channels,):
-        return arr
-    walker.refuse(node, f"the added constant of shape {np.shape(c)} is not a per-channel bias for "
-                        f"{n_channels} channels" + (" (expected (C, 1, 1) or (1, C, 1, 1))" if image else
-                                                    " (expected (C,) or (1, C))"))
+    expected = ", ".join(["C"] + ["1"] * spatial)
+    walker.refuse(node, f"the added constant of shape {np.shape(c)} is not a per-channel bias for {n_channels} "
+                        f"channels (expected ({expected}) or (1, {expected}))")
 
 
 def _with_bias(layer, extra):
     bias = extra if layer.bias is None else layer.bias + extra
     if isinstance(layer, Dense):
         return Dense(layer.weight, bias)
-    return Conv2D(layer.weight, bias, stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
-                  groups=layer.groups)
+    return type(layer)(layer.weight, bias, stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
+                       groups=layer.groups)
 
 
-def from_onnx(model: OnnxModel | PathLike | bytes, input_shape: Sequence[int] | None = None,
-              check: bool = True) -> Sequential:
-    """Convert a sequential ONNX graph into a :class:`refattr.Sequential`.
+_LINEAR = (Dense, Conv1D, Conv2D)   # what a constant bias and a BatchNormalization fold into
+
+
+def from_onnx(model: OnnxModel | PathLike | bytes,
+              input_shape: Sequence[int] | Sequence[Sequence[int]] | None = None,
+              check: bool = True) -> Network:
+    """Convert an ONNX graph into a :class:`refattr.Sequential` (a chain) or a :class:`refattr.Graph`.
 
     Parameters
     ----------
     model : onnx.ModelProto, path or bytes
         A model whose tensors keep their values in external files (``data_location=EXTERNAL``)
         is read only from its path, and only from files inside the model's folder.
-    input_shape : tuple of int, optional
+    input_shape : tuple of int, or a list of them (one per graph input), optional
         One example's shape. Defaults to what the graph input declares (symbolic sizes unknown).
-        Needed only for ``auto_pad='SAME_*'`` with a stride above 1.
+        Needed for ``auto_pad='SAME_*'`` with a stride above 1, and where a Reshape, Squeeze,
+        Unsqueeze or a BatchNormalization of its own needs sizes the graph does not declare.
     check : bool, default True
         Run the ONNX model (:func:`onnx_forward`) and the imported network on a probe batch and
         raise :class:`~refattr.errors.ImportMismatchError` if they differ beyond rounding. The probe
-        is ``numpy.random.default_rng(0).standard_normal((n, *input_shape))`` with n the graph's
-        fixed batch size, or 2 where the batch size is symbolic. The check is skipped when one
-        example's shape is not known (a symbolic size in the graph input and no ``input_shape``)
-        and for float16 / bfloat16 models, whose own rounding would hide a wrong import.
+        is ``numpy.random.default_rng(0).standard_normal((n, *shape))`` for each graph input in
+        order, with n the graph's fixed batch size, or 2 where the batch size is symbolic. The check
+        is skipped when an example's shape is not known (a symbolic size in a graph input and no
+        ``input_shape``) and for float16 / bfloat16 models, whose own rounding would hide a wrong
+        import.
 
     Returns
     -------
-    Sequential
-        Forward outputs agree with onnxruntime (float64 where it implements the op, else ONNX's
-        reference evaluator) to 1e-12 relative, tested for every supported op; ``Gelu`` to the
-        runtimes' own float32 precision (see Notes).
+    Sequential or Graph
+        A :class:`~refattr.Sequential` when the graph is a chain (one input, each layer reading the
+        one before), else a :class:`~refattr.Graph` whose inputs are the graph inputs in order and
+        whose nodes are named after the ONNX tensors they compute. Forward outputs agree with
+        onnxruntime (float64 where it implements the op, else ONNX's reference evaluator) to 1e-12
+        relative, tested for every supported op; ``Gelu`` to the runtimes' own float32 precision
+        (see Notes).
 
     Raises
     ------
     UnsupportedLayerError
-        For an op, attribute or element type refattr does not model (naming the node, its
-        position in the graph and what is supported): HardSwish (x * relu6(x + 3) / 6 is not
-        swish), ceil_mode=1, pooling dilations other than 1, Gemm transA=1, training-mode
-        BatchNormalization or Dropout, complex or string tensors, and non-sequential graphs (a
-        tensor consumed by two nodes, except the x * Sigmoid(x) pattern; a second dynamic input to
-        a node; several graph inputs or outputs).
+        For an op, attribute or element type refattr does not model, naming the node (its position
+        in the graph, op type and name) and what is supported: HardSwish (x * relu6(x + 3) / 6 is
+        not swish), ceil_mode=1, pooling dilations other than 1, Gemm transA=1, training-mode
+        BatchNormalization or Dropout, Softmax / LogSoftmax below opset 13 (which flatten to 2-D),
+        a reshape, flatten or squeeze that touches the batch axis, a Mul, Div or Add of a constant
+        outside the patterns and biases below, complex or string tensors, and several graph
+        outputs.
     ArgumentError
         For a file that is not a valid ONNX model: empty, truncated or not ONNX at all, rejected
         by ``onnx.checker.check_model``, or with a malformed node (a missing input or attribute,
@@ -385,12 +467,24 @@ def from_onnx(model: OnnxModel | PathLike | bytes, input_shape: Sequence[int] | 
     - Gemm: Y = alpha A B' + beta C with B' = B^T if transB else B; imported as
       Dense(weight=alpha * (B if transB else B^T), bias=beta * C).
     - MatMul(X, B) with B of shape (in, out) is Dense(B^T); a following Add of a constant
-      becomes its bias (likewise an Add after Conv).
+      becomes its bias (likewise an Add after Conv), where nothing else reads the product.
+    - Conv, MaxPool and AveragePool with one spatial axis import as Conv1D, MaxPool1D and
+      AvgPool1D, with two as the 2-D layers; GlobalAveragePool as AdaptiveAvgPool1D(1) or
+      AdaptiveAvgPool2D(1).
     - ONNX pads are [top, left, bottom, right]; refattr's are (top, bottom, left, right).
     - AveragePool's count_include_pad defaults to 0 in ONNX (1 in PyTorch); pooling strides
       default to 1 in ONNX (to the kernel in PyTorch).
-    - BatchNormalization folds into the preceding Gemm/MatMul/Conv, or becomes a diagonal Dense /
-      depthwise 1x1 Conv2D (see :func:`refattr.interop.from_torch`).
+    - Joins: Add and Sum of computed tensors -> Add, Sub -> Add(weights=(1, -1)), Mul -> Mul,
+      Concat -> Concat(axis) (ONNX counts axes as PyTorch does, the batch axis being 0).
+    - BatchNormalization folds into the Gemm/MatMul/Conv before it where nothing else reads that
+      layer's output, as :func:`refattr.interop.from_torch` folds; elsewhere it becomes a
+      diagonal Dense, a depthwise Conv1D of kernel 1 or a depthwise 1x1 Conv2D.
+    - Reshape keeps the batch axis when its first size is 0, the graph's fixed batch size,
+      ``Shape(x)[0]`` (``x.view(x.size(0), -1)`` exported with a dynamic batch axis), or -1 with
+      the other sizes fixed; it imports as Flatten() for (N, -1), else as Reshape.
+    - The patterns torch.onnx.export writes for SiLU, GELU (below opset 20) and Softplus(beta)
+      import as one layer each (listed in ``refattr.interop._onnx_graph``).
+    - Identity and Dropout (inference) vanish: their readers read their input.
     - The check's tolerance: 1e-12 relative (per example, against the largest output) for a
       float64 model, whose runtime evaluates the same float64 products and sums in another
       order; 1e-5 for a float32 model, which the runtime evaluates in float32 (unit roundoff
@@ -405,229 +499,516 @@ def from_onnx(model: OnnxModel | PathLike | bytes, input_shape: Sequence[int] | 
         raise ArgumentError(f"check: expected True or False, got {check!r}")
     proto = _load(model)
     walker = _Walker(proto, input_shape)
-    shape = walker.input_shape
-    current = walker.input.name
-    layers: list = []
-    foldable = False
-    visited = set()
+    net = _Importer(walker).run()
+    if check:
+        _check_import(proto, walker, net)
+    return net
 
-    def emit(layer):
-        nonlocal shape
+
+class _Importer:
+    """Maps the nodes of one ONNX graph, in order, to refattr nodes (name, layer, reads).
+
+    ``values`` maps each computed ONNX tensor to the refattr value holding it (Identity and
+    Dropout add a second name for one value), ``shapes`` holds each refattr value's example shape
+    (None where its rank is unknown), ``made`` the position of the refattr node an ONNX tensor is
+    the direct output of (where a bias or a BatchNormalization may fold), ``vectors`` the shape
+    vectors of Shape / Gather / ... (see ``_onnx_graph``).
+    """
+
+    def __init__(self, walker):
+        self.walker = walker
+        self.values = {v.name: v.name for v in walker.graph_inputs}
+        self.shapes = {v.name: s for v, s in zip(walker.graph_inputs, walker.input_shapes)}
+        self.nodes: list = []
+        self.made: dict = {}
+        self.vectors: dict = {}
+
+    def run(self) -> Network:
+        walker = self.walker
+        patterns, inside = find_patterns(walker)
+        for node in walker.nodes:
+            if id(node) in inside:
+                continue
+            if node.domain not in ("", "ai.onnx"):
+                walker.refuse(node, f"operator domain {node.domain!r}")
+            pattern = patterns.get(id(node))
+            if pattern is not None:
+                for n in pattern.nodes:
+                    walker.validate(n)
+                self.emit(node, walker.build(node, pattern.make), self.tensor(node, pattern.x))
+                continue
+            op = node.op_type
+            if op in PATTERN_OPS:
+                walker.refuse(node, f"{op} is imported only inside a pattern ({'; '.join(PATTERN_NAMES)}), "
+                                    f"and this one is not part of one")
+            if not _imported(op):
+                walker.refuse(node, "no refattr layer computes it")
+            walker.validate(node)
+            dynamic = [name for name in node.input if name in self.values]
+            if not dynamic or op == "Shape":
+                self.shape_arithmetic(node)
+            elif op in JOIN_ONNX:
+                getattr(self, f"op_{op}")(node, walker.attrs(node), dynamic)
+            else:
+                if dynamic != [node.input[0]]:
+                    walker.refuse(node, f"it reads the computed tensors {dynamic}; {op} imports with one computed "
+                                        f"tensor as its first input and constants for the others")
+                handler = getattr(self, f"op_{op}", None) or self.op_registered
+                handler(node, walker.attrs(node), node.input[0])
+        return self.result()
+
+    # values ---------------------------------------------------------------------------------------
+    def tensor(self, node, name):
+        if name not in self.values:
+            self.walker.refuse(node, f"its input {name!r} is not computed from the graph inputs (a constant or an "
+                                     f"unknown name)")
+        return self.values[name]
+
+    def shape(self, name):
+        return self.shapes[self.values[name]]
+
+    def emit(self, node, layer, reads):
+        """Add the refattr node computing the node's first output with ``layer`` from ``reads``."""
+        name = node.output[0]
+        ins = [reads] if isinstance(reads, str) else list(reads)
+        shapes = [self.shapes[r] for r in ins]
         try:
-            shape = layer.output_shape(shape) if shape is not None else None
+            if isinstance(reads, str):
+                shape = None if shapes[0] is None else layer.output_shape(shapes[0])
+            else:
+                shape = layer.output_shape(shapes)
+                if shape is None and all(s is not None and len(s) == len(shapes[0]) for s in shapes):
+                    shape = tuple(d[0] if len(set(d)) == 1 else None for d in zip(*shapes))
         except ShapeError as exc:
-            raise ShapeError(f"{walker.where(node)}: {exc}") from None
-        layers.append(layer)
+            raise ShapeError(f"{self.walker.where(node)}: {exc}") from None
+        self.made[name] = len(self.nodes)
+        self.nodes.append((name, layer, reads))
+        self.values[name] = name
+        self.shapes[name] = shape
 
-    while True:
-        users = [n for n in walker.consumers.get(current, []) if id(n) not in visited]
-        if current == walker.output:
-            if users:
-                raise UnsupportedLayerError(
-                    f"model: the graph output {current!r} is also consumed by {walker.where(users[0])}; "
-                    f"refattr imports sequential graphs only")
-            break
-        if not users:
-            raise UnsupportedLayerError(f"model: tensor {current!r} is consumed by no node and is not the graph "
-                                        f"output {walker.output!r}")
-        if len(users) > 1:
-            swish = _match_swish(walker, current, users)
-            node = users[0]
-            if swish is None:
-                raise UnsupportedLayerError(
-                    f"model: tensor {current!r} feeds {len(users)} nodes ("
-                    + ", ".join(walker.where(u) for u in users)
-                    + "); refattr imports sequential graphs only, where x * Sigmoid(x) (swish) is the one "
-                      "recognised branch")
-            beta, consumed, current = swish
-            for n in consumed:
-                walker.validate(n)
-            visited.update(id(n) for n in consumed)
-            emit(walker.build(node, Swish, beta))
-            foldable = False
-            continue
-        node = users[0]
-        visited.add(id(node))
-        op = node.op_type
-        if node.domain not in ("", "ai.onnx"):
-            walker.refuse(node, f"operator domain {node.domain!r}")
-        if not _imported(op):
-            walker.refuse(node, "no refattr layer computes it")
-        walker.validate(node)
-        a = walker.attrs(node)
-        dynamic = [name for name in node.input if name and name not in walker.consts]
-        if dynamic != [current]:
-            walker.refuse(node, f"it reads the dynamic tensors {dynamic}; refattr imports sequential graphs, "
-                                f"where each node reads one tensor computed by the previous node")
-        if node.input[0] != current and op not in ("Add",):
-            walker.refuse(node, f"the flowing tensor {current!r} is not its first input")
+    def alias(self, node, x):
+        self.values[node.output[0]] = self.values[x]
 
-        if op == "Gemm":
-            walker.inputs(node, 2, 3)
-            if walker.int_attr(node, a, "transA", 0, allowed=(0, 1)):
-                walker.refuse(node, "transA=1 (the batch axis would be transposed)")
-            b = walker.const(node, node.input[1], "B").astype(np.float64)
-            if b.ndim != 2:
-                walker.invalid(node, f"B has shape {b.shape}; Gemm takes a 2-D matrix")
-            weight = b if walker.int_attr(node, a, "transB", 0, allowed=(0, 1)) else b.T
-            alpha, beta = walker.float_attr(node, a, "alpha", 1.0), walker.float_attr(node, a, "beta", 1.0)
-            if alpha != 1.0:
-                weight = alpha * weight
-            bias = None
-            if len(node.input) > 2 and node.input[2]:
-                c = walker.const(node, node.input[2], "C").astype(np.float64)
-                bias = _bias_vector(walker, node, c, weight.shape[0], image=False)
-                if beta != 1.0:
-                    bias = beta * bias
-            emit(walker.build(node, Dense, weight, bias))
-            foldable = True
-        elif op == "MatMul":
-            walker.inputs(node, 2, 2)
-            b = walker.const(node, node.input[1], "the right operand")
-            if b.ndim != 2:
-                walker.refuse(node, f"the right operand has shape {b.shape}; expected a 2-D (in, out) matrix")
-            emit(walker.build(node, Dense, b.astype(np.float64).T))
-            foldable = True
-        elif op == "Add":
-            walker.inputs(node, 2, 2)
-            other = [name for name in node.input if name != current]
-            if len(other) != 1 or not foldable:
+    def folds_into(self, node, x):
+        """The position of the Dense / Conv node whose output ``x`` is and that ``node`` alone reads, else None."""
+        at = self.made.get(x)
+        if at is None or not isinstance(self.nodes[at][1], _LINEAR) or not self.walker.only_consumer_of(x, node):
+            return None
+        return at
+
+    def replace(self, node, at, layer):
+        name, _, reads = self.nodes[at]
+        self.nodes[at] = (name, layer, reads)
+        self.values[node.output[0]] = name
+        self.made[node.output[0]] = at
+
+    # joins ----------------------------------------------------------------------------------------
+    def join(self, node, layer, dynamic):
+        walker = self.walker
+        constant = [name for name in node.input if name and name not in self.values]
+        if constant:
+            walker.refuse(node, f"it joins computed tensors with the constant(s) {constant}; refattr joins "
+                                f"computed tensors only")
+        self.emit(node, walker.build(node, layer), tuple(self.values[name] for name in node.input))
+
+    def op_Add(self, node, a, dynamic):
+        walker = self.walker
+        walker.inputs(node, 2, 2)
+        if len(dynamic) == 2:
+            return self.join(node, Add, dynamic)
+        x, = dynamic
+        at = self.folds_into(node, x)
+        other = node.input[1] if node.input[0] == x else node.input[0]
+        if at is None:
+            c = self.scalar(node, other)
+            if c is None:
                 walker.refuse(node, "Add is supported only as the constant bias of the Gemm, MatMul or Conv "
-                                    "directly before it")
-            c = walker.const(node, other[0], "the added operand")
-            layer = layers[-1]
-            layers[-1] = walker.build(node, _with_bias, layer, _bias_vector(
-                walker, node, c, layer.weight.shape[0], image=isinstance(layer, Conv2D)))
-        elif op == "Conv":
-            walker.inputs(node, 2, 3)
-            _images(walker, node, shape)
-            w = walker.const(node, node.input[1], "the weight").astype(np.float64)
-            if w.ndim != 4:
-                walker.refuse(node, f"weight of shape {w.shape}; only 2-D convolution (a 4-D weight) is supported")
-            kernel = tuple(int(k) for k in w.shape[2:])
-            if "kernel_shape" in a and walker.ints_attr(node, a, "kernel_shape", None, 2, 1) != kernel:
-                walker.invalid(node, f"kernel_shape {a['kernel_shape']} differs from the weight's {kernel}")
-            stride = walker.ints_attr(node, a, "strides", [1, 1], 2, 1)
-            dilation = walker.ints_attr(node, a, "dilations", [1, 1], 2, 1)
-            pads = _spatial_pads(walker, node, a, kernel, stride, dilation, shape)
-            bias = None
-            if len(node.input) > 2 and node.input[2]:
-                bias = walker.const(node, node.input[2], "the bias").astype(np.float64)
-            emit(walker.build(node, Conv2D, w, bias, stride=stride, padding=pads, dilation=dilation,
-                              groups=walker.int_attr(node, a, "group", 1, minimum=1)))
-            foldable = True
-        elif op == "HardSwish":
-            walker.refuse(node, "HardSwish is x * relu6(x + 3) / 6, a piecewise function, not swish")
-        elif op == "Flatten":
-            axis = walker.int_attr(node, a, "axis", 1)
-            rank = None if shape is None else len(shape) + 1
-            if axis != 1 and not (rank is not None and axis + rank == 1):
-                walker.refuse(node, f"axis={axis}; only axis 1 (flatten each example) is supported")
-            emit(Flatten())
-            foldable = False
-        elif op == "Reshape":
-            walker.inputs(node, 2, 2)
+                                    "directly before it (whose output nothing else reads), of a scalar constant, or "
+                                    "of two computed tensors")
+            return self.emit(node, walker.build(node, Affine, 1.0, c), self.values[x])
+        c = walker.const(node, other, "the added operand")
+        layer = self.nodes[at][1]
+        spatial = 0 if isinstance(layer, Dense) else layer.weight.ndim - 2
+        self.replace(node, at, walker.build(node, _with_bias, layer,
+                                            _bias_vector(walker, node, c, layer.weight.shape[0], spatial)))
+
+    def op_Sum(self, node, a, dynamic):
+        if len(node.input) == 1:
+            return self.alias(node, dynamic[0])
+        self.join(node, Add, dynamic)
+
+    def scalar(self, node, name):
+        """The constant operand ``name`` as a float when it holds one number (any shape of size 1), else None."""
+        c = self.walker.const(node, name, "the constant operand")
+        return float(c.reshape(-1)[0]) if c.size == 1 else None
+
+    def with_scalar(self, node, dynamic, what):
+        """(computed input, the scalar, whether the computed input is the first operand)."""
+        x, = dynamic
+        first = node.input[0] == x
+        c = self.scalar(node, node.input[1] if first else node.input[0])
+        if c is None:
+            self.walker.refuse(node, f"{what} by a constant that is not a single number; refattr imports a scalar "
+                                     f"constant (as Affine) or joins two computed tensors (fold a per-channel "
+                                     f"constant into the layer before it)")
+        return x, c, first
+
+    def op_Sub(self, node, a, dynamic):
+        self.walker.inputs(node, 2, 2)
+        if len(dynamic) != 2:
+            x, c, first = self.with_scalar(node, dynamic, "Sub")
+            return self.emit(node, self.walker.build(node, Affine, 1.0, -c) if first
+                             else self.walker.build(node, Affine, -1.0, c), self.values[x])
+        self.join(node, lambda: Add((1.0, -1.0)), dynamic)
+
+    def op_Mul(self, node, a, dynamic):
+        self.walker.inputs(node, 2, 2)
+        if len(dynamic) != 2:
+            x, c, _ = self.with_scalar(node, dynamic, "Mul")
+            return self.emit(node, self.walker.build(node, Affine, c), self.values[x])
+        self.join(node, Mul, dynamic)
+
+    def op_Div(self, node, a, dynamic):
+        self.walker.inputs(node, 2, 2)
+        if len(dynamic) != 1 or dynamic[0] != node.input[0]:
+            self.walker.refuse(node, "Div is imported only as a computed tensor divided by a scalar constant")
+        x, c, _ = self.with_scalar(node, dynamic, "Div")
+        if c == 0.0:
+            self.walker.refuse(node, "Div by the constant 0")
+        self.emit(node, self.walker.build(node, Affine, 1.0 / c), self.values[x])
+
+    def op_Concat(self, node, a, dynamic):
+        axis = self.walker.int_attr(node, a, "axis", None)
+        if len(node.input) == 1:
+            return self.alias(node, dynamic[0])
+        shape = self.shape(dynamic[0])
+        if axis == 0 or (shape is not None and axis == -len(shape) - 1):
+            self.walker.refuse(node, "Concat along axis 0, the batch axis; refattr joins within each example")
+        self.join(node, lambda: Concat(axis), dynamic)
+
+    # layers of one computed input ---------------------------------------------------------------------
+    def op_Gemm(self, node, a, x):
+        walker = self.walker
+        walker.inputs(node, 2, 3)
+        if walker.int_attr(node, a, "transA", 0, allowed=(0, 1)):
+            walker.refuse(node, "transA=1 (the batch axis would be transposed)")
+        b = walker.const(node, node.input[1], "B").astype(np.float64)
+        if b.ndim != 2:
+            walker.invalid(node, f"B has shape {b.shape}; Gemm takes a 2-D matrix")
+        weight = b if walker.int_attr(node, a, "transB", 0, allowed=(0, 1)) else b.T
+        alpha, beta = walker.float_attr(node, a, "alpha", 1.0), walker.float_attr(node, a, "beta", 1.0)
+        if alpha != 1.0:
+            weight = alpha * weight
+        bias = None
+        if len(node.input) > 2 and node.input[2]:
+            c = walker.const(node, node.input[2], "C").astype(np.float64)
+            bias = _bias_vector(walker, node, c, weight.shape[0], 0)
+            if beta != 1.0:
+                bias = beta * bias
+        self.emit(node, walker.build(node, Dense, weight, bias), self.values[x])
+
+    def op_MatMul(self, node, a, x):
+        walker = self.walker
+        walker.inputs(node, 2, 2)
+        b = walker.const(node, node.input[1], "the right operand")
+        if b.ndim != 2:
+            walker.refuse(node, f"the right operand has shape {b.shape}; expected a 2-D (in, out) matrix")
+        self.emit(node, walker.build(node, Dense, b.astype(np.float64).T), self.values[x])
+
+    def op_Conv(self, node, a, x):
+        walker = self.walker
+        walker.inputs(node, 2, 3)
+        w = walker.const(node, node.input[1], "the weight").astype(np.float64)
+        k = w.ndim - 2
+        if k not in (1, 2):
+            walker.refuse(node, f"weight of shape {w.shape}; refattr imports 1-D and 2-D convolution (a 3-D or 4-D "
+                                f"weight)")
+        shape = self.shape(x)
+        _spatial_input(walker, node, k, shape, f" (a weight of shape {w.shape})")
+        kernel = tuple(int(s) for s in w.shape[2:])
+        if "kernel_shape" in a and walker.ints_attr(node, a, "kernel_shape", None, k, 1) != kernel:
+            walker.invalid(node, f"kernel_shape {a['kernel_shape']} differs from the weight's {kernel}")
+        stride = walker.ints_attr(node, a, "strides", [1] * k, k, 1)
+        dilation = walker.ints_attr(node, a, "dilations", [1] * k, k, 1)
+        pads = _spatial_pads(walker, node, a, kernel, stride, dilation, shape)
+        bias = None
+        if len(node.input) > 2 and node.input[2]:
+            bias = walker.const(node, node.input[2], "the bias").astype(np.float64)
+        layer = _spatial_layer(walker, node, k, shape, w, bias, stride=stride, padding=pads, dilation=dilation,
+                               groups=walker.int_attr(node, a, "group", 1, minimum=1))
+        self.emit(node, layer, self.values[x])
+
+    def op_pool(self, node, a, x):
+        walker = self.walker
+        op = node.op_type
+        walker.inputs(node, 1, 1)
+        if not walker.unused(node, 1):
+            walker.refuse(node, "its Indices output is used")
+        if walker.int_attr(node, a, "ceil_mode", 0, allowed=(0, 1)):
+            walker.refuse(node, "ceil_mode=1; refattr pools in floor mode only")
+        if "kernel_shape" not in a:
+            walker.invalid(node, f"the attribute kernel_shape is missing; {op} requires it")
+        k = len(a["kernel_shape"]) if isinstance(a["kernel_shape"], list) else 2
+        if k not in (1, 2):
+            walker.refuse(node, f"kernel_shape={a['kernel_shape']}; refattr imports 1-D and 2-D pooling")
+        shape = self.shape(x)
+        _spatial_input(walker, node, k, shape)
+        kernel = walker.ints_attr(node, a, "kernel_shape", None, k, 1)
+        dilation = walker.ints_attr(node, a, "dilations", [1] * k, k, 1)
+        if dilation != (1,) * k:
+            walker.refuse(node, f"dilations={list(dilation)}; only dilation 1 is supported for pooling")
+        stride = walker.ints_attr(node, a, "strides", [1] * k, k, 1)
+        pads = _spatial_pads(walker, node, a, kernel, stride, dilation, shape)
+        options = {}
+        if op == "AveragePool":
+            options["count_include_pad"] = bool(walker.int_attr(node, a, "count_include_pad", 0, allowed=(0, 1)))
+        self.emit(node, _spatial_layer(walker, node, k, shape, kernel, stride=stride, padding=pads, **options),
+                  self.values[x])
+
+    op_MaxPool = op_AveragePool = op_pool
+
+    def op_GlobalAveragePool(self, node, a, x):
+        shape = self.shape(x)
+        if shape is None:
+            self.walker.refuse(node, "GlobalAveragePool needs its input's rank (sequences or images); pass "
+                                     "input_shape= to from_onnx")
+        self.emit(node, _spatial_layer(self.walker, node, len(shape) - 1, shape, 1), self.values[x])
+
+    def op_BatchNormalization(self, node, a, x):
+        walker = self.walker
+        walker.inputs(node, 5, 5)
+        if walker.int_attr(node, a, "training_mode", 0, allowed=(0, 1)) or not all(
+                walker.unused(node, k) for k in (1, 2)):
+            walker.refuse(node, "training mode (batch statistics); export the model in eval mode")
+        if not walker.int_attr(node, a, "spatial", 1, allowed=(0, 1)):
+            walker.refuse(node, "spatial=0 (per-element statistics)")
+        gamma, beta, mean, var = (walker.const(node, node.input[k], what).astype(np.float64) for k, what in
+                                  zip(range(1, 5), ("scale", "bias", "mean", "variance")))
+        eps = walker.float_attr(node, a, "epsilon", 1e-5)
+        at, shape = self.folds_into(node, x), self.shape(x)
+        channels = self.nodes[at][1].weight.shape[0] if at is not None else None if shape is None else shape[0]
+        if any(p.shape != gamma.shape or p.ndim != 1 for p in (gamma, beta, mean, var)) or (
+                channels is not None and gamma.shape != (channels,)):
+            walker.invalid(node, f"scale, bias, mean and variance have shapes "
+                                 f"{[p.shape for p in (gamma, beta, mean, var)]}; expected one value per channel "
+                                 f"({'C' if channels is None else channels},)")
+        scale, shift = walker.build(node, batchnorm.affine_of, gamma, beta, mean, var, eps)
+        if at is not None:
+            self.replace(node, at, walker.build(node, batchnorm.fold, self.nodes[at][1], scale, shift))
+        elif shape is not None and len(shape) in (1, 2, 3):
+            self.emit(node, walker.build(node, batchnorm.as_layer, scale, shift, len(shape)), self.values[x])
+        else:
+            walker.refuse(node, "a BatchNormalization that does not follow Gemm/MatMul/Conv needs a known input "
+                                "rank (features, sequences or images); pass input_shape= to from_onnx")
+
+    def op_Identity(self, node, a, x):
+        self.walker.inputs(node, 1, 1)
+        self.alias(node, x)
+
+    def op_Dropout(self, node, a, x):
+        walker = self.walker
+        walker.inputs(node, 1, 3)
+        if len(node.input) > 1 and node.input[1]:
+            ratio = walker.const(node, node.input[1], "ratio")
+            if ratio.size != 1:
+                walker.invalid(node, f"ratio has shape {ratio.shape}; expected a scalar")
+        if len(node.input) > 2 and node.input[2]:
+            training = walker.const(node, node.input[2], "training_mode", kind="b")
+            if training.size != 1:
+                walker.invalid(node, f"training_mode has shape {training.shape}; expected a scalar")
+            if bool(training.reshape(-1)[0]):
+                walker.refuse(node, "training_mode is true (random)")
+        if not walker.unused(node, 1):
+            walker.refuse(node, "its mask output is used")
+        self.alias(node, x)
+
+    def op_HardSwish(self, node, a, x):
+        self.walker.refuse(node, "HardSwish is x * relu6(x + 3) / 6, a piecewise function, not swish")
+
+    def op_registered(self, node, a, x):
+        walker = self.walker
+        entry = registry.by_onnx_op(node.op_type)
+        if entry is None:
+            walker.refuse(node, "no refattr layer computes it")
+        walker.inputs(node, 1, 1)
+        if node.op_type in ("Softmax", "LogSoftmax") and walker.opset(node) < 13:
+            walker.refuse(node, f"{node.op_type} at opset {walker.opset(node)}: before opset 13 it flattens each "
+                                f"example to 2-D from its axis on and normalises over all of those values; export "
+                                f"with opset_version >= 13")
+        self.emit(node, walker.build(node, entry.cls, **_declared_arguments(walker, node, a, entry)), self.values[x])
+
+    # reshaping ----------------------------------------------------------------------------------------
+    def op_Flatten(self, node, a, x):
+        axis = self.walker.int_attr(node, a, "axis", 1)
+        shape = self.shape(x)
+        rank = None if shape is None else len(shape) + 1
+        if axis != 1 and not (rank is not None and axis + rank == 1):
+            self.walker.refuse(node, f"axis={axis}; only axis 1 (flatten each example) is supported: other axes "
+                                     f"merge the batch axis with others")
+        self.emit(node, Flatten(), self.values[x])
+
+    def reshape_to(self, node, x, sizes, what):
+        """Emit Flatten() or Reshape(sizes) for an example shape ``sizes`` (ints, -1 at most once)."""
+        if not sizes:
+            self.walker.refuse(node, f"{what} makes each example a scalar; keep at least one axis")
+        layer = Flatten() if tuple(sizes) == (-1,) else self.walker.build(node, Reshape, tuple(sizes))
+        self.emit(node, layer, self.values[x])
+
+    def op_Reshape(self, node, a, x):
+        walker = self.walker
+        walker.inputs(node, 2, 2)
+        if node.input[1] in self.vectors:
+            target = list(self.vectors[node.input[1]].reshape(-1))
+        else:
             spec = walker.const(node, node.input[1], "the shape", kind="int64")
             if spec.ndim != 1:
                 walker.invalid(node, f"the shape tensor has shape {spec.shape}; Reshape takes a 1-D int64 tensor")
             target = [int(v) for v in spec]
-            allowzero = walker.int_attr(node, a, "allowzero", 0, allowed=(0, 1))
-            per_example = None if shape is None or None in shape else int(np.prod(shape))
-            ok = len(target) == 2 and (
-                (target[1] == -1 and (target[0] > 0 or (target[0] == 0 and not allowzero)))
-                or (target[0] == -1 and target[1] > 0 and per_example in (None, target[1])))
-            if not ok:
-                walker.refuse(node, f"Reshape to {target}; only a reshape to (N, -1), (0, -1) or (-1, D) "
-                                    f"(flatten each example) is supported")
-            emit(Flatten())
-            foldable = False
-        elif op in ("MaxPool", "AveragePool"):
-            walker.inputs(node, 1, 1)
-            _images(walker, node, shape)
-            if not walker.unused(node, 1):
-                walker.refuse(node, "its Indices output is used")
-            if walker.int_attr(node, a, "ceil_mode", 0, allowed=(0, 1)):
-                walker.refuse(node, "ceil_mode=1; refattr pools in floor mode only")
-            if "kernel_shape" not in a:
-                walker.invalid(node, f"the attribute kernel_shape is missing; {op} requires it")
-            if isinstance(a["kernel_shape"], list) and len(a["kernel_shape"]) != 2:
-                walker.refuse(node, f"kernel_shape={a['kernel_shape']}; only 2-D pooling is supported")
-            kernel = walker.ints_attr(node, a, "kernel_shape", None, 2, 1)
-            dilation = walker.ints_attr(node, a, "dilations", [1, 1], 2, 1)
-            if dilation != (1, 1):
-                walker.refuse(node, f"dilations={list(dilation)}; only dilation 1 is supported for pooling")
-            stride = walker.ints_attr(node, a, "strides", [1, 1], 2, 1)
-            pads = _spatial_pads(walker, node, a, kernel, stride, dilation, shape)
-            try:
-                if op == "MaxPool":
-                    layer = MaxPool2D(kernel, stride=stride, padding=pads)
-                else:
-                    include = walker.int_attr(node, a, "count_include_pad", 0, allowed=(0, 1))
-                    layer = AvgPool2D(kernel, stride=stride, padding=pads, count_include_pad=bool(include))
-            except ShapeError as exc:
-                walker.refuse(node, str(exc))
-            emit(layer)
-            foldable = False
-        elif op == "BatchNormalization":
-            walker.inputs(node, 5, 5)
-            if walker.int_attr(node, a, "training_mode", 0, allowed=(0, 1)) or not all(
-                    walker.unused(node, k) for k in (1, 2)):
-                walker.refuse(node, "training mode (batch statistics); export the model in eval mode")
-            if not walker.int_attr(node, a, "spatial", 1, allowed=(0, 1)):
-                walker.refuse(node, "spatial=0 (per-element statistics)")
-            gamma, beta, mean, var = (walker.const(node, node.input[k], what).astype(np.float64) for k, what in
-                                      zip(range(1, 5), ("scale", "bias", "mean", "variance")))
-            eps = walker.float_attr(node, a, "epsilon", 1e-5)
-            channels = layers[-1].weight.shape[0] if foldable else None if shape is None else shape[0]
-            if any(p.shape != gamma.shape or p.ndim != 1 for p in (gamma, beta, mean, var)) or (
-                    channels is not None and gamma.shape != (channels,)):
-                walker.invalid(node, f"scale, bias, mean and variance have shapes "
-                                     f"{[p.shape for p in (gamma, beta, mean, var)]}; expected one value per channel "
-                                     f"({'C' if channels is None else channels},)")
-            scale, shift = walker.build(node, batchnorm.affine_of, gamma, beta, mean, var, eps)
-            if foldable:
-                layers[-1] = walker.build(node, batchnorm.fold, layers[-1], scale, shift)
-            elif shape is not None and len(shape) in (1, 3):
-                emit(walker.build(node, batchnorm.as_layer, scale, shift, len(shape)))
-            else:
-                walker.refuse(node, "a BatchNormalization that does not follow Gemm/MatMul/Conv needs a known "
-                                    "input rank (2-D features or 4-D images); pass input_shape= to from_onnx")
-            foldable = True
-        elif op in ("Identity", "Dropout"):
-            walker.inputs(node, 1, 1 if op == "Identity" else 3)
-            if op == "Dropout":
-                if len(node.input) > 1 and node.input[1]:
-                    ratio = walker.const(node, node.input[1], "ratio")
-                    if ratio.size != 1:
-                        walker.invalid(node, f"ratio has shape {ratio.shape}; expected a scalar")
-                if len(node.input) > 2 and node.input[2]:
-                    training = walker.const(node, node.input[2], "training_mode", kind="b")
-                    if training.size != 1:
-                        walker.invalid(node, f"training_mode has shape {training.shape}; expected a scalar")
-                    if bool(training.reshape(-1)[0]):
-                        walker.refuse(node, "training_mode is true (random)")
-                if not walker.unused(node, 1):
-                    walker.refuse(node, "its mask output is used")
-        else:
-            entry = registry.by_onnx_op(op)
-            if entry is None:
-                walker.refuse(node, "no refattr layer computes it")
-            walker.inputs(node, 1, 1)
-            emit(walker.build(node, entry.cls, **_declared_arguments(walker, node, a, entry)))
-            foldable = False
-        current = node.output[0]
+        allowzero = walker.int_attr(node, a, "allowzero", 0, allowed=(0, 1))
+        shape = self.shape(x)
+        per_example = None if shape is None or None in shape else int(np.prod(shape))
+        shown = "[" + ", ".join(map(repr, target)) + "]"
+        rest = target[1:]
+        if shape is not None and not allowzero:     # 0 copies the input's size on that axis
+            rest = [shape[i] if d == 0 and i < len(shape) else d for i, d in enumerate(rest)]
+        if any(d is BATCH or d is UNKNOWN or d is None or (isinstance(d, int) and d < -1) for d in rest) or (
+                0 in rest):
+            walker.refuse(node, f"Reshape to {shown}; refattr reshapes each example to sizes it knows (the batch "
+                                f"size first); pass input_shape= to from_onnx if a size is symbolic")
+        batch = target[0] if target else None
+        keeps = (batch is BATCH or (batch == 0 and not allowzero)
+                 or (walker.batch is not None and batch == walker.batch)
+                 or (batch == -1 and -1 not in rest and per_example is not None
+                     and int(np.prod(rest)) == per_example))
+        if not keeps:
+            walker.refuse(node, f"Reshape to {shown}; refattr keeps the batch axis: its first size must be 0, the "
+                                f"batch size (Shape(x)[0], x.size(0) in torch) or -1 with the other sizes fixed, "
+                                f"e.g. a reshape to (N, -1) flattens each example")
+        self.reshape_to(node, x, rest, f"Reshape to {shown}")
 
-    left = [n for n in walker.nodes if id(n) not in visited]
-    if left:
-        raise UnsupportedLayerError(
-            f"model: {len(left)} node(s) are not on the path from the input to the output (first: "
-            f"{walker.where(left[0])}); refattr imports sequential graphs only")
-    if not layers:
-        raise UnsupportedLayerError("model: the graph has no layers that compute anything")
-    net = Sequential(layers, input_shape=shape_or_none(walker.input_shape))
-    if check:
-        _check_import(proto, walker, net)
-    return net
+    def squeeze_axes(self, node, a):
+        """The axes of a Squeeze / Unsqueeze: its second input from opset 13, an attribute before; None if absent."""
+        walker = self.walker
+        if walker.opset(node) >= 13:
+            walker.inputs(node, 1, 2)
+            if len(node.input) < 2 or not node.input[1]:
+                return None
+            return [int(v) for v in walker.const(node, node.input[1], "axes", kind="int64").reshape(-1)]
+        axes = a.get("axes")
+        if axes is not None and not (isinstance(axes, list) and all(isinstance(v, int) for v in axes)):
+            walker.invalid(node, f"attribute axes={axes!r}; expected integers")
+        return axes
+
+    def op_Squeeze(self, node, a, x):
+        self.resize_axes(node, a, x, squeeze=True)
+
+    def op_Unsqueeze(self, node, a, x):
+        self.resize_axes(node, a, x, squeeze=False)
+
+    def resize_axes(self, node, a, x, squeeze):
+        walker = self.walker
+        axes = self.squeeze_axes(node, a)
+        shape = self.shape(x)
+        if axes is None:
+            walker.refuse(node, f"{node.op_type} without axes (it would also remove a batch axis of size 1); name "
+                                f"the axes")
+        if shape is None or None in shape:
+            walker.refuse(node, f"{node.op_type} needs the example shape, which the graph does not declare; pass "
+                                f"input_shape= to from_onnx")
+        rank = len(shape) + 1 + (0 if squeeze else len(axes))
+        normal = sorted({d + rank if d < 0 else d for d in axes})
+        if len(normal) != len(axes) or any(not 0 <= d < rank for d in normal):
+            walker.invalid(node, f"axes {axes} for a result of rank {rank}")
+        if 0 in normal:
+            walker.refuse(node, f"{node.op_type} of axis 0, the batch axis; refattr keeps it")
+        full = [None, *shape]
+        if squeeze:
+            if any(full[d] != 1 for d in normal):
+                walker.invalid(node, f"Squeeze of axes {axes} whose sizes {[full[d] for d in normal]} are not 1")
+            new = [s for i, s in enumerate(full) if i not in normal]
+        else:
+            new, rest = [], iter(full)
+            for i in range(rank):
+                new.append(1 if i in normal else next(rest))
+        self.reshape_to(node, x, new[1:], node.op_type)
+
+    # shape vectors ------------------------------------------------------------------------------------
+    def shape_arithmetic(self, node):
+        """A node that reads no computed tensor: shape arithmetic (see ``_onnx_graph``) on shape vectors
+        and int constants; anything else is refused."""
+        walker = self.walker
+        op = node.op_type
+        a = walker.attrs(node)
+
+        def vector(name):
+            if name in self.vectors:
+                return self.vectors[name]
+            if name in walker.consts and np.asarray(walker.consts[name]).dtype.kind in "iu":
+                return np.asarray(walker.consts[name]).astype(object)
+            walker.refuse(node, f"{op} of {name!r}, which is neither a computed tensor, a shape nor an int constant; "
+                                f"refattr evaluates constants only as shapes (export with do_constant_folding=True)")
+
+        if op == "Shape" and node.input and node.input[0] in self.values:
+            if self.shape(node.input[0]) is None:
+                walker.refuse(node, "Shape of a tensor whose rank is not known; pass input_shape= to from_onnx")
+            result = shape_of(self.shape(node.input[0]), a)
+        elif op == "Gather" and len(node.input) == 2:
+            if walker.int_attr(node, a, "axis", 0) != 0:
+                walker.refuse(node, "Gather of a shape along an axis other than 0")
+            data, index = vector(node.input[0]), vector(node.input[1])
+            if data.ndim != 1 or any(not -len(data) <= i < len(data) for i in index.reshape(-1)):
+                walker.invalid(node, f"index {index.tolist()} out of range for the shape {data.tolist()}")
+            result = data[index.astype(np.int64)]
+        elif op == "Unsqueeze" and node.input:
+            data = vector(node.input[0])
+            if data.ndim != 0:
+                walker.refuse(node, "Unsqueeze of a shape (a vector); refattr evaluates Unsqueeze of a size")
+            result = data.reshape(1)
+        elif op == "Squeeze" and node.input:
+            data = vector(node.input[0])
+            if data.size != 1:
+                walker.refuse(node, "Squeeze of a shape of several sizes")
+            result = data.reshape(())
+        elif op == "Concat":
+            if walker.int_attr(node, a, "axis", 0) not in (0, -1):
+                walker.refuse(node, "Concat of shapes along an axis other than 0")
+            result = np.concatenate([vector(n).reshape(-1) for n in node.input if n])
+        elif op == "Cast" and node.input:
+            result = vector(node.input[0])
+        else:
+            walker.refuse(node, "it reads no tensor computed from the graph inputs; refattr evaluates constants only "
+                                "as shapes (Shape, Gather, Unsqueeze, Squeeze, Concat, Cast); export with "
+                                "do_constant_folding=True")
+        result = np.asarray(result, dtype=object)
+        items = [int(v) if isinstance(v, (int, np.integer)) else v for v in result.reshape(-1)]
+        if all(isinstance(v, int) for v in items):
+            walker.consts[node.output[0]] = np.array(items, dtype=np.int64).reshape(result.shape)
+        else:
+            self.vectors[node.output[0]] = np.array(items, dtype=object).reshape(result.shape)
+
+    # the network ----------------------------------------------------------------------------------------
+    def result(self) -> Network:
+        walker = self.walker
+        if walker.output not in self.values:
+            raise UnsupportedLayerError(f"model: the graph output {walker.output!r} is not computed from the graph "
+                                        f"inputs (a constant or a shape)")
+        output = self.values[walker.output]
+        needed, nodes = {output}, []
+        for name, layer, reads in reversed(self.nodes):      # the nodes that feed the output
+            if name in needed:
+                nodes.append((name, layer, reads))
+                needed.update((reads,) if isinstance(reads, str) else reads)
+        nodes.reverse()
+        if not nodes:
+            raise UnsupportedLayerError("model: the graph has no layers that compute anything")
+        names = [v.name for v in walker.graph_inputs]
+        chain = len(names) == 1 and all(isinstance(reads, str) and reads == (names[0] if i == 0 else nodes[i - 1][0])
+                                        for i, (_, _, reads) in enumerate(nodes))
+        if chain:
+            return Sequential([layer for _, layer, _ in nodes], input_shape=shape_or_none(walker.input_shape))
+        shapes = [shape_or_none(s) for s in walker.input_shapes]
+        known = None if None in shapes else shapes[0] if len(names) == 1 else tuple(shapes)
+        return Graph(names[0] if len(names) == 1 else tuple(names), nodes, input_shape=known)
 
 
 def _declared_arguments(walker, node, attrs, entry):
@@ -638,10 +1019,7 @@ def _declared_arguments(walker, node, attrs, entry):
     if unread:
         walker.refuse(node, f"attribute(s) {unread}: refattr's {entry.name} reads "
                             f"{sorted(entry.onnx_attributes) or 'no attributes'}")
-    opset = walker.schema_context.opset_imports.get(node.domain or "", None)
-    if opset is None:
-        opset = walker.schema_context.opset_imports.get("ai.onnx", 1)
-    schema = walker.onnx.defs.get_schema(node.op_type, opset, "")
+    schema = walker.onnx.defs.get_schema(node.op_type, walker.opset(node), "")
     arguments = dict(entry.onnx_arguments)
     for attribute, argument in entry.onnx_attributes.items():
         if attribute in attrs:
@@ -659,48 +1037,21 @@ def shape_or_none(shape):
     return None if shape is None or None in shape else shape
 
 
-def _match_swish(walker, x, users):
-    """(beta, consumed nodes, output name) when ``users`` of x form x * Sigmoid(beta * x), else None."""
-    if len(users) != 2:
-        return None
-    for gate_entry, mul in (users, users[::-1]):
-        if mul.op_type != "Mul" or x not in mul.input:
-            continue
-        chain, beta = [gate_entry], 1.0
-        if gate_entry.op_type == "HardSigmoid":
-            walker.refuse(gate_entry, "x * HardSigmoid(x) is HardSwish (x * relu6(x + 3) / 6), not swish")
-        if gate_entry.op_type == "Mul":  # x * beta, then Sigmoid
-            others = [n for n in gate_entry.input if n != x]
-            if len(others) != 1 or others[0] not in walker.consts:
-                continue
-            value = np.asarray(walker.consts[others[0]], dtype=np.float64)
-            if value.size != 1:
-                continue
-            beta = float(value.reshape(-1)[0])
-            scaled = gate_entry.output[0]
-            nxt = walker.consumers.get(scaled, [])
-            if len(nxt) != 1 or nxt[0].op_type != "Sigmoid" or scaled in walker.graph_outputs:
-                continue
-            chain.append(nxt[0])
-        if chain[-1].op_type != "Sigmoid" or chain[-1].input[0] != (x if len(chain) == 1 else chain[0].output[0]):
-            continue
-        gate = chain[-1].output[0]
-        if not walker.only_consumer_of(gate, mul) or sorted(mul.input) != sorted([x, gate]):
-            continue
-        return beta, chain + [mul], mul.output[0]
-    return None
-
-
 def _check_import(proto, walker, net):
     """Raise ImportMismatchError when ``net`` and the ONNX model differ on a probe batch (see from_onnx)."""
     from .compare import FLOAT32_RTOL, FLOAT64_RTOL
 
-    elem = _dtype_name(walker.input.type.tensor_type.elem_type)
-    if net.input_shape is None or elem not in ("FLOAT", "DOUBLE"):
+    elems = {_dtype_name(v.type.tensor_type.elem_type) for v in walker.graph_inputs}
+    shapes = [shape_or_none(s) for s in walker.input_shapes]
+    if None in shapes or not elems <= {"FLOAT", "DOUBLE"}:
         return
-    batch = walker.input.type.tensor_type.shape.dim[0]
-    n = batch.dim_value if batch.HasField("dim_value") else 2
-    x = np.random.default_rng(0).standard_normal((n,) + net.input_shape)
+    n = walker.batch or 2
+    rng = np.random.default_rng(0)
+    xs = tuple(rng.standard_normal((n,) + s) for s in shapes)
+    x = xs[0] if len(xs) == 1 else xs
+    probe = f"default_rng(0).standard_normal({xs[0].shape})" if len(xs) == 1 else \
+        f"default_rng(0).standard_normal of shapes {[a.shape for a in xs]}, in input order"
+    elem = "DOUBLE" if elems == {"DOUBLE"} else "FLOAT"
     rtol = FLOAT64_RTOL if elem == "DOUBLE" else FLOAT32_RTOL
     reason = f"{elem} rounding"
     runtime = {entry.name: entry.onnx_runtime_rtol for entry in map(registry.info, net.layers)
@@ -717,11 +1068,11 @@ def _check_import(proto, walker, net):
         raise ImportMismatchError(f"model: the ONNX model could not be run to check the import "
                                   f"({type(exc).__name__}: {exc}); pass check=False to import it unchecked") from None
     if theirs.size != ours.size:
-        raise ImportMismatchError(f"model: on a probe batch of shape {x.shape} the ONNX model ({engine}) returns "
+        raise ImportMismatchError(f"model: on a probe batch ({probe}) the ONNX model ({engine}) returns "
                                   f"shape {theirs.shape} where the imported network returns shape {ours.shape}")
     theirs = theirs.reshape(ours.shape)
     if not np.all(np.isfinite(theirs)):
-        raise ImportMismatchError(f"model: on a probe batch of shape {x.shape} the ONNX model ({engine}) returns "
+        raise ImportMismatchError(f"model: on a probe batch ({probe}) the ONNX model ({engine}) returns "
                                   f"non-finite values, so the import cannot be checked; pass check=False to import "
                                   f"it unchecked")
     diff = np.max(np.abs(ours - theirs).reshape(n, -1), axis=1)
@@ -730,66 +1081,82 @@ def _check_import(proto, walker, net):
     if diff[worst] > rtol * scale[worst]:
         raise ImportMismatchError(
             f"model: the imported network differs from the ONNX model ({engine}) on a probe batch "
-            f"(default_rng(0).standard_normal({x.shape})): example {worst} differs by {diff[worst]:.3g}, "
+            f"({probe}): example {worst} differs by {diff[worst]:.3g}, "
             f"{diff[worst] / scale[worst] if scale[worst] > 0 else math.inf:.3g} of its largest output, above the "
             f"{rtol:g} that {reason} explains. This is a refattr bug or an op refattr misreads: please "
             f"report it with the model")
 
 
-def onnx_forward(model: OnnxModel | PathLike | bytes, x: ArrayLike,
+def onnx_forward(model: OnnxModel | PathLike | bytes, x: ArrayLike | Sequence[ArrayLike],
                  engine: Literal["auto", "onnxruntime", "reference"] = "auto",
                  return_engine: bool = False) -> np.ndarray | tuple[np.ndarray, str]:
     """Run an ONNX model on x and return its (single) output as float64.
 
-    ``engine``: "onnxruntime", "reference" (``onnx.reference.ReferenceEvaluator``, ONNX's own
-    NumPy implementation of the operator semantics) or "auto": onnxruntime, falling back to the
-    reference evaluator where onnxruntime has no kernel for the model's dtype (onnxruntime's CPU
-    provider implements Conv and AveragePool in float32 only). The input is given in the model's
-    declared element type (float64 for DOUBLE, float32 for FLOAT, float16 for FLOAT16). Graph
-    optimisations are off, so onnxruntime evaluates the graph as written. The model is read as by
-    :func:`from_onnx`: external data only from a path, inside the model's folder. A model whose
-    graph input fixes the batch size (an export with a batch of 1, say) is run on ``x`` in batches
-    of that size, and the engine named ``"onnxruntime, in batches of 1 (...)"``; a batch that is not
-    a multiple of it raises :class:`~refattr.errors.ShapeError`.
+    ``x``: one array for a model of one graph input; for several, a tuple of arrays, one per graph
+    input in order. ``engine``: "onnxruntime", "reference" (``onnx.reference.ReferenceEvaluator``,
+    ONNX's own NumPy implementation of the operator semantics) or "auto": onnxruntime, falling back
+    to the reference evaluator where onnxruntime has no kernel for the model's dtype (onnxruntime's
+    CPU provider implements Conv and AveragePool in float32 only). Each input is given in the
+    model's declared element type (float64 for DOUBLE, float32 for FLOAT, float16 for FLOAT16).
+    Graph optimisations are off, so onnxruntime evaluates the graph as written. The model is read
+    as by :func:`from_onnx`: external data only from a path, inside the model's folder. A model
+    whose graph input fixes the batch size (an export with a batch of 1, say) is run on ``x`` in
+    batches of that size, and the engine named ``"onnxruntime, in batches of 1 (...)"``; a batch
+    that is not a multiple of it raises :class:`~refattr.errors.ShapeError`.
     """
     if engine not in ("auto", "onnxruntime", "reference"):
         raise ArgumentError(f"engine: expected 'auto', 'onnxruntime' or 'reference', got {engine!r}")
     proto = _load(model)
     consts = {v.name for v in proto.graph.initializer}
     inputs = [v for v in proto.graph.input if v.name not in consts]
-    if len(inputs) != 1:
-        raise UnsupportedLayerError(f"model: expected one graph input, got {[v.name for v in inputs]}")
+    if not inputs:
+        raise UnsupportedLayerError("model: the graph has no input")
     dtypes = {"DOUBLE": np.float64, "FLOAT": np.float32, "FLOAT16": np.float16}
-    elem = _dtype_name(inputs[0].type.tensor_type.elem_type)
-    if elem not in dtypes:
-        raise UnsupportedLayerError(f"model: graph input {inputs[0].name!r} has element type {elem}; onnx_forward "
-                                    f"feeds {', '.join(dtypes)} inputs")
-    x = np.ascontiguousarray(x, dtype=dtypes[elem])
+    for value in inputs:
+        elem = _dtype_name(value.type.tensor_type.elem_type)
+        if elem not in dtypes:
+            raise UnsupportedLayerError(f"model: graph input {value.name!r} has element type {elem}; onnx_forward "
+                                        f"feeds {', '.join(dtypes)} inputs")
+    if len(inputs) == 1:
+        xs = [x]
+    elif isinstance(x, (tuple, list)) and len(x) == len(inputs):
+        xs = list(x)
+    else:
+        raise ArgumentError(f"x: the model has {len(inputs)} graph inputs {[v.name for v in inputs]}; pass a tuple "
+                            f"of as many arrays, in that order")
+    xs = [np.ascontiguousarray(a, dtype=dtypes[_dtype_name(v.type.tensor_type.elem_type)])
+          for a, v in zip(xs, inputs)]
+    names = [v.name for v in inputs]
+    sizes = {a.shape[0] if a.ndim else None for a in xs}
+    if len(sizes) != 1:
+        raise ShapeError(f"x: the inputs have batch sizes {[a.shape[0] if a.ndim else None for a in xs]}; every "
+                         f"input needs one example per example of the batch")
+    size = sizes.pop()
     batch = fixed_batch(proto)
-    if batch is None or x.ndim == 0 or x.shape[0] == batch:
-        outs, used = _run(proto, engine, inputs[0].name, [x])
-    elif x.shape[0] % batch:
-        raise ShapeError(f"x: the ONNX model's graph input {inputs[0].name!r} fixes the batch size at {batch}, got a "
-                         f"batch of {x.shape[0]}, not a multiple of it; pass a multiple of {batch} examples, or "
+    if batch is None or size is None or size == batch:
+        outs, used = _run(proto, engine, names, [xs])
+    elif size % batch:
+        raise ShapeError(f"x: the ONNX model's graph input {names[0]!r} fixes the batch size at {batch}, got a "
+                         f"batch of {size}, not a multiple of it; pass a multiple of {batch} examples, or "
                          f"export the model with a dynamic batch axis (torch.onnx.export(..., "
                          f"dynamic_axes={{'input': {{0: 'batch'}}}}))")
     else:
-        outs, used = _run(proto, engine, inputs[0].name, [x[i:i + batch] for i in range(0, x.shape[0], batch)])
+        outs, used = _run(proto, engine, names, [[a[i:i + batch] for a in xs] for i in range(0, size, batch)])
         used += f", in batches of {batch} (the model fixes its batch size)"
     out = np.concatenate(outs)
     return (out, used) if return_engine else out
 
 
 def fixed_batch(proto: OnnxModel) -> int | None:
-    """The batch size the graph input of ``proto`` (an ``onnx.ModelProto``) fixes, or None where it is symbolic."""
+    """The batch size the (first) graph input of ``proto`` (an ``onnx.ModelProto``) fixes, or None where it is symbolic."""
     consts = {v.name for v in proto.graph.initializer}
     data = next((v for v in proto.graph.input if v.name not in consts), None)
     dims = data.type.tensor_type.shape.dim if data is not None else ()
     return int(dims[0].dim_value) if len(dims) and dims[0].HasField("dim_value") else None
 
 
-def _run(proto, engine, name, chunks):
-    """(outputs as float64, one per array of ``chunks`` fed as ``name``; the engine used), see onnx_forward."""
+def _run(proto, engine, names, chunks):
+    """(outputs as float64, one per list of arrays in ``chunks`` fed as ``names``; the engine used), see onnx_forward."""
     if engine in ("auto", "onnxruntime"):
         try:
             import onnxruntime as ort
@@ -798,7 +1165,8 @@ def _run(proto, engine, name, chunks):
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
             options.log_severity_level = 3  # errors only: no notes about unused initializers on stderr
             session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-            return [np.asarray(session.run(None, {name: c})[0], dtype=np.float64) for c in chunks], "onnxruntime"
+            return [np.asarray(session.run(None, dict(zip(names, c)))[0], dtype=np.float64) for c in chunks], \
+                "onnxruntime"
         except ImportError:
             if engine == "onnxruntime":
                 raise ImportError("onnx_forward(engine='onnxruntime') needs onnxruntime: pip install onnxruntime")
@@ -808,4 +1176,5 @@ def _run(proto, engine, name, chunks):
     from onnx.reference import ReferenceEvaluator
 
     evaluator = ReferenceEvaluator(proto)
-    return [np.asarray(evaluator.run(None, {name: c})[0], dtype=np.float64) for c in chunks], "onnx.reference"
+    return [np.asarray(evaluator.run(None, dict(zip(names, c)))[0], dtype=np.float64) for c in chunks], \
+        "onnx.reference"
