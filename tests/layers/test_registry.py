@@ -101,7 +101,7 @@ def test_an_undeclared_custom_layer_never_gets_an_exact_value():
     # The old default (piecewise_linear = True) sent this network to the exact walk, which saw no
     # kink in Abs and returned -2 with error_estimate 0; the true value is 0 (module docstring).
     assert ABS_NET.piecewise_linear is False
-    with pytest.raises(RuleError, match=r"layers\[1\] Abs\(\) does not declare piecewise_linear"):
+    with pytest.raises(RuleError, match=r"needs every layer to declare piecewise_linear; layers\[1\] Abs\(\) does not"):
         integrated_gradients(ABS_NET, [[1.0]], baseline=-1.0, rule="exact")
     auto = integrated_gradients(ABS_NET, [[1.0]], baseline=-1.0)
     assert auto.options["rule"] == "quad"
