@@ -2,7 +2,7 @@
 
 BN(z) = gamma (z - mean) / sqrt(var + eps) + beta = scale * z + shift per channel, with
 scale = gamma / sqrt(var + eps) and shift = beta - mean * scale. It is linear, so it either folds
-into the Dense / Conv2D before it or becomes a linear layer of its own.
+into the Dense / Conv1D / Conv2D before it or becomes a linear layer of its own (an Affine).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ArgumentError, ShapeError
-from ..layers import Conv1D, Conv2D, Dense
+from ..layers import Affine, Dense
 from ..validation import as_float64
 
 __all__ = ["affine_of", "fold", "as_layer"]
@@ -50,14 +50,7 @@ def fold(layer, scale, shift):
                   dilation=layer.dilation, groups=layer.groups)
 
 
-def as_layer(scale, shift, rank: int):
-    """A layer of its own on examples of this rank: a diagonal Dense (1, features (C,)), a depthwise
-    Conv1D of kernel 1 (2, sequences (C, L)) or a depthwise 1x1 Conv2D (3, images (C, H, W)).
-
-    Exact: the off-diagonal products are zeros, so each output is scale_c * z_c + shift_c.
-    """
-    if rank == 3:
-        return Conv2D(scale.reshape(-1, 1, 1, 1), shift, groups=scale.shape[0])
-    if rank == 2:
-        return Conv1D(scale.reshape(-1, 1, 1), shift, groups=scale.shape[0])
-    return Dense(np.diag(scale), shift)
+def as_layer(scale, shift):
+    """A layer of its own: :class:`~refattr.layers.Affine` with one scale and shift per channel, on
+    features (N, C), sequences (N, C, L) or images (N, C, H, W) alike."""
+    return Affine(scale, shift)

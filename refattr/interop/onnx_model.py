@@ -477,8 +477,8 @@ def from_onnx(model: OnnxModel | PathLike | bytes,
     - Joins: Add and Sum of computed tensors -> Add, Sub -> Add(weights=(1, -1)), Mul -> Mul,
       Concat -> Concat(axis) (ONNX counts axes as PyTorch does, the batch axis being 0).
     - BatchNormalization folds into the Gemm/MatMul/Conv before it where nothing else reads that
-      layer's output, as :func:`refattr.interop.from_torch` folds; elsewhere it becomes a
-      diagonal Dense, a depthwise Conv1D of kernel 1 or a depthwise 1x1 Conv2D.
+      layer's output, as :func:`refattr.interop.from_torch` folds; elsewhere it becomes an
+      :class:`~refattr.layers.Affine` with one scale and shift per channel.
     - Reshape keeps the batch axis when its first size is 0, the graph's fixed batch size,
       ``Shape(x)[0]`` (``x.view(x.size(0), -1)`` exported with a dynamic batch axis), or -1 with
       the other sizes fixed; it imports as Flatten() for (N, -1), else as Reshape.
@@ -795,11 +795,8 @@ class _Importer:
         scale, shift = walker.build(node, batchnorm.affine_of, gamma, beta, mean, var, eps)
         if at is not None:
             self.replace(node, at, walker.build(node, batchnorm.fold, self.nodes[at][1], scale, shift))
-        elif shape is not None and len(shape) in (1, 2, 3):
-            self.emit(node, walker.build(node, batchnorm.as_layer, scale, shift, len(shape)), self.values[x])
         else:
-            walker.refuse(node, "a BatchNormalization that does not follow Gemm/MatMul/Conv needs a known input "
-                                "rank (features, sequences or images); pass input_shape= to from_onnx")
+            self.emit(node, walker.build(node, batchnorm.as_layer, scale, shift), self.values[x])
 
     def op_Identity(self, node, a, x):
         self.walker.inputs(node, 1, 1)

@@ -1,9 +1,9 @@
 """A :class:`refattr.Graph` as a float64 ``torch.nn.Module``, to run a peer library (Captum) on it.
 
 Every node of one input becomes the torch module(s) :func:`~refattr.interop.to_torch` writes for
-its layer, kept as a submodule named after the node; the joins, ``Affine`` and ``Reshape`` are
-written as tensor arithmetic in ``forward`` (``+`` with the Add's weights, ``torch.cat``, ``*``,
-``scale * x + shift``, ``reshape``), as
+its layer, kept as a submodule named after the node; the joins and ``Reshape`` are written as
+tensor arithmetic in ``forward`` (``+`` with the Add's weights, ``torch.cat``, ``*``,
+``reshape``), as
 users write them and as torch.fx traces them, so a peer sees them as plain tensor operations (Captum's
 DeepLift hooks modules only: it passes the ordinary gradient through these).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..errors import ArgumentError, UnsupportedLayerError
 from ..graph import Graph
-from ..layers import Add, Affine, Concat, Mul, Reshape
+from ..layers import Add, Concat, Mul, Reshape
 from ..network import Sequential
 
 __all__ = ["graph_to_torch"]
@@ -32,7 +32,7 @@ def graph_to_torch(net: Graph):
         raise ArgumentError(f"net: expected a refattr.Graph, got {type(net).__module__}.{type(net).__name__}")
     modules = {}
     for node in net.nodes:
-        if isinstance(node.layer, (Add, Affine, Concat, Mul, Reshape)):
+        if isinstance(node.layer, (Add, Concat, Mul, Reshape)):
             continue
         try:
             chain = to_torch(Sequential([node.layer]))     # one layer: to_torch never sees the Graph
@@ -64,8 +64,6 @@ def graph_to_torch(net: Graph):
                     out = torch.cat(args, dim=layer.axis)
                 elif isinstance(layer, Mul):
                     out = args[0] * args[1]
-                elif isinstance(layer, Affine):
-                    out = args[0] * layer.scale + layer.shift
                 elif isinstance(layer, Reshape):
                     out = args[0].reshape((args[0].shape[0],) + layer.shape)
                 else:

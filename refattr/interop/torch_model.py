@@ -21,11 +21,12 @@ from numpy.typing import ArrayLike
 
 from .._typing import TorchModule, TorchTensor
 from ..errors import ArgumentError, ImportMismatchError, NonFiniteError, RefattrError, ShapeError, UnsupportedLayerError
-from ..layers import AvgPool1D, AvgPool2D, Conv1D, Conv2D, Dense, MaxPool1D, MaxPool2D
+from ..layers import Affine, AvgPool1D, AvgPool2D, Conv1D, Conv2D, Dense, MaxPool1D, MaxPool2D
 from ..layers import registry
 from ..graph import Graph
 from ..network import Network, Sequential
 from . import _batchnorm as batchnorm
+from . import _torch_affine
 
 __all__ = ["from_torch", "to_torch", "torch_forward", "require_torch", "supported_torch"]
 
@@ -336,8 +337,8 @@ def from_torch(module: TorchModule,
       scale = gamma / sqrt(running_var + eps), shift = beta - running_mean * scale. It is folded
       into the preceding Linear or Conv2d when it directly follows one (Dropout and Identity in
       between are skipped): W' = scale * W, b' = scale * b + shift. Otherwise it becomes its own
-      linear layer: a diagonal Dense (BatchNorm1d on (N, C)) or a depthwise 1x1 Conv2D
-      (BatchNorm2d). Gradients, integrated gradients and DeepLIFT Rescale are the same either
+      linear layer, an :class:`~refattr.layers.Affine` with one scale and shift per channel (on
+      features, sequences or images alike). Gradients, integrated gradients and DeepLIFT Rescale are the same either
       way (BatchNorm is linear); only DeepLIFT RevealCancel, whose positive/negative split happens
       per linear layer, can see the difference between folded and separate.
     - **SiLU** becomes ``Swish(beta=1)``.
@@ -437,8 +438,7 @@ def _convert(module):
                 if foldable:
                     layers[-1] = batchnorm.fold(layers[-1], scale, shift)
                 else:
-                    rank = 3 if kind is nn.BatchNorm2d else _example_rank(layers)
-                    layers.append(batchnorm.as_layer(scale, shift, rank))
+                    layers.append(batchnorm.as_layer(scale, shift))
                 # a second BatchNorm in a row folds into the result as well
                 foldable = True
             elif kind in (nn.Dropout, nn.Dropout1d, nn.Dropout2d):
@@ -446,6 +446,9 @@ def _convert(module):
                     _refuse(path, position, m, "in training mode (random); call model.eval()")
             elif kind is nn.Identity:
                 pass
+            elif kind is _torch_affine.affine_module_class():      # what to_torch writes for an Affine
+                layers.append(_torch_affine.from_module(m))
+                foldable = False
             else:
                 layers.append(_convert_parameter_free(path, position, m))
                 foldable = False
@@ -572,15 +575,6 @@ def _check_import(module, net, input_shape):
         )
 
 
-def _example_rank(layers):
-    """The rank of the examples the layers output (1 when unknown, e.g. no layer yet: a BatchNorm1d
-    first in the network is taken to act on features (N, C), not sequences (N, C, L))."""
-    shape = None
-    for layer in layers:
-        shape = layer.output_shape(shape)
-    return 1 if shape is None else len(shape)
-
-
 def _two(padding):
     """An int, (p,) or (left, right) -> (left, right)."""
     if isinstance(padding, int):
@@ -684,7 +678,9 @@ def to_torch(net: Network) -> TorchModule:
         return torch.from_numpy(np.array(a, dtype=np.float64))
 
     for i, layer in enumerate(net.layers):
-        if isinstance(layer, Dense):
+        if isinstance(layer, Affine):
+            modules.append(_torch_affine.to_module(layer))
+        elif isinstance(layer, Dense):
             lin = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None).double()
             with torch.no_grad():
                 lin.weight.copy_(tensor(layer.weight))

@@ -171,13 +171,29 @@ def test_batchnorm_with_another_reader_stays_a_layer():
     model = _ready(BatchNormTwoReaders())
     net = _check_everything(model, [(3,)])
     bn = net.nodes[[node.name for node in net.nodes].index("bn")].layer
-    # its own diagonal Dense: scale_c = gamma_c / sqrt(var_c + eps), shift_c = beta_c - mean_c scale_c
+    # its own Affine: scale_c = gamma_c / sqrt(var_c + eps), shift_c = beta_c - mean_c scale_c
     m = model.bn
     scale = (m.weight / torch.sqrt(m.running_var + m.eps)).detach().numpy()
-    np.testing.assert_allclose(np.diag(bn.weight), scale, rtol=EXACT_RTOL)
-    np.testing.assert_allclose(bn.bias, (m.bias - m.running_mean * torch.from_numpy(scale)).detach().numpy(),
+    assert isinstance(bn, Affine)
+    np.testing.assert_allclose(bn.scale, scale, rtol=EXACT_RTOL)
+    np.testing.assert_allclose(bn.shift, (m.bias - m.running_mean * torch.from_numpy(scale)).detach().numpy(),
                                rtol=EXACT_RTOL, atol=EXACT_RTOL)
-    assert np.count_nonzero(bn.weight - np.diag(np.diag(bn.weight))) == 0
+
+
+class BatchNormOnSequences(nn.Module):
+    """Conv1d -> ReLU -> BatchNorm1d on (N, C, L): the BatchNorm cannot fold (a ReLU is between)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.fc = nn.Conv1d(4, 3, 3), nn.BatchNorm1d(3), nn.Linear(3 * 6, 2)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.bn(F.relu(self.conv(x))), 1))
+
+
+def test_a_batchnorm1d_on_sequences_stays_a_per_channel_layer():
+    net = _check_everything(_ready(BatchNormOnSequences()), [(4, 8)])
+    assert any(isinstance(node.layer, Affine) and node.layer.scale.shape == (3,) for node in net.nodes)
 
 
 class Inception(nn.Module):

@@ -294,7 +294,7 @@ def test_every_registered_layer_round_trips_through_torch(entry):
     rng = np.random.default_rng(7)
     if entry.joins:
         return      # joins are torch functions, exported with the graph they sit in
-    if not entry.torch_modules:
+    if not entry.torch_modules and entry.name != "Affine":     # Affine exports as refattr's own module
         layer = entry.cls.random(rng, (2, 6, 6))
         with pytest.raises(UnsupportedLayerError, match="has no PyTorch equivalent"):
             to_torch(Sequential([layer, Flatten(), Dense(np.ones((1, int(np.prod(layer.output_shape((2, 6, 6)))))))]))
