@@ -14,6 +14,9 @@ this package.
   every difference classified as rounding, a documented convention, the peer's approximation
   error, a known peer bug (named with its issue and sized), or unexplained; the report's summary
   says whether the peer's results are correct.
+- :func:`compare_captum_layer` (``compare_layers.py``): Captum's layer and neuron methods
+  (LayerIntegratedGradients, LayerConductance, LayerGradientXActivation, NeuronGradient,
+  NeuronIntegratedGradients) against refattr's, with the same classification.
 - ``captum_conventions.py``: Captum's conventions reproduced with refattr's own gradients and
   layers, so that a diff can tell "different convention" from "numerical error". refattr's
   reference results never imitate them.
@@ -26,8 +29,9 @@ from .compare import (
     compare_attributions as compare_attributions,
     compare_captum as compare_captum,
 )
+from .compare_layers import compare_captum_layer as compare_captum_layer
 from .onnx_model import from_onnx as from_onnx, onnx_forward as onnx_forward
 from .torch_model import from_torch as from_torch, to_torch as to_torch, torch_forward as torch_forward
 
-__all__ = ["from_torch", "to_torch", "torch_forward", "from_onnx", "onnx_forward", "compare_captum",
+__all__ = ["from_torch", "to_torch", "torch_forward", "from_onnx", "onnx_forward", "compare_captum", "compare_captum_layer",
            "compare_attributions", "Report", "MethodComparison", "Cause"]

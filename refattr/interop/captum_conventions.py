@@ -490,3 +490,43 @@ def captum_deeplift_shap(net, x, baseline_samples, target=None, **options) -> np
     refs = np.tile(bs, (x.shape[0],) + (1,) * (x.ndim - 1))
     values = captum_deeplift(net, inputs, refs, np.repeat(t, k), **options)
     return values.reshape((x.shape[0], k) + x.shape[1:]).mean(axis=1)
+
+
+def _layer_at(net, points, t, v):
+    """(value v, dt/dv) at the rows ``points`` (one target each)."""
+    from ..methods._values import gradient_at
+
+    trace = net.trace(points)
+    return trace.activations[v], gradient_at(net, trace, v, one_hot(t, trace.activations[-1].shape[1]))
+
+
+def captum_layer_integrated_gradients(net, x, baseline, target, v, method="gausslegendre", n_steps=50,
+                                      float32=True) -> np.ndarray:
+    """Captum's ``LayerIntegratedGradients(model, layer).attribute(x, baseline, target)`` at value
+    ``v`` (``attribute_to_layer_input=False``): (a(x) - a(x')) * sum_k w_k dt/da(x' + a_k (x - x')),
+    with Captum's nodes and weights (:func:`captum_ig_quadrature`; float32 weights)."""
+    x, t = prepare(net, x, target)
+    xr = broadcast_baseline(baseline, x)
+    nodes, weights = captum_ig_quadrature(method, n_steps, float32=float32)
+    total = None
+    for a, w in zip(nodes, weights):
+        _, g = _layer_at(net, xr + a * (x - xr), t, v)
+        total = g * w if total is None else total + g * w
+    a_x, a_ref = net.trace(x).activations[v], net.trace(xr).activations[v]
+    return (a_x - a_ref) * total
+
+
+def captum_layer_conductance(net, x, baseline, target, v, n_steps=50) -> np.ndarray:
+    """Captum's ``LayerConductance(model, layer).attribute(x, baseline, target, n_steps)`` at value
+    ``v`` (method "gausslegendre", its default): with alphas the n_steps + 1 Gauss-Legendre nodes
+    on (0, 1) (float64), sum_{k < n_steps} dt/da(alpha_k) * (a(alpha_{k+1}) - a(alpha_k)), a left
+    Riemann-Stieltjes sum over those nodes (``captum/attr/_core/layer/layer_conductance.py``): the
+    step weights are not used, and the path before the first node and after the last is left out."""
+    x, t = prepare(net, x, target)
+    xr = broadcast_baseline(baseline, x)
+    alphas = 0.5 * (1 + np.polynomial.legendre.leggauss(n_steps + 1)[0])
+    evals = [_layer_at(net, xr + a * (x - xr), t, v) for a in alphas]
+    total = np.zeros_like(evals[0][0])
+    for k in range(n_steps):
+        total += (evals[k + 1][0] - evals[k][0]) * evals[k][1]
+    return total

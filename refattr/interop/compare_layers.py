@@ -1,0 +1,192 @@
+"""Captum's layer and neuron methods against refattr's: ``compare_captum_layer``.
+
+The layer is named on refattr's side (a node name of the network, as :func:`~refattr.interop.from_torch`
+names a traced module's calls, or a value number); the torch submodule Captum attributes to is the
+one that computes that value. Every difference is classified as :func:`~refattr.interop.compare_captum`
+classifies them (rounding, a documented convention, the peer's approximation error, a known bug,
+unexplained), with Captum's computation reproduced in float64 in
+:mod:`refattr.interop.captum_conventions`.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any, Iterable
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .. import __version__
+from .._typing import Target, TorchModule
+from ..errors import ArgumentError, RuleError
+from ..graph import Graph
+from ..methods._common import prepare
+from ..methods._values import network_below, value_index
+from ..methods.layer_attribution import layer_conductance, layer_gradient_x_activation, layer_integrated_gradients
+from ..methods.neuron_attribution import neuron_gradient, neuron_integrated_gradients
+from ..network import Network, Sequential
+from ..validation import broadcast_baseline
+from . import captum_conventions as cc
+from .compare import (FLOAT64_RTOL, Cause, MethodComparison, Report, _check_rtol, _classify, _load_captum, _numpy,
+                      relative_difference)
+
+__all__ = ["compare_captum_layer", "LAYER_METHODS", "NEURON_METHODS"]
+
+LAYER_METHODS = ("LayerIntegratedGradients", "LayerConductance", "LayerGradientXActivation")
+NEURON_METHODS = ("NeuronGradient", "NeuronIntegratedGradients")
+
+
+def _models(model):
+    """(refattr Graph, float64 torch module, node name -> torch submodule)."""
+    from .torch_graph import graph_to_torch
+    from .torch_model import require_torch
+
+    torch = require_torch()
+    if isinstance(model, Network):
+        net = Graph.from_sequential(model) if isinstance(model, Sequential) else model
+        peer = graph_to_torch(net)
+        return net, peer, {name: module for name, module in peer.nodes.items()}
+    if not isinstance(model, torch.nn.Module):
+        raise ArgumentError(f"model: expected a refattr network or a torch.nn.Module, got {type(model).__name__}")
+    from .torch_fx import _trace, from_traced
+
+    peer = copy.deepcopy(model).double().eval()
+    net = from_traced(model)
+    modules = {}
+    for node in _trace(model).nodes:
+        if node.op == "call_module":
+            modules[node.name] = peer.get_submodule(node.target)
+    return net, peer, modules
+
+
+def _submodule(net, modules, v):
+    names = net.value_names()
+    name = names[v]
+    module = modules.get(name)
+    if module is None:
+        raise ArgumentError(f"layer: {name!r} is not computed by a module of the torch model (a function or operator "
+                            f"in forward, a join, or a layer folded with the BatchNorm after it), so Captum's layer "
+                            f"methods cannot attribute to it; choose a value a module computes: "
+                            f"{sorted(n for n in names if n in modules)}")
+    return module
+
+
+def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer: Any, baseline: ArrayLike = 0.0,
+                         targets: Target = None, *, neuron: Any = None, methods: Iterable[str] | None = None,
+                         n_steps: int = 50, rtol: float = FLOAT64_RTOL) -> Report:
+    """Run Captum's layer (and, with ``neuron``, neuron) methods and refattr's on the same model.
+
+    Parameters
+    ----------
+    model : refattr Sequential or Graph, or a torch.nn.Module that torch.fx can trace
+    layer : str or int
+        The value attributed to: a node name (a traced module's call, e.g. ``"layer1_0_relu"``) or a
+        value number; a value no module computes (a join, a function) is refused by name.
+    neuron : int or tuple, optional
+        For the neuron methods: the neuron of ``layer`` (a tuple indexing one example's value).
+    methods : iterable of str, optional
+        Some of :data:`LAYER_METHODS` and :data:`NEURON_METHODS` (default: the layer methods, and the
+        neuron methods when ``neuron`` is given).
+
+    Returns
+    -------
+    Report
+        References: :func:`~refattr.methods.layer_attribution.layer_integrated_gradients`
+        (Captum's path in the input space, exact on piecewise-linear networks),
+        :func:`~refattr.methods.layer_attribution.layer_conductance` (exact),
+        :func:`~refattr.methods.layer_attribution.layer_gradient_x_activation`, and the neuron methods.
+        Conventions named: Captum's float32 step weights; LayerConductance's sum over its
+        Gauss-Legendre nodes without the weights, which leaves out the path before the first node and
+        after the last (an approximation that does not converge like the rule's own order).
+    """
+    rtol = _check_rtol(rtol)
+    captum, cattr = _load_captum()
+    from .torch_model import require_torch
+
+    torch = require_torch()
+    net, peer, modules = _models(model)
+    inputs, baseline = _numpy(inputs), _numpy(baseline)
+    x, t = prepare(net, inputs, targets, name="inputs")
+    xr = broadcast_baseline(baseline, x)
+    v = value_index(net, layer)
+    module = _submodule(net, modules, v)
+    chosen = list(methods) if methods is not None else list(LAYER_METHODS) + (list(NEURON_METHODS) if neuron is not
+                                                                              None else [])
+    unknown = [m for m in chosen if m not in LAYER_METHODS + NEURON_METHODS]
+    if unknown:
+        raise RuleError(f"methods: unknown {unknown}; expected some of {LAYER_METHODS + NEURON_METHODS}")
+    if neuron is None and any(m in NEURON_METHODS for m in chosen):
+        raise ArgumentError("neuron: the neuron methods need a neuron of the layer (an int or a tuple index)")
+    n_out = net(x).shape[1]
+    torch_target = None if targets is None and n_out == 1 else torch.from_numpy(t)
+    tx = torch.from_numpy(x.copy()).requires_grad_()
+    tb = torch.from_numpy(xr.copy())
+    report = Report(peer=f"captum {captum.__version__} (torch {torch.__version__})", reference=f"refattr {__version__}",
+                    n_examples=x.shape[0], rtol=rtol, forward_max_rel_diff=None, forward_rtol=None, notes=[],
+                    peer_label="Captum's")
+    name = f"captum {captum.__version__}"
+
+    def peer_run(fn):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = fn()
+        return out.detach().cpu().numpy().astype(np.float64)
+
+    selector = None if neuron is None else (neuron if isinstance(neuron, tuple) else tuple(
+        int(i) for i in np.unravel_index(int(neuron), net.trace(x[:1]).activations[v].shape[1:])))
+    for method in chosen:
+        entry = MethodComparison(f"{method}[{net.value_names()[v]}]", name, "", "agree")
+        if method == "LayerGradientXActivation":
+            entry.reference = "refattr layer_gradient_x_activation"
+            peer_values = peer_run(lambda: cattr.LayerGradientXActivation(peer, module).attribute(tx, target=torch_target))
+            _classify(entry, peer_values, layer_gradient_x_activation(net, x, v, t).values, None, [], rtol, "")
+        elif method == "LayerIntegratedGradients":
+            ref = layer_integrated_gradients(net, x, v, xr, target=t, rule="auto")
+            entry.reference = f"refattr layer_integrated_gradients(path='input', rule={ref.options['rule']!r})"
+            peer_values = peer_run(lambda: cattr.LayerIntegratedGradients(peer, module).attribute(
+                tx, tb, target=torch_target, n_steps=n_steps))
+            reproduction = cc.captum_layer_integrated_gradients(net, x, xr, t, v, n_steps=n_steps)
+            float64 = cc.captum_layer_integrated_gradients(net, x, xr, t, v, n_steps=n_steps, float32=False)
+            components = [
+                Cause("convention", "Captum rounds the step weights to float32 (torch default dtype), even for "
+                                    "float64 inputs", relative_difference(reproduction, float64)),
+                Cause("approximation", f"gausslegendre with {n_steps} steps vs the reference integral",
+                      relative_difference(float64, ref.values))]
+            _classify(entry, peer_values, ref.values, reproduction, components, rtol,
+                      "Captum's LayerIntegratedGradients")
+        elif method == "LayerConductance":
+            ref = layer_conductance(net, x, v, xr, target=t, rule="auto", n_steps=max(n_steps, 64))
+            entry.reference = f"refattr layer_conductance(rule={ref.options['rule']!r})"
+            peer_values = peer_run(lambda: cattr.LayerConductance(peer, module).attribute(
+                tx, tb, target=torch_target, n_steps=n_steps))
+            reproduction = cc.captum_layer_conductance(net, x, xr, t, v, n_steps=n_steps)
+            components = [Cause("approximation", f"Captum's LayerConductance sums dt/da times the layer's change "
+                                                 f"between consecutive Gauss-Legendre nodes ({n_steps + 1} nodes, "
+                                                 f"their weights unused): it leaves out the path before the first "
+                                                 f"node and after the last", relative_difference(reproduction,
+                                                                                                  ref.values))]
+            _classify(entry, peer_values, ref.values, reproduction, components, rtol,
+                      "Captum's LayerConductance")
+        elif method == "NeuronGradient":
+            entry.reference = "refattr neuron_gradient"
+            peer_values = peer_run(lambda: cattr.NeuronGradient(peer, module).attribute(tx, selector))
+            _classify(entry, peer_values, neuron_gradient(net, x, v, neuron).values, None, [], rtol, "")
+        else:
+            ref = neuron_integrated_gradients(net, x, v, neuron, xr)
+            entry.reference = f"refattr neuron_integrated_gradients(rule={ref.options.get('rule')!r})"
+            peer_values = peer_run(lambda: cattr.NeuronIntegratedGradients(peer, module).attribute(
+                tx, selector, tb, n_steps=n_steps))
+            below = network_below(net, v)
+            index = int(np.ravel_multi_index(selector, net.trace(x[:1]).activations[v].shape[1:]))
+            reproduction = cc.captum_integrated_gradients(below, x, xr, index, "gausslegendre", n_steps)
+            float64 = cc.captum_integrated_gradients(below, x, xr, index, "gausslegendre", n_steps, float32=False)
+            components = [
+                Cause("convention", "Captum rounds the step weights to float32 (torch default dtype), even for "
+                                    "float64 inputs", relative_difference(reproduction, float64)),
+                Cause("approximation", f"gausslegendre with {n_steps} steps vs the reference integral",
+                      relative_difference(float64, ref.values))]
+            _classify(entry, peer_values, ref.values, reproduction, components, rtol,
+                      "Captum's NeuronIntegratedGradients")
+        report.entries.append(entry)
+    return report

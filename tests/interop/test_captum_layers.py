@@ -1,0 +1,81 @@
+"""Captum's layer and neuron methods against refattr's (compare_captum_layer): each of Captum's results
+is reproduced to rounding in the comparison layer, and what separates it from refattr's reference is
+named and sized; LayerConductance's left-out ends are shown against its own completeness.
+"""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("captum")
+
+from refattr import Add, Conv2D, Dense, Flatten, Graph, ReLU, layer_conductance  # noqa: E402
+from refattr.errors import ArgumentError  # noqa: E402
+from refattr.interop.compare_layers import compare_captum_layer  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def block(rng):
+    def conv(c_out, c_in, k, **kw):
+        return Conv2D(rng.normal(size=(c_out, c_in, k, k)) / np.sqrt(c_in * k * k), rng.normal(size=c_out) * 0.3, **kw)
+
+    return Graph("x", [("c1", conv(4, 2, 3, stride=2, padding=1), "x"), ("r1", ReLU(), "c1"),
+                       ("c2", conv(4, 4, 3, padding=1), "r1"), ("down", conv(4, 2, 1, stride=2), "x"),
+                       ("sum", Add(), ("c2", "down")), ("r2", ReLU(), "sum"), ("f", Flatten(), "r2"),
+                       ("y", Dense(rng.normal(size=(3, 36)) / 6), "f")], input_shape=(2, 6, 6))
+
+
+def matched(entry):
+    return [c for c in entry.causes if c.description.startswith("peer vs")]
+
+
+def test_every_layer_and_neuron_method_is_reproduced_on_a_resnet_block(rng):
+    net = block(rng)
+    x, b, t = rng.normal(size=(2, 2, 6, 6)), rng.normal(size=(2, 2, 6, 6)) * 0.3, np.array([0, 2])
+    report = compare_captum_layer(net, x, "r2", b, targets=t, neuron=(1, 0, 2))
+    assert report.all_explained and report.peer_correct, report.table()
+    for entry in report.entries:
+        if entry.verdict != "agree":
+            assert matched(entry)[0].kind == "rounding" and matched(entry)[0].size < 1e-12, entry
+    assert {e.method.split("[")[0]: e.verdict for e in report.entries}["LayerGradientXActivation"] == "agree"
+
+
+def test_captums_layer_conductance_leaves_out_the_ends_of_the_path(rng):
+    # Over a cut (r2: every path crosses it) conductance sums to t(x) - t(x'); refattr's exact sum
+    # does, Captum's misses the pieces of the path before its first node and after its last
+    net = block(rng)
+    x, b, t = rng.normal(size=(2, 2, 6, 6)), rng.normal(size=(2, 2, 6, 6)) * 0.3, np.array([0, 2])
+    peer = torch.from_numpy(x).requires_grad_()
+    from refattr.interop.torch_graph import graph_to_torch
+    import captum.attr as cattr
+    model = graph_to_torch(net)
+    theirs = cattr.LayerConductance(model, model.nodes["r2"]).attribute(
+        peer, torch.from_numpy(b), target=torch.from_numpy(t), n_steps=50).detach().numpy()
+    delta = net(x)[np.arange(2), t] - net(b)[np.arange(2), t]
+    ours = layer_conductance(net, x, "r2", b, target=t)
+    assert np.max(np.abs(ours.completeness_gap)) <= 1e-12 * np.max(np.abs(delta))
+    assert np.max(np.abs(theirs.reshape(2, -1).sum(axis=1) - delta)) > 1e-6 * np.max(np.abs(delta))
+    entry = compare_captum_layer(net, x, "r2", b, targets=t, methods=["LayerConductance"]).entries[0]
+    assert entry.verdict == "approximation"
+    assert any(c.kind == "approximation" and "leaves out the path" in c.description for c in entry.causes)
+
+
+class Traced(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = torch.nn.Linear(3, 5), torch.nn.ReLU(), torch.nn.Linear(5, 2)
+
+    def forward(self, x):
+        h = self.act(self.fc1(x))
+        return self.fc2(h + 0.5 * h)
+
+
+def test_a_traced_torch_module_by_node_name_and_a_join_refused():
+    torch.manual_seed(0)
+    model = Traced().double().eval()
+    x = np.random.default_rng(3).normal(size=(4, 3))
+    report = compare_captum_layer(model, x, "act", targets=np.array([0, 1, 1, 0]), neuron=2)
+    assert report.all_explained, report.table()
+    with pytest.raises(ArgumentError, match=r"'add' is not computed by a module .*\['act', 'fc1', 'fc2'\]"):
+        compare_captum_layer(model, x, "add", targets=0)
