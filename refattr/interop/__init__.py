@@ -15,8 +15,9 @@ this package.
   error, a known peer bug (named with its issue and sized), or unexplained; the report's summary
   says whether the peer's results are correct.
 - :func:`compare_captum_layer` (``compare_layers.py``): Captum's layer and neuron methods
-  (LayerIntegratedGradients, LayerConductance, LayerGradientXActivation, NeuronGradient,
-  NeuronIntegratedGradients) against refattr's, with the same classification.
+  (LayerIntegratedGradients, LayerConductance, LayerGradientXActivation, LayerDeepLift,
+  NeuronGradient, NeuronIntegratedGradients, NeuronDeepLift) against refattr's, with the same
+  classification.
 - ``captum_conventions.py``: Captum's conventions reproduced with refattr's own gradients and
   layers, so that a diff can tell "different convention" from "numerical error". refattr's
   reference results never imitate them.

@@ -255,7 +255,8 @@ def _readers(net) -> list[list[int]]:
 def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EPS, swish_as_gradient=True,
                     stale_grad_output=True, first_row_fallback=True, assign_unpool=True,
                     naive_division=True, shared_input_replaced=True, joins_as_gradient=True,
-                    softmax_as_captum=True, function_nodes: Collection[int] = ()) -> np.ndarray:
+                    softmax_as_captum=True, function_nodes: Collection[int] = (),
+                    at_value: int | None = None) -> np.ndarray:
     """Captum's ``DeepLift(model).attribute(x, baseline, target)`` (Rescale), reproduced.
 
     Works on chains and on graphs of one input. The backward pass tracks, for every value (a
@@ -277,6 +278,9 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
         Nodes that the torch model computes with a function or tensor method (``F.relu(x)``,
         ``torch.sigmoid``, ``F.max_pool2d``) instead of a module: Captum hooks modules only, so
         these pass their ordinary gradient (:func:`refattr.interop.torch_fx.function_node_names`).
+    at_value : int, optional
+        Captum's ``LayerDeepLift`` at this hidden value (``attribute_to_layer_input=False``): the
+        value's difference a(x) - a(x') times the gradient that reaches it through the hooks.
     stale_grad_output : bool
         True: a hooked layer's rule uses the gradient at its output as it *arrives*, before the
         hook of the next layer rewrites it (Captum registers the output-gradient recorder of a
@@ -366,7 +370,9 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
 
     seed = one_hot(t, trace.output.shape[1])
     final = _hooked_backward(net, trace, trace_ref, seed, hooked, rule, shared_input_replaced, stale_grad_output,
-                             midpoint_products=not joins_as_gradient)
+                             midpoint_products=not joins_as_gradient, value=at_value or 0)
+    if at_value:      # Captum's LayerDeepLift: the layer's difference times the gradient that reached it
+        return (trace.activations[at_value] - trace_ref.activations[at_value]) * final[0]
     return (x - xr) * final[0]
 
 
@@ -408,7 +414,7 @@ def _one_input(net, x, target):
 
 
 def _hooked_backward(net, trace, trace_ref, seed, hooked, rule, shared_input_replaced, stale_grad_output,
-                     midpoint_products=False):
+                     midpoint_products=False, value=0):
     """The backward pass of a model with Captum's module hooks, on both halves of its batch.
 
     Returns the final gradient at the input (input half, baseline half). Every layer passes its
@@ -465,7 +471,7 @@ def _hooked_backward(net, trace, trace_ref, seed, hooked, rule, shared_input_rep
             halves = [(g,) for g in halves]
         for k, a in enumerate(args):
             _add(arriving, terms, a, j, (halves[0][k], halves[1][k]))
-    return finalize(0)
+    return finalize(0) if value == 0 else final[value]
 
 
 def _add(arriving, terms, value, reader, pair) -> None:

@@ -409,15 +409,18 @@ def _shared_hooked_inputs(net, swish_hooked=False) -> list[str]:
     return out
 
 
-def _deeplift_chain(net, x, baseline, target, baseline_samples=None, functions=()):
+def _deeplift_chain(net, x, baseline, target, baseline_samples=None, functions=(), at_value=None):
     """Captum's DeepLift convention, then one convention removed at a time, ending at pure Rescale.
 
-    ``functions``: the nodes the torch model computes with functions (no module, no hook).
+    ``functions``: the nodes the torch model computes with functions (no module, no hook);
+    ``at_value``: Captum's LayerDeepLift at that value instead of DeepLift at the input.
     Returns (reproduction, components, final variant). Each component is the relative size of
     one step of the chain.
     """
     def run(**options):
         options["function_nodes"] = functions
+        if at_value:
+            options["at_value"] = at_value
         if baseline_samples is None:
             return cc.captum_deeplift(net, x, baseline, target, **options)
         return cc.captum_deeplift_shap(net, x, baseline_samples, target, **options)

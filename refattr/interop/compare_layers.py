@@ -23,22 +23,24 @@ from ..errors import ArgumentError, RuleError
 from ..graph import Graph
 from ..methods._common import prepare
 from ..methods._values import network_below, value_index
-from ..methods.layer_attribution import layer_conductance, layer_gradient_x_activation, layer_integrated_gradients
-from ..methods.neuron_attribution import neuron_gradient, neuron_integrated_gradients
+from ..layers.max_pool import is_max_pooling
+from ..methods.layer_attribution import (layer_conductance, layer_deeplift, layer_gradient_x_activation,
+                                         layer_integrated_gradients)
+from ..methods.neuron_attribution import neuron_deeplift, neuron_gradient, neuron_integrated_gradients
 from ..network import Network, Sequential
 from ..validation import broadcast_baseline
 from . import captum_conventions as cc
-from .compare import (FLOAT64_RTOL, Cause, MethodComparison, Report, _check_rtol, _classify, _load_captum, _numpy,
-                      relative_difference)
+from .compare import (FLOAT64_RTOL, Cause, MethodComparison, Report, _check_rtol, _classify, _deeplift_chain,
+                      _load_captum, _numpy, relative_difference)
 
 __all__ = ["compare_captum_layer", "LAYER_METHODS", "NEURON_METHODS"]
 
-LAYER_METHODS = ("LayerIntegratedGradients", "LayerConductance", "LayerGradientXActivation")
-NEURON_METHODS = ("NeuronGradient", "NeuronIntegratedGradients")
+LAYER_METHODS = ("LayerIntegratedGradients", "LayerConductance", "LayerGradientXActivation", "LayerDeepLift")
+NEURON_METHODS = ("NeuronGradient", "NeuronIntegratedGradients", "NeuronDeepLift")
 
 
 def _models(model):
-    """(refattr Graph, float64 torch module, node name -> torch submodule)."""
+    """(refattr Graph, float64 torch module, node name -> torch submodule, function node numbers)."""
     from .torch_graph import graph_to_torch
     from .torch_model import require_torch
 
@@ -46,10 +48,10 @@ def _models(model):
     if isinstance(model, Network):
         net = Graph.from_sequential(model) if isinstance(model, Sequential) else model
         peer = graph_to_torch(net)
-        return net, peer, {name: module for name, module in peer.nodes.items()}
+        return net, peer, {name: module for name, module in peer.nodes.items()}, ()
     if not isinstance(model, torch.nn.Module):
         raise ArgumentError(f"model: expected a refattr network or a torch.nn.Module, got {type(model).__name__}")
-    from .torch_fx import _trace, from_traced
+    from .torch_fx import _trace, from_traced, function_node_names
 
     peer = copy.deepcopy(model).double().eval()
     net = from_traced(model)
@@ -57,7 +59,13 @@ def _models(model):
     for node in _trace(model).nodes:
         if node.op == "call_module":
             modules[node.name] = peer.get_submodule(node.target)
-    return net, peer, modules
+    names = function_node_names(model)
+    functions = tuple(j for j, node in enumerate(net.nodes) if node.name.split(".")[0] in names)
+    return net, peer, modules, functions
+
+
+def _pool_rule(net):
+    return "delta_routing" if any(is_max_pooling(layer) for layer in net.layers) else None
 
 
 def _submodule(net, modules, v):
@@ -96,6 +104,9 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
         (Captum's path in the input space, exact on piecewise-linear networks),
         :func:`~refattr.methods.layer_attribution.layer_conductance` (exact),
         :func:`~refattr.methods.layer_attribution.layer_gradient_x_activation`, and the neuron methods.
+        and :func:`~refattr.methods.layer_attribution.layer_deeplift` / neuron_deeplift (Rescale,
+        ``maxpool_rule="delta_routing"`` where the network pools; Captum's DeepLift hooks reproduced
+        as for :func:`~refattr.interop.compare_captum`).
         Conventions named: Captum's float32 step weights; LayerConductance's sum over its
         Gauss-Legendre nodes without the weights, which leaves out the path before the first node and
         after the last (an approximation that does not converge like the rule's own order).
@@ -105,7 +116,7 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
     from .torch_model import require_torch
 
     torch = require_torch()
-    net, peer, modules = _models(model)
+    net, peer, modules, functions = _models(model)
     inputs, baseline = _numpy(inputs), _numpy(baseline)
     x, t = prepare(net, inputs, targets, name="inputs")
     xr = broadcast_baseline(baseline, x)
@@ -168,6 +179,29 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
                                                                                                   ref.values))]
             _classify(entry, peer_values, ref.values, reproduction, components, rtol,
                       "Captum's LayerConductance")
+        elif method == "LayerDeepLift":
+            entry.reference = "refattr layer_deeplift(rule='rescale')"
+            ref = layer_deeplift(net, x, v, xr, target=t, maxpool_rule=_pool_rule(net)).values
+            peer_values = peer_run(lambda: cattr.LayerDeepLift(peer, module).attribute(tx, tb, target=torch_target))
+            reproduction, components, pure = _deeplift_chain(net, x, xr, t, functions=functions, at_value=v)
+            components.append(Cause("rounding" if relative_difference(pure, ref) <= rtol else "unexplained",
+                                    "Rescale reproduced in the comparison layer vs refattr's layer_deeplift",
+                                    relative_difference(pure, ref)))
+            _classify(entry, peer_values, ref, reproduction, components, rtol, "Captum's LayerDeepLift convention")
+        elif method == "NeuronDeepLift":
+            below = network_below(net, v)
+            index = int(np.ravel_multi_index(selector, net.trace(x[:1]).activations[v].shape[1:]))
+            entry.reference = "refattr neuron_deeplift(rule='rescale')"
+            ref = neuron_deeplift(net, x, v, neuron, xr, maxpool_rule=_pool_rule(below)).values
+            peer_values = peer_run(lambda: cattr.NeuronDeepLift(peer, module).attribute(tx, selector, tb))
+            written = {net.nodes[j].name for j in functions}
+            below_functions = tuple(j for j, node in enumerate(below.nodes) if node.name in written)
+            reproduction, components, pure = _deeplift_chain(below, x, xr, np.full(x.shape[0], index),
+                                                             functions=below_functions)
+            components.append(Cause("rounding" if relative_difference(pure, ref) <= rtol else "unexplained",
+                                    "Rescale reproduced in the comparison layer vs refattr's neuron_deeplift",
+                                    relative_difference(pure, ref)))
+            _classify(entry, peer_values, ref, reproduction, components, rtol, "Captum's NeuronDeepLift convention")
         elif method == "NeuronGradient":
             entry.reference = "refattr neuron_gradient"
             peer_values = peer_run(lambda: cattr.NeuronGradient(peer, module).attribute(tx, selector))

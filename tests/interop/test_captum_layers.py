@@ -79,3 +79,24 @@ def test_a_traced_torch_module_by_node_name_and_a_join_refused():
     assert report.all_explained, report.table()
     with pytest.raises(ArgumentError, match=r"'add' is not computed by a module .*\['act', 'fc1', 'fc2'\]"):
         compare_captum_layer(model, x, "add", targets=0)
+
+
+def test_layer_deeplift_carries_captums_max_pool_defects_to_the_layer(rng):
+    # ReLU -> MaxPool above the layer: Captum's #1104 and its un-pooling by assignment change the
+    # gradient that reaches the layer; both are reproduced exactly. The neuron below the pool is
+    # explained by hooks that see no max pool: Captum's NeuronDeepLift agrees with refattr's.
+    def conv(c_out, c_in, k, **kw):
+        return Conv2D(rng.normal(size=(c_out, c_in, k, k)) / np.sqrt(c_in * k * k), rng.normal(size=c_out) * 0.3, **kw)
+
+    from refattr import MaxPool2D
+    net = Graph("x", [("c1", conv(4, 2, 3, stride=2, padding=1), "x"), ("r1", ReLU(), "c1"),
+                      ("c2", conv(4, 4, 3, padding=1), "r1"), ("down", conv(4, 2, 1, stride=2), "x"),
+                      ("sum", Add(), ("c2", "down")), ("r2", ReLU(), "sum"), ("p", MaxPool2D(2, stride=1), "r2"),
+                      ("f", Flatten(), "p"), ("y", Dense(rng.normal(size=(3, 16)) / 6), "f")], input_shape=(2, 6, 6))
+    x, b, t = rng.normal(size=(2, 2, 6, 6)), rng.normal(size=(2, 2, 6, 6)) * 0.3, np.array([0, 2])
+    report = compare_captum_layer(net, x, "c2", b, targets=t, neuron=(1, 0, 2),
+                                  methods=["LayerDeepLift", "NeuronDeepLift"])
+    layer, neuron = report.entries
+    assert matched(layer)[0].kind == "rounding" and matched(layer)[0].size < 1e-12
+    assert layer.verdict == "peer_bug" and any(c.issue == "Captum issue #1104" for c in layer.causes)
+    assert neuron.verdict == "agree", report.table()
