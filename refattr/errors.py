@@ -1,4 +1,4 @@
-"""Errors raised by refattr.
+"""Errors (and the one warning) raised by refattr.
 
 Every error is a ``ValueError`` subclass whose message names the argument, the value or shape
 that was seen, and what was expected, so that a caller can fix the call from the message alone.
@@ -18,6 +18,7 @@ __all__ = [
     "ResourceError",
     "UnsafeFileError",
     "ImportMismatchError",
+    "RefattrWarning",
 ]
 
 
@@ -65,3 +66,9 @@ class ImportMismatchError(RefattrError):
     """An imported model computes a different function from its source (checked on a probe input),
     or the source holds something that would make the import compute something else (hooks, an
     overridden ``forward``)."""
+
+
+class RefattrWarning(UserWarning):
+    """A call that works but is not what the caller should want (e.g. ``rule="quad"`` where
+    ``rule="exact"`` is exact and cheaper). Silence it with
+    ``warnings.filterwarnings("ignore", category=RefattrWarning)`` where the choice is deliberate."""

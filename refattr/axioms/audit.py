@@ -20,6 +20,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..progress import task
 from . import PROPERTIES
 from ._core import FAILS, HOLDS, CheckResult, Witness
 from .specs import SPECS, MethodSpec, get_spec
@@ -240,13 +241,19 @@ def audit(methods: Iterable[str | MethodSpec] | None = None, properties: Iterabl
         Random seed of the searches (the report is a deterministic function of it).
 
     A method whose module cannot be imported gets "not applicable" cells ("n/a").
+
+    On a terminal, a run longer than 2 seconds shows its progress on standard error (checks done,
+    the one running, ETA); :mod:`refattr.progress` says how to turn it off.
     """
     specs = [get_spec(m) for m in (SPECS if methods is None else methods)]
     props = list(PROPERTIES if properties is None else properties)
     results = []
-    for prop in props:
-        module = PROPERTIES[prop]
-        for spec in specs:
-            results.append(module.check(spec, seed=seed))
+    with task("axioms audit", len(props) * len(specs), "checks") as bar:
+        for prop in props:
+            module = PROPERTIES[prop]
+            for spec in specs:
+                bar.set(running=f"{prop} / {spec.name}")
+                results.append(module.check(spec, seed=seed))
+                bar.add(1)
     return AuditReport(tuple(results), tuple(props), tuple(s.name for s in specs), tuple(s.label for s in specs),
                        tuple(s.tutorial_column for s in specs))

@@ -21,6 +21,8 @@ the arithmetic is the same, else a stated relative tolerance and the reason.
 
 All numba options are set in :mod:`refattr.kernels._jit` (no ``fastmath``, on-disk cache,
 ``prange`` over independent rows only, so results do not depend on the number of threads).
+The first compilation on a machine (about 30 s in all, then cached) is announced by one line on
+standard error wherever progress is shown (:mod:`refattr.progress`).
 
 Running the definitions instead
     Set ``REFATTR_KERNELS=numpy`` in the environment before importing :mod:`refattr`, or call
@@ -37,6 +39,7 @@ names, for the compiled kernels and the definitions respectively. ``KERNEL_NAMES
 
 from __future__ import annotations
 
+from ..progress import watch_compilation
 from . import conv, elementwise, pool, walk
 from .conv import conv2d_forward, conv2d_input_vjp, conv2d_weight_vjp
 from .pool import avgpool2d_forward, avgpool2d_vjp, maxpool2d_forward, maxpool2d_vjp
@@ -53,6 +56,9 @@ KERNEL_NAMES: tuple[str, ...] = (
     "maxpool2d_forward",
     "maxpool2d_vjp",
 )
+
+# one line on standard error before numba first compiles a kernel (a cache miss), where progress is on
+watch_compilation()
 
 __all__ = [*KERNEL_NAMES, "KERNEL_NAMES", "KERNELS", "Kernel", "accelerates", "use", "current",
            "conv", "pool", "elementwise", "walk"]

@@ -36,6 +36,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..progress import SILENT
+
 __all__ = ["KRONROD_NODES", "KRONROD_WEIGHTS", "GAUSS_WEIGHTS", "GAUSS_INDEX", "integrate_rows"]
 
 _HALF_NODES = (0.99145537112081263921, 0.94910791234275852453, 0.86486442335976907279,
@@ -81,7 +83,8 @@ def _rules(values: np.ndarray, patterns_differ: np.ndarray, lo, hi):
 
 
 def integrate_rows(evaluate: Callable, n_rows: int, n_features: int, scale: Callable, rtol: float,
-                   atol: float, max_intervals: int, batch_points: int):
+                   atol: float, max_intervals: int, batch_points: int, max_evaluations: int | None = None,
+                   bar=SILENT):
     """Integrate v_n over [0, 1] for every row n, adapting each row on its own.
 
     Parameters
@@ -98,14 +101,23 @@ def integrate_rows(evaluate: Callable, n_rows: int, n_features: int, scale: Call
         Intervals one row may use; a row that needs more stops unconverged.
     batch_points : int
         Points per call of ``evaluate`` (rounded to whole intervals).
+    max_evaluations : int or None
+        Points one row may evaluate (17 per interval evaluated, the first interval included). A row
+        bisects its worst intervals only while the 34 points of each split fit; one that needs a
+        split that does not fit stops unconverged, ``out_of_budget``. None: no budget.
+    bar : progress bar (:func:`refattr.progress.task`)
+        Told the rows finished and the points evaluated as they go.
 
     Returns
     -------
     integral (N, d), error (N, d) (per-feature sums of the interval bounds), converged (N,) bool,
-    n_intervals (N,), n_points (int, all rows), scale (N,) (the s_n used)
+    n_intervals (N,), n_points (int, all rows), scale (N,) (the s_n used), evaluations (N,) (points
+    per row), out_of_budget (N,) bool
     """
     per_call = max(1, batch_points // _POINTS)
     n_points = [0]
+    used = np.zeros(n_rows, dtype=np.int64)
+    out_of_budget = np.zeros(n_rows, dtype=bool)
 
     def run(rows, lo, hi):
         out_k = np.empty((rows.size, n_features))
@@ -116,6 +128,8 @@ def integrate_rows(evaluate: Callable, n_rows: int, n_features: int, scale: Call
             alphas = _interval_points(lo[sl], hi[sl])
             values, patterns = evaluate(np.repeat(rows[sl], _POINTS), alphas.reshape(-1))
             n_points[0] += alphas.size
+            np.add.at(used, rows[sl], _POINTS)
+            bar.add(evaluations=alphas.size)
             values = values.reshape(alphas.shape + (n_features,))
             if patterns is None:
                 differ = np.zeros(alphas.shape[0], dtype=bool)
@@ -148,7 +162,8 @@ def integrate_rows(evaluate: Callable, n_rows: int, n_features: int, scale: Call
         tol = np.maximum(atol, rtol * np.abs(total).max(axis=1) / s)
         converged = bound <= tol
         counts = np.bincount(row, minlength=n_rows)
-        active = ~converged & ~stuck & (counts < max_intervals)
+        active = ~converged & ~stuck & ~out_of_budget & (counts < max_intervals)
+        bar.set(done=n_rows - int(active.sum()))
         if not active.any():
             break
         # per active row, bisect its worst intervals: the fewest, largest first, whose removal
@@ -158,8 +173,13 @@ def integrate_rows(evaluate: Callable, n_rows: int, n_features: int, scale: Call
             mine = np.flatnonzero(row == r)
             worst = mine[np.argsort(-e_scalar[mine], kind="stable")]
             before = np.cumsum(e_scalar[worst]) - e_scalar[worst]
-            take = (before < bound[r] - 0.5 * tol[r]) & (e_scalar[worst] > 0)
-            picked.append(worst[take][:max_intervals - counts[r]])
+            take = worst[(before < bound[r] - 0.5 * tol[r]) & (e_scalar[worst] > 0)][:max_intervals - counts[r]]
+            if max_evaluations is not None:
+                affordable = (max_evaluations - used[r]) // (2 * _POINTS)
+                if take.size > affordable:
+                    take = take[:max(affordable, 0)]
+                    out_of_budget[r] = take.size == 0
+            picked.append(take)
         chosen = np.concatenate(picked)
         a, b = lo[chosen], hi[chosen]
         mid = 0.5 * (a + b)
@@ -167,7 +187,7 @@ def integrate_rows(evaluate: Callable, n_rows: int, n_features: int, scale: Call
         stuck[np.unique(row[chosen[~splittable]])] = True
         chosen, a, b, mid = chosen[splittable], a[splittable], b[splittable], mid[splittable]
         if chosen.size == 0:
-            stuck |= active
+            stuck |= active & ~out_of_budget
             continue
         new_row = np.repeat(row[chosen], 2)
         new_lo = np.stack([a, mid], axis=1).reshape(-1)
@@ -187,4 +207,4 @@ def integrate_rows(evaluate: Callable, n_rows: int, n_features: int, scale: Call
     starts = np.searchsorted(row, np.arange(n_rows))
     integral = np.add.reduceat(k_int, starts, axis=0)
     error = np.add.reduceat(e_int, starts, axis=0)
-    return integral, error, converged, np.bincount(row, minlength=n_rows), n_points[0], s
+    return integral, error, converged, np.bincount(row, minlength=n_rows), n_points[0], s, used, out_of_budget

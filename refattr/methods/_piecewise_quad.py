@@ -50,6 +50,7 @@ from .. import quadrature
 from ..layers._join import JoinLayer, LinearJoin
 from ..layers.base import LinearLayer
 from ..network import Trace
+from ..progress import SILENT
 
 __all__ = ["ORDERS", "GRID", "STEP_TOL", "kinked_nodes", "path_probe", "locate", "integrate_piecewise"]
 
@@ -134,19 +135,25 @@ def _in_batches(fn, rows, alphas, batch):
 # --------------------------------------------------------------------------------------------
 # 1. locating the crossings
 # --------------------------------------------------------------------------------------------
-def locate(probe: Callable, rows: np.ndarray, n_rows: int, grid: int, batch: int):
+def locate(probe: Callable, rows: np.ndarray, n_rows: int, grid: int, batch: int,
+           allowance: np.ndarray | None = None, bar=SILENT):
     """The crossings of every row in ``rows`` (see the module docstring, step 1).
 
-    Returns ``(breaks, widths, probes)``: per row of ``n_rows`` (empty for rows not in ``rows``) the
-    increasing crossing positions and the width of the final bracket of each (an interval split down to
-    ``MIN_WIDTH`` without a pattern change counts as a crossing of that width at its middle, so that its
-    possible excursion is in the bound), and the number of probes per row.
+    Returns ``(breaks, widths, probes, out_of_budget)``: per row of ``n_rows`` (empty for rows not in
+    ``rows``) the increasing crossing positions and the width of the final bracket of each (an interval
+    split down to ``MIN_WIDTH`` without a pattern change counts as a crossing of that width at its
+    middle, so that its possible excursion is in the bound), the number of probes per row, and whether
+    the row stopped refining its brackets because the next round of probes would exceed its
+    ``allowance`` (probes per row, (n_rows,); None: no limit; the grid is always probed). Such a row's
+    open brackets count as crossings of their present width, which the bound covers.
     """
     probes = np.zeros(n_rows, dtype=np.int64)
+    out_of_budget = np.zeros(n_rows, dtype=bool)
     grid_alphas = np.arange(grid + 1) / grid
     r = rows.size
     pat, ahead, behind = _in_batches(probe, np.repeat(rows, grid + 1), np.tile(grid_alphas, r), batch)
     np.add.at(probes, rows, grid + 1)
+    bar.add(evaluations=r * (grid + 1))
     pat, ahead, behind = (a.reshape(r, grid + 1) for a in (pat, ahead, behind))
     row = np.repeat(rows, grid)
     lo, hi = np.tile(grid_alphas[:-1], r), np.tile(grid_alphas[1:], r)
@@ -164,6 +171,12 @@ def locate(probe: Callable, rows: np.ndarray, n_rows: int, grid: int, batch: int
         suspicious = ~bracket & ((lo + a_lo < hi) | (hi - b_hi > lo))
         finished = ((bracket & ((width <= STEP_TOL) | (depth >= MAX_DEPTH) | ~splittable))
                     | (suspicious & ((width <= MIN_WIDTH) | (depth >= MAX_DEPTH) | ~splittable)))
+        if allowance is not None:
+            # a row whose next round of probes (one per open interval) would exceed its allowance stops
+            need = np.bincount(row[(bracket | suspicious) & ~finished], minlength=n_rows)
+            over = (need > 0) & (probes + need > allowance)
+            out_of_budget |= over
+            finished |= (bracket | suspicious) & over[row]
         found_row.append(row[finished])
         found_at.append(mid[finished])
         found_width.append(width[finished])
@@ -191,6 +204,7 @@ def locate(probe: Callable, rows: np.ndarray, n_rows: int, grid: int, batch: int
         made = np.where(at_lo | at_hi, STEP_TOL / 2, np.where(newton, step, 0.5 * width))
         p_c, a_c, b_c = _in_batches(probe, row, c, batch)
         np.add.at(probes, row, 1)
+        bar.add(evaluations=row.size)
         row = np.concatenate([row, row])
         lo, hi = np.concatenate([lo, c]), np.concatenate([c, hi])
         p_lo, p_hi = np.concatenate([p_lo, p_c]), np.concatenate([p_c, p_hi])
@@ -204,7 +218,7 @@ def locate(probe: Callable, rows: np.ndarray, n_rows: int, grid: int, batch: int
     starts = np.searchsorted(rows_all, np.arange(n_rows + 1))
     breaks = [at[starts[i]:starts[i + 1]] for i in range(n_rows)]
     bracket_widths = [widths[starts[i]:starts[i + 1]] for i in range(n_rows)]
-    return breaks, bracket_widths, probes
+    return breaks, bracket_widths, probes, out_of_budget
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,11 +250,15 @@ def _apply(evaluate, row, a, b, n, batch, n_features):
     return q, vmax, (patterns != patterns[:, :1]).any(axis=1), patterns[:, 0]
 
 
-def _integrate_group(evaluate, group, breaks, widths, n_features, delta_t, t_size, rtol, atol, batch):
+def _integrate_group(evaluate, group, breaks, widths, n_features, delta_t, t_size, rtol, atol, batch,
+                     allowance=None, bar=SILENT):
     """Integrate the rows of ``group`` (step 2 and 3 of the module docstring).
 
+    ``allowance`` (G,) or None: gradient evaluations each row may use; orders 2 and 3 on every piece are
+    always evaluated, and a row whose next refinement does not fit stops (``out_of_budget``).
+
     Returns per row of the group: values (G, d), per-feature bounds (G, d), converged (G,), missed (G,)
-    (a crossing was missed: locate again), gradient evaluations (G,), pieces (G,).
+    (a crossing was missed: locate again), gradient evaluations (G,), pieces (G,), out_of_budget (G,).
     """
     g = group.size
     edges = [np.concatenate([[0.0], breaks[int(r)], [1.0]]) for r in group]
@@ -250,6 +268,7 @@ def _integrate_group(evaluate, group, breaks, widths, n_features, delta_t, t_siz
     n_grad = np.zeros(g, dtype=np.int64)
     vmax = np.zeros((g, n_features))
     missed = np.zeros(g, dtype=bool)
+    out_of_budget = np.zeros(g, dtype=bool)
 
     # a piece between two crossings within rounding of each other has its nodes on its ends, whose
     # patterns may be the neighbours': it is not checked, and its whole width counts in the bound
@@ -259,6 +278,7 @@ def _integrate_group(evaluate, group, breaks, widths, n_features, delta_t, t_siz
     def run(row, a, b, n):
         q, vm, changed, first = _apply(evaluate, group[row], a, b, n, batch, n_features)
         np.add.at(n_grad, row, n)
+        bar.add(evaluations=n * row.size)
         np.maximum.at(vmax, row, vm)
         missed[np.unique(row[changed & wide(a, b)])] = True
         return q, first
@@ -283,7 +303,7 @@ def _integrate_group(evaluate, group, breaks, widths, n_features, delta_t, t_siz
         bound = np.bincount(row, weights=e, minlength=g)
         tol = np.maximum(atol * scale, rtol * np.abs(total).max(axis=1))
         converged = bound <= tol
-        active = ~converged & ~missed & (bisections < MAX_BISECTIONS)
+        active = ~converged & ~missed & ~out_of_budget & (bisections < MAX_BISECTIONS)
         if not active.any():
             break
         picked = []
@@ -291,7 +311,15 @@ def _integrate_group(evaluate, group, breaks, widths, n_features, delta_t, t_siz
             mine = np.flatnonzero(row == i)
             worst = mine[np.argsort(-e[mine], kind="stable")]
             before = np.cumsum(e[worst]) - e[worst]
-            picked.append(worst[(before < bound[i] - 0.5 * tol[i]) & (e[worst] > 0)])
+            take = worst[(before < bound[i] - 0.5 * tol[i]) & (e[worst] > 0)]
+            if allowance is not None and take.size:
+                # the next order of a piece, or the orders 5 and 8 on both halves of a split one
+                cost = np.where(level[take] < len(ORDERS) - 1, np.take(ORDERS, np.minimum(level[take] + 1,
+                                len(ORDERS) - 1)), 2 * (ORDERS[2] + ORDERS[3]))
+                fits = np.cumsum(cost) <= allowance[i] - n_grad[i]
+                out_of_budget[i] = not fits[0]
+                take = take[fits]
+            picked.append(take)
         chosen = np.concatenate(picked)
         up = chosen[level[chosen] < len(ORDERS) - 1]
         split = chosen[level[chosen] == len(ORDERS) - 1]
@@ -338,12 +366,19 @@ def _integrate_group(evaluate, group, breaks, widths, n_features, delta_t, t_siz
     gap = np.abs(values.sum(axis=1) - delta_t[group])
     rounding = GAP_ROUNDING * (np.abs(values).sum(axis=1) + t_size[group])
     missed |= gap > sum_error + rounding
-    return values, bounds, converged & ~missed, missed, n_grad, np.bincount(row, minlength=g)
+    return values, bounds, converged & ~missed, missed, n_grad, np.bincount(row, minlength=g), out_of_budget
 
 
 def integrate_piecewise(probe: Callable, evaluate: Callable, n_rows: int, n_features: int, delta_t: np.ndarray,
-                        t_size: np.ndarray, rtol: float, atol: float, batch: int, kinked: bool = True):
+                        t_size: np.ndarray, rtol: float, atol: float, batch: int, kinked: bool = True,
+                        max_evaluations: int | None = None, bar=SILENT):
     """Integrate every row's integrand over [0, 1], split at its kinks (see the module docstring).
+
+    ``max_evaluations``: probes plus gradient evaluations one row may use (None: no budget). The first
+    probe grid and Gauss-Legendre orders 2 and 3 on every piece found are always evaluated; beyond them
+    a row stops refining a bracket, raising an order, bisecting a piece or locating again on a finer
+    grid where that would exceed the budget, and is marked ``out_of_budget``. ``bar`` (from
+    :func:`refattr.progress.task`) is told the rows finished, the pieces and the evaluations.
 
     ``probe`` is :func:`path_probe`'s; ``evaluate(rows, alphas) -> (values (P, d), patterns (P,) or
     None)`` gives the integrand (as for :func:`refattr.methods._adaptive.integrate_rows`). ``delta_t`` and
@@ -351,7 +386,7 @@ def integrate_piecewise(probe: Callable, evaluate: Callable, n_rows: int, n_feat
 
     Returns values (N, d), per-feature bounds (N, d), and a dict of diagnostics: ``converged`` (N,),
     ``missed_crossing`` (N,), ``n_probes``, ``n_gradients``, ``n_pieces`` (crossings + 1), ``n_intervals``
-    (pieces after bisection) (N,), ``breakpoints`` (list).
+    (pieces after bisection) (N,), ``breakpoints`` (list), ``out_of_budget`` (N,).
     """
     values = np.empty((n_rows, n_features))
     bounds = np.empty((n_rows, n_features))
@@ -362,11 +397,18 @@ def integrate_piecewise(probe: Callable, evaluate: Callable, n_rows: int, n_feat
     n_pieces = np.zeros(n_rows, dtype=np.int64)
     n_intervals = np.zeros(n_rows, dtype=np.int64)
     breakpoints: list[np.ndarray] = [np.empty(0) for _ in range(n_rows)]
+    out_of_budget = np.zeros(n_rows, dtype=bool)
+
+    def allowance():
+        return None if max_evaluations is None else max_evaluations - n_probes - n_grad
+
     todo, grid = np.arange(n_rows), GRID
     for _ in range(ROUNDS + 1):
+        out_of_budget[todo] = False
         if kinked:
-            breaks, widths, probes = locate(probe, todo, n_rows, grid, batch)
+            breaks, widths, probes, over = locate(probe, todo, n_rows, grid, batch, allowance(), bar)
             n_probes += probes
+            out_of_budget |= over
         else:
             breaks, widths = [np.empty(0)] * n_rows, [np.empty(0)] * n_rows
         for r in todo:
@@ -378,17 +420,28 @@ def integrate_piecewise(probe: Callable, evaluate: Callable, n_rows: int, n_feat
         again = []
         for k in np.unique(group_of):
             group = todo[group_of == k]
-            v, bnd, conv, miss, ng, pcs = _integrate_group(evaluate, group, breaks, widths, n_features, delta_t,
-                                                           t_size, rtol, atol, batch)
+            left = allowance()
+            v, bnd, conv, miss, ng, pcs, over = _integrate_group(evaluate, group, breaks, widths, n_features,
+                                                                 delta_t, t_size, rtol, atol, batch,
+                                                                 None if left is None else left[group], bar)
             values[group], bounds[group], converged[group], missed[group] = v, bnd, conv, miss
+            out_of_budget[group] |= over
             n_grad[group] += ng
             n_intervals[group] = pcs
             n_pieces[group] = [breaks[r].size + 1 for r in group]
             again.append(group[miss])
+            bar.add(done=int((~miss).sum()))
+            bar.set(pieces=int(n_pieces.sum()))
         todo = np.concatenate(again) if again else np.empty(0, dtype=np.int64)
         grid *= 8
+        if max_evaluations is not None and todo.size:
+            # a finer grid that does not fit: the row keeps its missed crossing (no bound)
+            poor = n_probes[todo] + n_grad[todo] + grid + 1 > max_evaluations
+            out_of_budget[todo[poor]] = True
+            todo = todo[~poor]
         if not todo.size or not kinked:
             break
+    bar.set(done=n_rows)
     return values, bounds, {"converged": converged, "missed_crossing": missed, "n_probes": n_probes,
                             "n_gradients": n_grad, "n_pieces": n_pieces, "n_intervals": n_intervals,
-                            "breakpoints": breakpoints}
+                            "breakpoints": breakpoints, "out_of_budget": out_of_budget}
