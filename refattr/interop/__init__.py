@@ -18,6 +18,8 @@ this package.
   (LayerIntegratedGradients, LayerConductance, LayerGradientXActivation, LayerDeepLift,
   NeuronGradient, NeuronIntegratedGradients, NeuronDeepLift) against refattr's, with the same
   classification.
+- :func:`compare_shap` (``compare_shap.py``): SHAP's DeepExplainer and GradientExplainer graded
+  the same way; SHAP's rules reproduced in ``shap_conventions.py``.
 - ``captum_conventions.py``: Captum's conventions reproduced with refattr's own gradients and
   layers, so that a diff can tell "different convention" from "numerical error". refattr's
   reference results never imitate them.
@@ -31,8 +33,10 @@ from .compare import (
     compare_captum as compare_captum,
 )
 from .compare_layers import compare_captum_layer as compare_captum_layer
+from .compare_shap import compare_shap as compare_shap
 from .onnx_model import from_onnx as from_onnx, onnx_forward as onnx_forward
 from .torch_model import from_torch as from_torch, to_torch as to_torch, torch_forward as torch_forward
 
 __all__ = ["from_torch", "to_torch", "torch_forward", "from_onnx", "onnx_forward", "compare_captum", "compare_captum_layer",
+           "compare_shap",
            "compare_attributions", "Report", "MethodComparison", "Cause"]

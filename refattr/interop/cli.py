@@ -1,5 +1,8 @@
 """``refattr compare`` and ``refattr oracle``: the command-line side of refattr.interop.
 
+``refattr compare --peer shap MODEL --inputs X.npy --baseline-samples BACKGROUND.npy`` grades SHAP's
+DeepExplainer and GradientExplainer (:func:`refattr.interop.compare_shap.compare_shap`).
+
 ``add_compare_commands(subparsers)`` adds both commands to the ``refattr`` parser (refattr/cli.py),
 whose ``main`` runs them (``refattr compare ...``, ``python -m refattr.cli compare ...``).
 
@@ -229,6 +232,17 @@ def _cmd_compare(args) -> int:
             report = compare_attributions(model, inputs, _array(args.attributions, "--attributions"), args.method,
                                           baseline, targets, rule=args.rule, n_steps=args.n_steps,
                                           maxpool_rule=args.maxpool_rule, rtol=args.rtol)
+        elif args.peer == "shap":
+            from .compare_shap import SHAP_METHODS, compare_shap
+
+            background = _array(args.baseline_samples, "--baseline-samples")
+            if background is None:
+                raise ArgumentError("--baseline-samples: required with --peer shap (SHAP's background data, "
+                                    "(K, *example_shape))")
+            methods = SHAP_METHODS if args.methods is None else [m.strip() for m in args.methods.split(",")
+                                                                 if m.strip()]
+            report = compare_shap(model, inputs, background, targets, methods, nsamples=args.nsamples,
+                                  seed=args.seed, **({} if args.rtol is None else {"rtol": args.rtol}))
         else:
             methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
             report = compare_captum(model, inputs, baseline, targets, methods, n_steps=args.n_steps,
@@ -298,6 +312,12 @@ def add_compare_commands(subparsers) -> None:
     compare.add_argument("--targets", metavar="T.npy|INT", help="target output index per example (.npy of ints) or "
                                                                 "one int for all")
     compare.add_argument("--json", action="store_true", help="print the report as JSON")
+    compare.add_argument("--peer", choices=("captum", "shap"), default="captum",
+                         help="the library to grade (default captum); shap: DeepExplainer and GradientExplainer "
+                              "with --baseline-samples as the background (needs pip install shap==0.51.0)")
+    compare.add_argument("--nsamples", type=int, default=200,
+                         help="with --peer shap: GradientExplainer's nsamples (default 200)")
+    compare.add_argument("--seed", type=int, default=0, help="with --peer shap: GradientExplainer's rseed (default 0)")
     compare.add_argument("--methods", metavar="M1,M2", help="Captum methods to compare (default: all of Saliency, "
                                                            "InputXGradient, GuidedBackprop, Deconvolution, "
                                                            "IntegratedGradients, DeepLift, DeepLiftShap)")
