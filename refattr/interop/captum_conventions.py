@@ -507,18 +507,28 @@ def _layer_at(net, points, t, v):
 
 
 def captum_layer_integrated_gradients(net, x, baseline, target, v, method="gausslegendre", n_steps=50,
-                                      float32=True) -> np.ndarray:
-    """Captum's ``LayerIntegratedGradients(model, layer).attribute(x, baseline, target)`` at value
-    ``v`` (``attribute_to_layer_input=False``): (a(x) - a(x')) * sum_k w_k dt/da(x' + a_k (x - x')),
-    with Captum's nodes and weights (:func:`captum_ig_quadrature`; float32 weights)."""
+                                      float32=True, readers=None) -> np.ndarray:
+    """Captum's ``LayerIntegratedGradients(model, layer).attribute(x, baseline, target)`` at value ``v``.
+
+    Captum (``captum/attr/_core/layer/layer_integrated_gradients.py``) runs the model on x with the
+    layer's output overridden by a(x') + a_k (a(x) - a(x')) (with ``attribute_to_layer_input``, the
+    module's input, for that module only: ``readers``), so whatever bypasses the layer stays at x:
+    (a(x) - a(x')) * sum_k w_k dt/da, with Captum's nodes and float32 weights
+    (:func:`captum_ig_quadrature`)."""
+    from ..methods._values import network_with_value_as_input
+
     x, t = prepare(net, x, target)
     xr = broadcast_baseline(baseline, x)
     nodes, weights = captum_ig_quadrature(method, n_steps, float32=float32)
-    total = None
-    for a, w in zip(nodes, weights):
-        _, g = _layer_at(net, xr + a * (x - xr), t, v)
-        total = g * w if total is None else total + g * w
     a_x, a_ref = net.trace(x).activations[v], net.trace(xr).activations[v]
+    if v == net.n_inputs + len(net.layers) - 1:
+        return one_hot(t, a_x.shape[1]) * (a_x - a_ref)
+    mixed = network_with_value_as_input(net, v, readers)
+    total = np.zeros_like(a_x)
+    for a, w in zip(nodes, weights):
+        points = a_ref + a * (a_x - a_ref)
+        g = gradient(mixed, points if mixed.n_inputs == 1 else (x, points), t).values
+        total += (g if mixed.n_inputs == 1 else g[1]) * w
     return (a_x - a_ref) * total
 
 

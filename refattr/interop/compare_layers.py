@@ -82,7 +82,8 @@ def _submodule(net, modules, v):
 
 def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer: Any, baseline: ArrayLike = 0.0,
                          targets: Target = None, *, neuron: Any = None, methods: Iterable[str] | None = None,
-                         n_steps: int = 50, rtol: float = FLOAT64_RTOL) -> Report:
+                         n_steps: int = 50, attribute_to_layer_input: bool = False,
+                         rtol: float = FLOAT64_RTOL) -> Report:
     """Run Captum's layer (and, with ``neuron``, neuron) methods and refattr's on the same model.
 
     Parameters
@@ -96,12 +97,16 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
     methods : iterable of str, optional
         Some of :data:`LAYER_METHODS` and :data:`NEURON_METHODS` (default: the layer methods, and the
         neuron methods when ``neuron`` is given).
+    attribute_to_layer_input : bool
+        Captum's option of the same name: attribute to the value the layer's module reads (its
+        input) instead of the one it computes; refattr's reference is then taken at that value
+        (for the neuron methods too: ``neuron`` indexes the module's input).
 
     Returns
     -------
     Report
         References: :func:`~refattr.methods.layer_attribution.layer_integrated_gradients`
-        (Captum's path in the input space, exact on piecewise-linear networks),
+        (``path="layer"``, Captum's semantics, exact on piecewise-linear networks),
         :func:`~refattr.methods.layer_attribution.layer_conductance` (exact),
         :func:`~refattr.methods.layer_attribution.layer_gradient_x_activation`, and the neuron methods.
         and :func:`~refattr.methods.layer_attribution.layer_deeplift` / neuron_deeplift (Rescale,
@@ -122,6 +127,22 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
     xr = broadcast_baseline(baseline, x)
     v = value_index(net, layer)
     module = _submodule(net, modules, v)
+    if attribute_to_layer_input:      # the value the module reads: its node's (single) input
+        reads = net.node_args[v - net.n_inputs]
+        if len(reads) != 1:
+            raise ArgumentError(f"attribute_to_layer_input: {net.value_names()[v]!r} reads {len(reads)} values")
+        shared = sum(reads[0] in args for args in net.node_args) > 1
+        deep = [m for m in (methods or ()) if m.endswith("DeepLift")] or (
+            [] if methods is not None else ["LayerDeepLift"])
+        if shared or deep:
+            raise ArgumentError(
+                f"attribute_to_layer_input: supported where the module's input is read by that module alone "
+                f"(Captum then overrides it for the module only) and for the gradient and integral methods; "
+                f"{'the input is shared' if shared else 'the DeepLift methods are not reproduced there yet'}: "
+                f"attribute to the value's producer with attribute_to_layer_input=False instead")
+        v = reads[0]
+    layer_flag = {"attribute_to_layer_input": True} if attribute_to_layer_input else {}
+    neuron_flag = {"attribute_to_neuron_input": True} if attribute_to_layer_input else {}
     chosen = list(methods) if methods is not None else list(LAYER_METHODS) + (list(NEURON_METHODS) if neuron is not
                                                                               None else [])
     unknown = [m for m in chosen if m not in LAYER_METHODS + NEURON_METHODS]
@@ -150,13 +171,14 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
         entry = MethodComparison(f"{method}[{net.value_names()[v]}]", name, "", "agree")
         if method == "LayerGradientXActivation":
             entry.reference = "refattr layer_gradient_x_activation"
-            peer_values = peer_run(lambda: cattr.LayerGradientXActivation(peer, module).attribute(tx, target=torch_target))
+            peer_values = peer_run(lambda: cattr.LayerGradientXActivation(peer, module).attribute(tx, target=torch_target,
+                                                                                    **layer_flag))
             _classify(entry, peer_values, layer_gradient_x_activation(net, x, v, t).values, None, [], rtol, "")
         elif method == "LayerIntegratedGradients":
-            ref = layer_integrated_gradients(net, x, v, xr, target=t, rule="auto")
-            entry.reference = f"refattr layer_integrated_gradients(path='input', rule={ref.options['rule']!r})"
+            ref = layer_integrated_gradients(net, x, v, xr, target=t, rule="auto", path="layer")
+            entry.reference = f"refattr layer_integrated_gradients(path='layer', rule={ref.options['rule']!r})"
             peer_values = peer_run(lambda: cattr.LayerIntegratedGradients(peer, module).attribute(
-                tx, tb, target=torch_target, n_steps=n_steps))
+                tx, tb, target=torch_target, n_steps=n_steps, **layer_flag))
             reproduction = cc.captum_layer_integrated_gradients(net, x, xr, t, v, n_steps=n_steps)
             float64 = cc.captum_layer_integrated_gradients(net, x, xr, t, v, n_steps=n_steps, float32=False)
             components = [
@@ -170,7 +192,7 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
             ref = layer_conductance(net, x, v, xr, target=t, rule="auto", n_steps=max(n_steps, 64))
             entry.reference = f"refattr layer_conductance(rule={ref.options['rule']!r})"
             peer_values = peer_run(lambda: cattr.LayerConductance(peer, module).attribute(
-                tx, tb, target=torch_target, n_steps=n_steps))
+                tx, tb, target=torch_target, n_steps=n_steps, **layer_flag))
             reproduction = cc.captum_layer_conductance(net, x, xr, t, v, n_steps=n_steps)
             components = [Cause("approximation", f"Captum's LayerConductance sums dt/da times the layer's change "
                                                  f"between consecutive Gauss-Legendre nodes ({n_steps + 1} nodes, "
@@ -182,7 +204,8 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
         elif method == "LayerDeepLift":
             entry.reference = "refattr layer_deeplift(rule='rescale')"
             ref = layer_deeplift(net, x, v, xr, target=t, maxpool_rule=_pool_rule(net)).values
-            peer_values = peer_run(lambda: cattr.LayerDeepLift(peer, module).attribute(tx, tb, target=torch_target))
+            peer_values = peer_run(lambda: cattr.LayerDeepLift(peer, module).attribute(tx, tb, target=torch_target,
+                                                                                       **layer_flag))
             reproduction, components, pure = _deeplift_chain(net, x, xr, t, functions=functions, at_value=v)
             components.append(Cause("rounding" if relative_difference(pure, ref) <= rtol else "unexplained",
                                     "Rescale reproduced in the comparison layer vs refattr's layer_deeplift",
@@ -193,7 +216,8 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
             index = int(np.ravel_multi_index(selector, net.trace(x[:1]).activations[v].shape[1:]))
             entry.reference = "refattr neuron_deeplift(rule='rescale')"
             ref = neuron_deeplift(net, x, v, neuron, xr, maxpool_rule=_pool_rule(below)).values
-            peer_values = peer_run(lambda: cattr.NeuronDeepLift(peer, module).attribute(tx, selector, tb))
+            peer_values = peer_run(lambda: cattr.NeuronDeepLift(peer, module).attribute(tx, selector, tb,
+                                                                                        **neuron_flag))
             written = {net.nodes[j].name for j in functions}
             below_functions = tuple(j for j, node in enumerate(below.nodes) if node.name in written)
             reproduction, components, pure = _deeplift_chain(below, x, xr, np.full(x.shape[0], index),
@@ -204,13 +228,13 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
             _classify(entry, peer_values, ref, reproduction, components, rtol, "Captum's NeuronDeepLift convention")
         elif method == "NeuronGradient":
             entry.reference = "refattr neuron_gradient"
-            peer_values = peer_run(lambda: cattr.NeuronGradient(peer, module).attribute(tx, selector))
+            peer_values = peer_run(lambda: cattr.NeuronGradient(peer, module).attribute(tx, selector, **neuron_flag))
             _classify(entry, peer_values, neuron_gradient(net, x, v, neuron).values, None, [], rtol, "")
         else:
             ref = neuron_integrated_gradients(net, x, v, neuron, xr)
             entry.reference = f"refattr neuron_integrated_gradients(rule={ref.options.get('rule')!r})"
             peer_values = peer_run(lambda: cattr.NeuronIntegratedGradients(peer, module).attribute(
-                tx, selector, tb, n_steps=n_steps))
+                tx, selector, tb, n_steps=n_steps, **neuron_flag))
             below = network_below(net, v)
             index = int(np.ravel_multi_index(selector, net.trace(x[:1]).activations[v].shape[1:]))
             reproduction = cc.captum_integrated_gradients(below, x, xr, index, "gausslegendre", n_steps)

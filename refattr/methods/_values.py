@@ -20,7 +20,8 @@ from ..layers import Flatten
 from ..layers._join import JoinLayer
 from ..network import Network, Sequential
 
-__all__ = ["value_index", "value_label", "is_cut", "gradient_at", "jvp_at", "network_above", "network_below"]
+__all__ = ["value_index", "value_label", "is_cut", "gradient_at", "jvp_at", "network_above", "network_below",
+           "network_with_value_as_input"]
 
 
 def value_index(net: Network, layer: Any) -> int:
@@ -137,3 +138,32 @@ def jvp_at(net: Network, trace: Any, directions: tuple[np.ndarray, ...], v: int)
                 raise UnsupportedLayerError(f"{type(layer).__name__} has no forward-mode derivative")
             d[n_in + j] = layer.jvp(d[args[0]], trace.caches[j])
     return d[v]
+
+
+def network_with_value_as_input(net: Network, v: int, readers: Any = None) -> Graph:
+    """The network with value ``v`` fed from outside: a graph of two inputs, the network's input and
+    a new one (only the new one where nothing else reads the input any more) that the nodes in ``readers`` (default: every node that reads ``v``) read instead of
+    ``v``; everything else is computed from the network's input as before (a skip connection that
+    bypasses ``v`` still sees x). Nodes that then feed nothing are dropped. This is the network
+    Captum's LayerIntegratedGradients differentiates: it overrides a module's output (or input) with
+    interpolated values while the model runs on x."""
+    if net.n_inputs != 1:
+        raise ArgumentError(f"net: expected a network of one input, got {net.n_inputs}")
+    graph = Graph.from_sequential(net) if isinstance(net, Sequential) else net
+    n_in, names = graph.n_inputs, graph.value_names()
+    replaced = set(j for j, args in enumerate(graph.node_args) if v in args) if readers is None else set(readers)
+    new = f"{names[v]}_interpolated"
+    while new in names:
+        new += "_"
+    nodes = []
+    for j, node in enumerate(graph.nodes):
+        reads = tuple(new if (a == v and j in replaced) else names[a] for a in graph.node_args[j])
+        nodes.append((node.name, node.layer, reads if len(reads) > 1 else reads[0]))
+    live = {nodes[-1][0]}
+    for name, _, reads in reversed(nodes):
+        if name in live:
+            live.update((reads,) if isinstance(reads, str) else reads)
+    kept = [node for node in nodes if node[0] in live]
+    # x drops out where everything reaches the output through v (a cut): the graph is then of one input
+    inputs = (graph.inputs[0], new) if graph.inputs[0] in live else (new,)
+    return Graph(inputs, kept)

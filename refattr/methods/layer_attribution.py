@@ -6,12 +6,14 @@ the shape of that value, (N, *neuron_shape). The output explained is t = f(x)[ta
 reference is x' (``baseline``), as for the input-level methods. Networks of one input.
 
 - :func:`layer_gradient_x_activation`: a * dt/da.
-- :func:`layer_integrated_gradients`, ``path="input"`` (Captum's LayerIntegratedGradients): the
-  path x' + α (x - x') in the *input* space, the integrand taken at the layer:
-  (a(x) - a(x')) ∫ dt/da(x' + α Δx) dα. Complete only where a is linear in x along the path.
-  ``path="layer"``: integrated gradients of the network above the layer, on the straight line from
-  a(x') to a(x) in the layer's own space; complete (sums to t(x) - t(x')) exactly, for a value every
-  path crosses (a cut).
+- :func:`layer_integrated_gradients`, ``path="layer"`` (the default; Captum's
+  LayerIntegratedGradients, read from its source: it overrides the layer's output with
+  interpolated values while the model runs on x): integrated gradients on the straight line from
+  a(x') to a(x) in the layer's own space, everything that bypasses the layer held at its value at
+  x. Over a value every path crosses (a cut) it sums to t(x) - t(x') exactly.
+  ``path="input"``: the path x' + α (x - x') in the input space, the integrand taken at the layer:
+  (a(x) - a(x')) ∫ dt/da(x' + α Δx) dα (Captum's InternalInfluence times the layer's difference);
+  complete only where a is linear in x along the path.
 - :func:`layer_conductance` (Dhamdhere, Sundararajan & Yan 2018, "How important is a neuron?"):
   ∫ dt/da · da/dα dα along the input path: the part of t(x) - t(x') that flows through each
   neuron. Over a cut (a value, or a set of values, that every path crosses) it sums to
@@ -39,7 +41,7 @@ from ..network import Network
 from .. import quadrature
 from ..validation import DEFAULT_BASELINE, broadcast_baseline, refuses_baselines
 from ._common import one_hot, pick, prepare
-from ._values import gradient_at, is_cut, jvp_at, network_above, value_index, value_label
+from ._values import gradient_at, is_cut, jvp_at, network_with_value_as_input, value_index, value_label
 from .deeplift import deeplift_layers
 from .integrated_gradients import integrated_gradients
 from .result import Attribution
@@ -114,7 +116,7 @@ def layer_gradient_x_activation(net: Network, x: ArrayLike, layer: Any, target: 
 @refuses_baselines
 def layer_integrated_gradients(net: Network, x: ArrayLike, layer: Any, baseline: ArrayLike = DEFAULT_BASELINE,
                                target: Target = None, rule: str = "auto", n_steps: int = 50,
-                               path: str = "input") -> Attribution:
+                               path: str = "layer") -> Attribution:
     """Integrated gradients at a layer's neurons (see the module docstring for both paths).
 
     Parameters
@@ -122,18 +124,21 @@ def layer_integrated_gradients(net: Network, x: ArrayLike, layer: Any, baseline:
     layer : int or str
         The value whose neurons are attributed (0: the input, which gives input IG).
     rule : str
-        "auto" (exact on piecewise-linear networks, else Gauss-Legendre), "exact", or a fixed rule
-        of :mod:`refattr.quadrature` with ``n_steps`` nodes.
-    path : {"input", "layer"}
-        "input": Captum's LayerIntegratedGradients, (a(x) - a(x')) times the mean gradient at the
-        layer along the input path. "layer": the straight line from a(x') to a(x) through the
-        network above the layer (needs a cut; every rule of :func:`integrated_gradients`).
+        ``path="layer"``: every rule of :func:`integrated_gradients` ("auto": exact on
+        piecewise-linear networks). ``path="input"``: "auto" (exact on piecewise-linear networks,
+        else Gauss-Legendre), "exact", or a fixed rule of :mod:`refattr.quadrature`.
+    path : {"layer", "input"}
+        "layer": the straight line from a(x') to a(x) in the layer's space, whatever bypasses the
+        layer at its value at x (Captum's LayerIntegratedGradients). "input": (a(x) - a(x')) times
+        the mean gradient at the layer along the input path.
 
     Returns
     -------
     Attribution
-        ``values`` of the layer's shape; ``completeness_gap`` = sum - (t(x) - t(x')) (rounding-level
-        for ``path="layer"`` with an exact rule; not a promise of ``path="input"``).
+        ``values`` of the layer's shape; ``completeness_gap`` = sum - (t(x) - t(x')): rounding-level
+        for ``path="layer"`` with an exact rule at a cut (elsewhere the bypassing paths are held at
+        x, and the sum is t(x) minus t at x with the layer set to a(x')); not a promise of
+        ``path="input"``.
 
     Examples
     --------
@@ -149,12 +154,26 @@ def layer_integrated_gradients(net: Network, x: ArrayLike, layer: Any, baseline:
                             f"space), got {path!r}")
     x, t, v, xr = _setup(net, x, target, layer, baseline)
     if path == "layer":
-        above = network_above(net, v)
-        a, a_ref = net.trace(x).activations[v], net.trace(xr).activations[v]
-        result = integrated_gradients(above, a, a_ref, target=t, rule=rule, n_steps=n_steps)
-        return Attribution(values=result.values, completeness_gap=result.completeness_gap,
+        if v < net.n_inputs:
+            result = integrated_gradients(net, x, xr, target=t, rule=rule, n_steps=n_steps)
+            values = result.values
+        elif v == net.n_inputs + len(net.layers) - 1:      # the output itself: Δy of the target output
+            delta = net(x) - net(xr)
+            values = one_hot(t, delta.shape[1]) * delta
+            result = Attribution(values=values, error_estimate=np.zeros(x.shape[0]), options={"rule": "exact"})
+        else:
+            mixed = network_with_value_as_input(net, v)
+            a, a_ref = net.trace(x).activations[v], net.trace(xr).activations[v]
+            if mixed.n_inputs == 1:       # a cut: the network above the layer
+                result = integrated_gradients(mixed, a, a_ref, target=t, rule=rule, n_steps=n_steps)
+                values = result.values
+            else:
+                result = integrated_gradients(mixed, (x, a), (x, a_ref), target=t, rule=rule, n_steps=n_steps)
+                values = result.values[1]
+        return Attribution(values=values, completeness_gap=_gap(net, x, xr, t, values),
                            error_estimate=result.error_estimate, method="layer_integrated_gradients",
-                           options={**result.options, "layer": layer, "value": v, "path": path})
+                           options={**result.options, "layer": layer, "value": v, "path": path,
+                                    "cut": is_cut(net, v)})
     pieces, used = _pieces(net, x, xr, t, rule, n_steps)
     a_x, a_ref = net.trace(x).activations[v], net.trace(xr).activations[v]
     mean_grad = np.empty_like(a_x)

@@ -100,3 +100,16 @@ def test_layer_deeplift_carries_captums_max_pool_defects_to_the_layer(rng):
     assert matched(layer)[0].kind == "rounding" and matched(layer)[0].size < 1e-12
     assert layer.verdict == "peer_bug" and any(c.issue == "Captum issue #1104" for c in layer.causes)
     assert neuron.verdict == "agree", report.table()
+
+
+def test_captums_layer_ig_holds_what_bypasses_the_layer_at_x(rng):
+    # Captum overrides the layer's output while the model runs on x: at 'down' (the shortcut, which
+    # the residual branch bypasses) and at a module's input (attribute_to_layer_input), reproduced
+    net = block(rng)
+    x, b, t = rng.normal(size=(2, 2, 6, 6)), rng.normal(size=(2, 2, 6, 6)) * 0.3, np.array([0, 2])
+    for layer, to_input in (("down", False), ("r2", True)):
+        entry = compare_captum_layer(net, x, layer, b, targets=t, methods=["LayerIntegratedGradients"],
+                                     attribute_to_layer_input=to_input).entries[0]
+        assert matched(entry)[0].kind == "rounding" and matched(entry)[0].size < 1e-12, (layer, entry)
+    with pytest.raises(ArgumentError, match=r"attribute_to_layer_input: .*DeepLift methods are not reproduced"):
+        compare_captum_layer(net, x, "r2", b, targets=t, methods=["LayerDeepLift"], attribute_to_layer_input=True)

@@ -115,8 +115,6 @@ def test_the_gradient_at_a_layer_against_central_differences(rng):
 
 def test_errors_name_the_problem(block, rng):
     net, x, b, t, _ = block
-    with pytest.raises(ArgumentError, match=r"'c2' is not a cut of the network"):
-        layer_integrated_gradients(net, x, "c2", b, target=t, path="layer")
     with pytest.raises(ArgumentError, match=r"'nope' is not a value of the graph"):
         layer_conductance(net, x, "nope", b, target=t)
     with pytest.raises(ArgumentError, match=r"path: expected one of \('input', 'layer'\)"):
@@ -125,3 +123,25 @@ def test_errors_name_the_problem(block, rng):
         neuron_gradient(net, x, "r2", 99)
     with pytest.raises(ArgumentError, match=r"layer: 7 is out of range"):
         layer_gradient_x_activation(Sequential([Dense(np.ones((1, 2)))]), np.ones((1, 2)), 7)
+
+
+def test_the_layer_path_at_a_value_a_skip_connection_bypasses(block):
+    # path="layer" at c2 (not a cut: the 1x1 shortcut bypasses it) moves c2 from c2(x') to c2(x)
+    # while the shortcut stays at down(x); the exact sum is t(x) - t(x with c2 := c2(x')), written
+    # out here layer by layer
+    net, x, b, t, delta = block
+    layers = {node.name: node.layer for node in net.nodes}
+
+    def run(name, value):
+        return layers[name].forward(value)[0]
+
+    def head(c2, down):
+        return run("y", run("f", run("r2", c2 + down)))
+
+    c2_ref = run("c2", run("r1", run("c1", b)))
+    expected = net(x)[np.arange(3), t] - head(c2_ref, run("down", x))[np.arange(3), t]
+    result = layer_integrated_gradients(net, x, "c2", b, target=t)
+    assert result.options["cut"] is False
+    total = result.values.reshape(3, -1).sum(axis=1)
+    np.testing.assert_allclose(total, expected, rtol=1e-12, atol=1e-12 * np.max(np.abs(expected)))
+    assert np.max(np.abs(total - delta)) > 1e-3      # and so not t(x) - t(x')
