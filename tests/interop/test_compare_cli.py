@@ -88,3 +88,20 @@ def test_oracle_export(tmp_path, capsys):
     assert code == 0 and "manifest.json" in out.out
     assert json.loads((tmp_path / "oracle" / "manifest.json").read_text())["format"] == "refattr-oracle"
 
+
+
+def test_compare_with_shap_through_the_command_line(files, capsys):
+    # --peer shap: the background is --baseline-samples (required); DeepExplainer on this ReLU MLP is
+    # DeepSHAP (verdict agree, the summary says correct: exit 0)
+    pytest.importorskip("shap")
+    rng = np.random.default_rng(1)
+    np.save(files / "background.npy", rng.normal(size=(5, 4)) * 0.3)
+    code, out = run(capsys, "compare", files / "model.pt", "--trust-pickle", "--peer", "shap", "--inputs",
+                    files / "x.npy", "--baseline-samples", files / "background.npy", "--targets", files / "t.npy",
+                    "--methods", "DeepExplainer", "--json")
+    report = json.loads(out.out)
+    assert code == 0, out
+    assert report["entries"][0]["verdict"] == "agree" and report["peer_correct"] is True
+    code, out = run(capsys, "compare", files / "model.pt", "--trust-pickle", "--peer", "shap", "--inputs",
+                    files / "x.npy", "--targets", files / "t.npy")
+    assert code == 2 and "--baseline-samples: required with --peer shap" in out.err
