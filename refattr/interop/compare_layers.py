@@ -64,6 +64,21 @@ def _models(model):
     return net, peer, modules, functions
 
 
+def _ig_causes(reproduction, float64, reference, n_steps):
+    """The two parts of a Captum Gauss-Legendre integral's difference from refattr's reference."""
+    return [Cause("convention", "Captum rounds the step weights to float32 (torch default dtype), even for float64 "
+                                "inputs", relative_difference(reproduction, float64)),
+            Cause("approximation", f"gausslegendre with {n_steps} steps vs the reference integral",
+                  relative_difference(float64, reference.values))]
+
+
+def _rescale_cause(pure, reference, what, rtol):
+    """The last link of a DeepLift chain: Rescale as reproduced here against refattr's own method."""
+    d = relative_difference(pure, reference)
+    return Cause("rounding" if d <= rtol else "unexplained",
+                 f"Rescale reproduced in the comparison layer vs refattr's {what}", d)
+
+
 def _pool_rule(net):
     return "delta_routing" if any(is_max_pooling(layer) for layer in net.layers) else None
 
@@ -165,8 +180,13 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
             out = fn()
         return out.detach().cpu().numpy().astype(np.float64)
 
-    selector = None if neuron is None else (neuron if isinstance(neuron, tuple) else tuple(
-        int(i) for i in np.unravel_index(int(neuron), net.trace(x[:1]).activations[v].shape[1:])))
+    selector = below = index = None
+    if neuron is not None:           # Captum's neuron_selector (a tuple), the network below the value, the flat index
+        neuron_shape = net.trace(x[:1]).activations[v].shape[1:]
+        selector = neuron if isinstance(neuron, tuple) else tuple(
+            int(i) for i in np.unravel_index(int(neuron), neuron_shape))
+        below = network_below(net, v)
+        index = int(np.ravel_multi_index(selector, neuron_shape))
     for method in chosen:
         entry = MethodComparison(f"{method}[{net.value_names()[v]}]", name, "", "agree")
         if method == "LayerGradientXActivation":
@@ -181,13 +201,8 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
                 tx, tb, target=torch_target, n_steps=n_steps, **layer_flag))
             reproduction = cc.captum_layer_integrated_gradients(net, x, xr, t, v, n_steps=n_steps)
             float64 = cc.captum_layer_integrated_gradients(net, x, xr, t, v, n_steps=n_steps, float32=False)
-            components = [
-                Cause("convention", "Captum rounds the step weights to float32 (torch default dtype), even for "
-                                    "float64 inputs", relative_difference(reproduction, float64)),
-                Cause("approximation", f"gausslegendre with {n_steps} steps vs the reference integral",
-                      relative_difference(float64, ref.values))]
-            _classify(entry, peer_values, ref.values, reproduction, components, rtol,
-                      "Captum's LayerIntegratedGradients")
+            _classify(entry, peer_values, ref.values, reproduction, _ig_causes(reproduction, float64, ref, n_steps),
+                      rtol, "Captum's LayerIntegratedGradients")
         elif method == "LayerConductance":
             ref = layer_conductance(net, x, v, xr, target=t, rule="auto", n_steps=max(n_steps, 64))
             entry.reference = f"refattr layer_conductance(rule={ref.options['rule']!r})"
@@ -207,13 +222,9 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
             peer_values = peer_run(lambda: cattr.LayerDeepLift(peer, module).attribute(tx, tb, target=torch_target,
                                                                                        **layer_flag))
             reproduction, components, pure = _deeplift_chain(net, x, xr, t, functions=functions, at_value=v)
-            components.append(Cause("rounding" if relative_difference(pure, ref) <= rtol else "unexplained",
-                                    "Rescale reproduced in the comparison layer vs refattr's layer_deeplift",
-                                    relative_difference(pure, ref)))
+            components.append(_rescale_cause(pure, ref, "layer_deeplift", rtol))
             _classify(entry, peer_values, ref, reproduction, components, rtol, "Captum's LayerDeepLift convention")
         elif method == "NeuronDeepLift":
-            below = network_below(net, v)
-            index = int(np.ravel_multi_index(selector, net.trace(x[:1]).activations[v].shape[1:]))
             entry.reference = "refattr neuron_deeplift(rule='rescale')"
             ref = neuron_deeplift(net, x, v, neuron, xr, maxpool_rule=_pool_rule(below)).values
             peer_values = peer_run(lambda: cattr.NeuronDeepLift(peer, module).attribute(tx, selector, tb,
@@ -222,9 +233,7 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
             below_functions = tuple(j for j, node in enumerate(below.nodes) if node.name in written)
             reproduction, components, pure = _deeplift_chain(below, x, xr, np.full(x.shape[0], index),
                                                              functions=below_functions)
-            components.append(Cause("rounding" if relative_difference(pure, ref) <= rtol else "unexplained",
-                                    "Rescale reproduced in the comparison layer vs refattr's neuron_deeplift",
-                                    relative_difference(pure, ref)))
+            components.append(_rescale_cause(pure, ref, "neuron_deeplift", rtol))
             _classify(entry, peer_values, ref, reproduction, components, rtol, "Captum's NeuronDeepLift convention")
         elif method == "NeuronGradient":
             entry.reference = "refattr neuron_gradient"
@@ -235,16 +244,9 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
             entry.reference = f"refattr neuron_integrated_gradients(rule={ref.options.get('rule')!r})"
             peer_values = peer_run(lambda: cattr.NeuronIntegratedGradients(peer, module).attribute(
                 tx, selector, tb, n_steps=n_steps, **neuron_flag))
-            below = network_below(net, v)
-            index = int(np.ravel_multi_index(selector, net.trace(x[:1]).activations[v].shape[1:]))
             reproduction = cc.captum_integrated_gradients(below, x, xr, index, "gausslegendre", n_steps)
             float64 = cc.captum_integrated_gradients(below, x, xr, index, "gausslegendre", n_steps, float32=False)
-            components = [
-                Cause("convention", "Captum rounds the step weights to float32 (torch default dtype), even for "
-                                    "float64 inputs", relative_difference(reproduction, float64)),
-                Cause("approximation", f"gausslegendre with {n_steps} steps vs the reference integral",
-                      relative_difference(float64, ref.values))]
-            _classify(entry, peer_values, ref.values, reproduction, components, rtol,
-                      "Captum's NeuronIntegratedGradients")
+            _classify(entry, peer_values, ref.values, reproduction, _ig_causes(reproduction, float64, ref, n_steps),
+                      rtol, "Captum's NeuronIntegratedGradients")
         report.entries.append(entry)
     return report
