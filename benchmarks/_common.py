@@ -24,6 +24,43 @@ def benchmark_cnn(seed: int = 0, activation=ReLU) -> Sequential:
     ], input_shape=(1, 28, 28))
 
 
+def resnet(width: int = 16, classes: int = 10):
+    """A ResNet-style CNN in plain torch (float64, eval mode), seeded by its width.
+
+    3x32x32 -> conv3x3 (width) -> ReLU -> BasicBlock(width) -> BasicBlock(2 width, stride 2, 1x1
+    downsample) -> global average pooling -> Linear(classes); BasicBlock = conv-ReLU-conv, + shortcut,
+    ReLU. Every ReLU is its own ``nn.ReLU`` module, so Captum's hooks see each one (a functional
+    ``F.relu`` is a plain gradient to Captum's DeepLift and GuidedBackprop).
+    """
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, c_in, c_out, stride):
+            super().__init__()
+            self.c1, self.c2 = nn.Conv2d(c_in, c_out, 3, stride, 1), nn.Conv2d(c_out, c_out, 3, 1, 1)
+            self.r1, self.r2 = nn.ReLU(), nn.ReLU()
+            self.down = nn.Conv2d(c_in, c_out, 1, stride) if stride != 1 or c_in != c_out else None
+
+        def forward(self, x):
+            skip = x if self.down is None else self.down(x)
+            return self.r2(self.c2(self.r1(self.c1(x))) + skip)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.relu = nn.Conv2d(3, width, 3, 1, 1), nn.ReLU()
+            self.b1, self.b2 = Block(width, width, 1), Block(width, 2 * width, 2)
+            self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(2 * width, classes)
+
+        def forward(self, x):
+            h = self.b2(self.b1(self.relu(self.stem(x))))
+            return self.fc(torch.flatten(self.pool(h), 1))
+
+    torch.manual_seed(width)
+    return Net().double().eval()
+
+
 def median_time(fn, repeats: int = 15, warmup: int = 2) -> float:
     """Median wall time of fn() in seconds, after warm-up calls (numba compiles on the first)."""
     for _ in range(warmup):

@@ -7,7 +7,11 @@ Models (batch 32, float64), each with ReLU, tanh, sigmoid and swish (SiLU) activ
 
 - MLP 64-128-64-10;
 - CNN 1x28x28: conv8 3x3 pad 1, act, conv16 3x3 stride 2 pad 1, act, flatten, dense 10
-  (``benchmarks/_common.benchmark_cnn``).
+  (``benchmarks/_common.benchmark_cnn``);
+- ResNet (``--models ResNet``, ReLU only): the ResNet-style CNN of ``_common.resnet``, 3x32x32, stem
+  conv 16 + two BasicBlocks (16, and 32 with stride 2 and a 1x1 downsample), global average pooling,
+  Linear 10, written in plain torch with an ``nn.ReLU`` module per activation and imported with
+  ``refattr.interop.from_torch`` (a Graph with two residual joins).
 
 Methods: saliency (Captum ``Saliency(abs=False)``), guided backprop, integrated gradients
 (Gauss-Legendre, 50 steps, Captum's default), DeepLift (Rescale) and DeepLiftShap with 8 baselines.
@@ -57,11 +61,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import benchmark_cnn, machine_line  # noqa: E402
+from _common import benchmark_cnn, machine_line, resnet  # noqa: E402
 
 from refattr import Dense, ReLU, Sequential, Sigmoid, Swish, Tanh  # noqa: E402
 from refattr.interop import captum_conventions as cc  # noqa: E402
 from refattr.interop.compare import relative_difference  # noqa: E402
+from refattr.interop import from_torch  # noqa: E402
 from refattr.interop.torch_model import to_torch  # noqa: E402
 from refattr.methods.deeplift import deeplift  # noqa: E402
 from refattr.methods.gradient import gradient  # noqa: E402
@@ -77,6 +82,7 @@ ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "swish": Swish}
 BATCH = 32
 N_STEPS = 50
 N_SHAP = 8
+RESNET_WIDTH = 16
 
 
 def benchmark_mlp(seed: int = 0, activation=ReLU) -> Sequential:
@@ -101,15 +107,24 @@ def threads(n: int):
 
 
 def case(model: str, act: str, seed: int = 1):
-    """(refattr net, torch model, x, baseline, baselines (K, ...), target) for one model."""
-    net = benchmark_mlp(activation=ACTIVATIONS[act]) if model == "MLP" else benchmark_cnn(activation=ACTIVATIONS[act])
+    """(refattr net, torch model, x, baseline, baselines (K, ...), target) for one model.
+
+    "ResNet" is the plain-torch module of ``_common.resnet`` (ReLU only, ``act`` ignored), imported
+    with ``from_torch`` as a Graph; Captum runs on that original module, not on a re-export.
+    """
+    if model == "ResNet":
+        tmodel = resnet(RESNET_WIDTH)
+        net = from_torch(tmodel, input_shape=(3, 32, 32))
+    else:
+        net = benchmark_mlp(activation=ACTIVATIONS[act]) if model == "MLP" else benchmark_cnn(activation=ACTIVATIONS[act])
+        tmodel = to_torch(net).eval()
     shape = net.input_shape
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(BATCH,) + shape)
     baseline = rng.normal(size=(BATCH,) + shape) * 0.1
     baselines = rng.normal(size=(N_SHAP,) + shape) * 0.1
     target = np.arange(BATCH) % 10
-    return net, to_torch(net).eval(), x, baseline, baselines, target
+    return net, tmodel, x, baseline, baselines, target
 
 
 def methods(net, tmodel, x, baseline, baselines, target):
@@ -123,7 +138,7 @@ def methods(net, tmodel, x, baseline, baselines, target):
     tt = torch.from_numpy(target)
     sal, gbp = Saliency(tmodel), GuidedBackprop(tmodel)
     ig, dl, dls = IntegratedGradients(tmodel), DeepLift(tmodel), DeepLiftShap(tmodel)
-    smooth_swish = any(isinstance(layer, Swish) for layer in net.layers)
+    smooth_swish = any(isinstance(layer, Swish) for layer in net.layers) if hasattr(net, "layers") else False
 
     def captum(fn, **kw):
         def run():
@@ -235,7 +250,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--models", nargs="+", default=["MLP", "CNN"])
+    parser.add_argument("--models", nargs="+", default=["MLP", "CNN", "ResNet"])
     parser.add_argument("--activations", nargs="+", default=list(ACTIVATIONS))
     parser.add_argument("--methods", nargs="+", default=None)
     parser.add_argument("--quick", action="store_true", help="5 repeats (IG and DeepLiftShap 3)")
@@ -255,6 +270,8 @@ def main(argv=None):
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for model in args.models:
         for act in args.activations:
+            if model == "ResNet" and act != "relu":
+                continue   # the ResNet-style CNN has ReLU only
             net, tmodel, x, baseline, baselines, target = case(model, act)
             table = methods(net, tmodel, x, baseline, baselines, target)
             for name, (ours, theirs, checks) in table.items():

@@ -21,36 +21,7 @@ import time
 
 import numpy as np
 
-from _common import benchmark_cnn, machine_line
-
-
-def resnet(width: int):
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    class Block(nn.Module):
-        def __init__(self, c_in, c_out, stride):
-            super().__init__()
-            self.c1, self.c2 = nn.Conv2d(c_in, c_out, 3, stride, 1), nn.Conv2d(c_out, c_out, 3, 1, 1)
-            self.down = nn.Conv2d(c_in, c_out, 1, stride) if stride != 1 or c_in != c_out else None
-
-        def forward(self, x):
-            skip = x if self.down is None else self.down(x)
-            return F.relu(self.c2(F.relu(self.c1(x))) + skip)
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.stem, self.b1, self.b2 = nn.Conv2d(3, width, 3, 1, 1), Block(width, width, 1), Block(width, 2 * width, 2)
-            self.fc = nn.Linear(2 * width, 10)
-
-        def forward(self, x):
-            h = self.b2(self.b1(F.relu(self.stem(x))))
-            return self.fc(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
-
-    torch.manual_seed(width)
-    return Net().double().eval()
+from _common import benchmark_cnn, machine_line, resnet
 
 
 def floor_per_gradient(module, x, target: int, batch: int = 256, repeats: int = 3) -> float:
