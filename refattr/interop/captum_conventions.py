@@ -96,7 +96,7 @@ from ._captum_softmax import captum_softmax_grad_input
 from ..layers.base import DeltaPair, ElementwiseLayer, LinearLayer
 from ..methods._common import one_hot, prepare
 from ..methods.gradient import gradient
-from ..validation import as_baselines, broadcast_baseline, refuses_baselines
+from ..validation import as_baselines, as_reference_sets, broadcast_baseline, refuses_baselines
 
 __all__ = ["CAPTUM_IG_METHODS", "REFATTR_RULE", "CAPTUM_DEEPLIFT_EPS", "captum_ig_quadrature",
            "torch_float32_linspace", "path_integral", "captum_integrated_gradients", "captum_deeplift",
@@ -256,7 +256,7 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
                     stale_grad_output=True, first_row_fallback=True, assign_unpool=True,
                     naive_division=True, shared_input_replaced=True, joins_as_gradient=True,
                     softmax_as_captum=True, function_nodes: Collection[int] = (),
-                    at_value: int | None = None) -> np.ndarray:
+                    at_value: int | None = None, output: str = "attributions") -> np.ndarray:
     """Captum's ``DeepLift(model).attribute(x, baseline, target)`` (Rescale), reproduced.
 
     Works on chains and on graphs of one input. The backward pass tracks, for every value (a
@@ -281,6 +281,11 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
     at_value : int, optional
         Captum's ``LayerDeepLift`` at this hidden value (``attribute_to_layer_input=False``): the
         value's difference a(x) - a(x') times the gradient that reaches it through the hooks.
+    output : {"attributions", "multipliers"}
+        "attributions": Δx times the gradient that reaches the input through the hooks (Captum's
+        default). "multipliers": that gradient alone, what Captum returns with
+        ``multiply_by_inputs=False`` and what it hands a ``custom_attribution_func`` as its first
+        argument.
     stale_grad_output : bool
         True: a hooked layer's rule uses the gradient at its output as it *arrives*, before the
         hook of the next layer rewrites it (Captum registers the output-gradient recorder of a
@@ -318,6 +323,8 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
     max-pool routing, i.e. refattr's ``deeplift(rule="rescale", maxpool_rule="delta_routing")``
     up to rounding.
     """
+    if output not in ("attributions", "multipliers"):
+        raise ArgumentError(f"output: expected 'attributions' or 'multipliers', got {output!r}")
     x, t = _one_input(net, x, target)
     xr = broadcast_baseline(baseline, x)
     trace, trace_ref = net.trace(x), net.trace(xr)
@@ -371,6 +378,8 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
     seed = one_hot(t, trace.output.shape[1])
     final = _hooked_backward(net, trace, trace_ref, seed, hooked, rule, shared_input_replaced, stale_grad_output,
                              midpoint_products=not joins_as_gradient, value=at_value or 0)
+    if output == "multipliers":
+        return final[0]
     if at_value:      # Captum's LayerDeepLift: the layer's difference times the gradient that reached it
         return (trace.activations[at_value] - trace_ref.activations[at_value]) * final[0]
     return (x - xr) * final[0]
@@ -482,20 +491,44 @@ def _add(arriving, terms, value, reader, pair) -> None:
 
 
 @refuses_baselines
-def captum_deeplift_shap(net, x, baseline_samples, target=None, **options) -> np.ndarray:
+def captum_deeplift_shap(net, x, baseline_samples, target=None, *, output: str = "attributions",
+                         **options) -> np.ndarray:
     """Captum's ``DeepLiftShap``: DeepLift on every (input, baseline) pair, then the mean over baselines.
 
-    ``baseline_samples`` (K, *example_shape) is what Captum's ``DeepLiftShap.attribute`` takes as
-    ``baselines``. The pairs form one batch of N * K rows in Captum's order (row n * K + k is
-    example n with baseline k), which matters for the max-pool fallback's first row.
+    ``baseline_samples`` is read by rank (:func:`refattr.validation.as_reference_sets`):
+
+    - (K, *example_shape), what Captum's ``DeepLiftShap.attribute`` takes as ``baselines``: one
+      call on the whole batch. The pairs form one batch of N * K rows in Captum's order (row
+      n * K + k is example n with baseline k), which matters for the max-pool fallback's first row.
+    - (N, K, *example_shape), one set of references per example (K shuffled copies of each
+      sequence): Captum's ``baselines`` are shared by a batch, so a user calls it once per example,
+      ``attribute(x[n:n+1], baselines=sets[n])``; reproduced that way, so the fallback's first row
+      is example n with its reference 0, in every call.
+
+    ``output``: "attributions" (Captum's default), "multipliers" (``multiply_by_inputs=False``: the
+    mean over the references of the hooked gradients), or "hypothetical": what Captum returns with
+    the ``custom_attribution_func`` of the genomics workflow, ``m - sum_c' x'[c'] m[c']`` over the
+    channel axis 1 per pair, then the mean (hypothetical contributions, Shrikumar et al. 2018,
+    :func:`refattr.methods.hypothetical.hypothetical_contributions`). ``options`` go to
+    :func:`captum_deeplift`.
     """
+    if output not in ("attributions", "multipliers", "hypothetical"):
+        raise ArgumentError(f"output: expected 'attributions', 'multipliers' or 'hypothetical', got {output!r}")
     x, t = prepare(net, x, target)
-    bs = as_baselines(baseline_samples, x)
-    k = bs.shape[0]
-    inputs = np.repeat(x, k, axis=0)
-    refs = np.tile(bs, (x.shape[0],) + (1,) * (x.ndim - 1))
-    values = captum_deeplift(net, inputs, refs, np.repeat(t, k), **options)
-    return values.reshape((x.shape[0], k) + x.shape[1:]).mean(axis=1)
+    per_example = np.ndim(baseline_samples) == x.ndim + 1
+    sets = as_reference_sets(baseline_samples, x) if per_example else as_baselines(baseline_samples, x)[None]
+    k = sets.shape[1]
+    calls = [(x[n:n + 1], sets[n], t[n:n + 1]) for n in range(x.shape[0])] if per_example else [(x, sets[0], t)]
+    results = []
+    for xs, refs, ts in calls:
+        inputs = np.repeat(xs, k, axis=0)
+        rows = np.tile(refs, (xs.shape[0],) + (1,) * (xs.ndim - 1))
+        m = captum_deeplift(net, inputs, rows, np.repeat(ts, k),
+                            output="attributions" if output == "attributions" else "multipliers", **options)
+        if output == "hypothetical":
+            m = m - (rows * m).sum(axis=1, keepdims=True)
+        results.append(m.reshape((xs.shape[0], k) + x.shape[1:]).mean(axis=1))
+    return np.concatenate(results)
 
 
 def _layer_at(net, points, t, v):

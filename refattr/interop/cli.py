@@ -247,6 +247,7 @@ def _cmd_compare(args) -> int:
             methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
             report = compare_captum(model, inputs, baseline, targets, methods, n_steps=args.n_steps,
                                     baseline_samples=_array(args.baseline_samples, "--baseline-samples"),
+                                    hypothetical=args.hypothetical,
                                     **({} if args.rtol is None else {"rtol": args.rtol}))
     except (RefattrError, ImportError) as exc:  # bad input, or torch / captum / onnx not installed
         return fail("compare", exc)
@@ -325,7 +326,11 @@ def add_compare_commands(subparsers) -> None:
                                                                  "default)")
     compare.add_argument("--baseline-samples", metavar="S.npy",
                          help="DeepLiftShap's distribution of references (K, *example_shape), K >= 2 (Captum's "
-                              "baselines= of DeepLiftShap; default: --baseline per example)")
+                              "baselines= of DeepLiftShap; default: --baseline per example), or one set per example "
+                              "(N, K, *example_shape): Captum is then called once per example")
+    compare.add_argument("--hypothetical", action="store_true",
+                         help="with DeepLiftShap on one-hot inputs (axis 1): also compare hypothetical contributions "
+                              "(Captum with the custom_attribution_func m - sum_c x'[c] m[c])")
     compare.add_argument("--attributions", metavar="A.npy", help="your own attributions to diff against the reference")
     compare.add_argument("--method", help="with --attributions: gradient, input_x_gradient, guided_backprop, "
                                           "deconvnet, integrated_gradients or deeplift")

@@ -47,7 +47,7 @@ from ..methods import deconvnet, gradient, guided_backprop, input_x_gradient
 from ..methods._common import pick, prepare
 from ..graph import Graph, pack, unpack
 from ..network import Network, Sequential
-from ..validation import as_baselines, as_float64, broadcast_baseline, refuses_baselines
+from ..validation import as_baselines, as_float64, as_reference_sets, broadcast_baseline, refuses_baselines
 from . import captum_conventions as cc
 
 __all__ = ["Cause", "MethodComparison", "Report", "compare_captum", "compare_attributions", "relative_difference",
@@ -314,6 +314,14 @@ def reference_method(name: str):
     return getattr(importlib.import_module(f"refattr.methods.{name}"), name)
 
 
+def _reference_rows(baseline_samples, x) -> list[np.ndarray]:
+    """The K references as K arrays of x's shape: row k of a shared set (K, ...) broadcast to the
+    batch, or reference k of every example's own set (N, K, ...)."""
+    if np.ndim(baseline_samples) == x.ndim + 1:
+        return [np.asarray(baseline_samples)[:, k] for k in range(np.shape(baseline_samples)[1])]
+    return [np.broadcast_to(b, x.shape) for b in baseline_samples]
+
+
 def _gap(net, x, baseline_values, target, values, baseline_samples=None) -> float:
     """max_n |sum(phi_n) - (t(x_n) - t(x'_n))| (mean over the K references when ``baseline_samples``);
     ``inf`` where ``values`` holds NaN or Inf."""
@@ -323,7 +331,7 @@ def _gap(net, x, baseline_values, target, values, baseline_samples=None) -> floa
     if baseline_samples is None:
         tb = pick(net(baseline_values), target)
     else:
-        tb = np.mean([pick(net(np.broadcast_to(b, x.shape)), target) for b in baseline_samples], axis=0)
+        tb = np.mean([pick(net(b), target) for b in _reference_rows(baseline_samples, x)], axis=0)
     sums = np.asarray(values).reshape(x.shape[0], -1).sum(axis=1)
     return float(np.max(np.abs(sums - (tx - tb))))
 
@@ -409,7 +417,8 @@ def _shared_hooked_inputs(net, swish_hooked=False) -> list[str]:
     return out
 
 
-def _deeplift_chain(net, x, baseline, target, baseline_samples=None, functions=(), at_value=None):
+def _deeplift_chain(net, x, baseline, target, baseline_samples=None, functions=(), at_value=None,
+                    output="attributions"):
     """Captum's DeepLift convention, then one convention removed at a time, ending at pure Rescale.
 
     ``functions``: the nodes the torch model computes with functions (no module, no hook);
@@ -423,7 +432,7 @@ def _deeplift_chain(net, x, baseline, target, baseline_samples=None, functions=(
             options["at_value"] = at_value
         if baseline_samples is None:
             return cc.captum_deeplift(net, x, baseline, target, **options)
-        return cc.captum_deeplift_shap(net, x, baseline_samples, target, **options)
+        return cc.captum_deeplift_shap(net, x, baseline_samples, target, output=output, **options)
 
     eps = cc.CAPTUM_DEEPLIFT_EPS
     steps = [{}]
@@ -502,8 +511,7 @@ def _deeplift_chain(net, x, baseline, target, baseline_samples=None, functions=(
                                             "(|Δx| < 1e-10) uses grad_input[0], the gradient of example 0, for every "
                                             "example", relative_difference(v0, v), "Captum issue #1276"))
         v0 = v
-    refs = ([broadcast_baseline(baseline, x)] if baseline_samples is None
-            else [np.broadcast_to(b, x.shape) for b in baseline_samples])
+    refs = [broadcast_baseline(baseline, x)] if baseline_samples is None else _reference_rows(baseline_samples, x)
     n_small = sum(int(np.sum((np.abs(dz) < eps) & (dz != 0))) for xr in refs for _, _, dz in _nonlinear_inputs(net, x, xr))
     v = more(eps=0)
     components.append(Cause("convention", f"Captum falls back to the gradient at the input where |Δz| < {eps:g} "
@@ -659,7 +667,8 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
                    baseline: ArrayLike | TorchTensor = 0.0, targets: Target | TorchTensor = None,
                    methods: Iterable[str] | None = None, *, n_steps: int = 50,
                    ig_methods: Sequence[str] = cc.CAPTUM_IG_METHODS,
-                   baseline_samples: ArrayLike | TorchTensor | None = None, rtol: float = FLOAT64_RTOL) -> Report:
+                   baseline_samples: ArrayLike | TorchTensor | None = None, hypothetical: bool = False,
+                   rtol: float = FLOAT64_RTOL) -> Report:
     """Run Captum's attribution methods and refattr's reference on the same model and classify every difference.
 
     Parameters
@@ -683,11 +692,21 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
         Captum's ``n_steps`` for IntegratedGradients, >= 1.
     ig_methods : iterable of str
         Captum's IG ``method`` values to compare (default: all five).
-    baseline_samples : array_like (K, *example_shape), K >= 2, optional
+    baseline_samples : array_like (K, *example_shape) or (N, K, *example_shape), K >= 2, optional
         DeepLiftShap's distribution of references (what Captum's ``DeepLiftShap.attribute`` takes
         as ``baselines``), compared with refattr's ``deeplift(baseline_samples=...)``. Default:
         ``baseline`` broadcast to the inputs' shape (K = N; repeated once more if N == 1, as
-        Captum needs K >= 2).
+        Captum needs K >= 2). One set per example (N, K, ...), e.g. K dinucleotide-shuffled
+        copies of each sequence, is read by its rank: Captum's ``baselines`` are shared by a batch,
+        so Captum is called once per example with its own set, as a user would (one input only).
+    hypothetical : bool
+        With DeepLiftShap, also compare hypothetical contributions (Shrikumar et al. 2018, the
+        input of TF-MoDISco; x one-hot along axis 1): Captum's DeepLiftShap with the
+        ``custom_attribution_func`` of that workflow, m - sum_c' x'[c'] m[c'] per pair, against
+        :func:`~refattr.methods.hypothetical.hypothetical_contributions`. One more entry,
+        ``DeepLiftShap[hypothetical]``, whose causes size Captum's bugs in that quantity (the
+        max-pool fallback of issue #1276 changes multipliers where Δx is zero, which contributions
+        cannot show and hypothetical contributions do).
     rtol : float
         Relative difference below which two results count as equal up to rounding; a finite
         float with 0 < rtol < 1 (else :class:`~refattr.errors.ArgumentError`). A peer result
@@ -750,10 +769,11 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
     xr = broadcast_baseline(baseline, x)
     n_out = net(x).shape[1]
     torch_target = None if targets is None and n_out == 1 else torch.from_numpy(t)
+    per_example = baseline_samples is not None and np.ndim(baseline_samples) == x.ndim + 1
     if baseline_samples is None:
         shap = xr if x.shape[0] > 1 else np.concatenate([xr, xr])
     else:
-        shap = as_baselines(baseline_samples, x)
+        shap = as_reference_sets(baseline_samples, x) if per_example else as_baselines(baseline_samples, x)
 
     def as_peer(a, grad=False):
         """A packed array as what Captum takes: a tensor, or a tuple of them (one per input)."""
@@ -834,10 +854,11 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
             if maxpool_rule:
                 entry.reference += ", maxpool_rule='delta_routing'"
             if shap_mode:
-                entry.reference += f", {shap.shape[0]} baseline samples"
+                entry.reference += (f", {shap.shape[1]} references per example (one Captum call per example)"
+                                    if per_example else f", {shap.shape[0]} baseline samples")
                 ref = deeplift(net, x, target=t, rule="rescale", baseline_samples=shap, maxpool_rule=maxpool_rule)
-                peer = run_peer(entry, lambda: cattr.DeepLiftShap(peer_model).attribute(
-                    tx(), as_peer(shap), target=torch_target))
+                peer = run_peer(entry, lambda: _deeplift_shap_peer(cattr, peer_model, as_peer, x, shap, per_example,
+                                                                   torch_target))
             else:
                 ref = deeplift(net, x, xr, target=t, rule="rescale", maxpool_rule=maxpool_rule)
                 peer = run_peer(entry, lambda: cattr.DeepLift(peer_model).attribute(tx(), tb(), target=torch_target))
@@ -851,7 +872,91 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
                                         relative_difference(pure, ref.values)))
                 _classify(entry, peer, ref.values, reproduction, components, rtol, "Captum's DeepLift convention")
             report.entries.append(entry)
+            if shap_mode and hypothetical:
+                report.entries.append(_compare_hypothetical(net, cattr, peer_model, as_peer, x, t, shap, per_example,
+                                                            torch_target, maxpool_rule, functions, rtol, peer_name,
+                                                            run_peer))
     return report
+
+
+def _undefined_multipliers(net, x, t, sets, maxpool_rule, functions, pure, reference, rtol) -> Cause:
+    """The last step from Captum's Rescale (every Captum convention and bug removed) to refattr's
+    hypothetical contributions: DeepLIFT's multiplier Δy/Δx is undefined where Δx == 0, and the two
+    fill it in differently (Captum: the gradient; refattr's max-pool routing: the multiplier of the
+    cell the window's change is routed to). Contributions cannot see that (Δx m = 0 there);
+    hypothetical contributions can. A convention only if the per-pair multipliers agree wherever
+    Δx != 0; else unexplained."""
+    from ..methods.deeplift import deeplift
+
+    size = relative_difference(pure, reference)
+    if size <= rtol:
+        return Cause("rounding", "Rescale multipliers reproduced in the comparison layer vs refattr's "
+                                 "hypothetical_contributions", size)
+    k = sets.shape[-x.ndim]
+    inputs = np.repeat(x, k, axis=0)
+    refs = (np.asarray(sets).reshape((-1,) + x.shape[1:]) if np.ndim(sets) == x.ndim + 1
+            else np.tile(sets, (x.shape[0],) + (1,) * (x.ndim - 1)))
+    targets = np.repeat(t, k)
+    ours = deeplift(net, inputs, refs, target=targets, rule="rescale", maxpool_rule=maxpool_rule).multipliers
+    theirs = cc.captum_deeplift(net, inputs, refs, targets, output="multipliers", eps=0, stale_grad_output=False,
+                                first_row_fallback=False, assign_unpool=False, naive_division=False,
+                                shared_input_replaced=False, joins_as_gradient=False, softmax_as_captum=False,
+                                swish_as_gradient=False, function_nodes=functions)
+    moved = inputs != refs
+    defined = relative_difference(np.where(moved, theirs, 0.0), np.where(moved, ours, 0.0))
+    undefined = int(np.sum(~moved & (theirs != ours)))
+    if defined > rtol:
+        return Cause("unexplained", "Rescale multipliers reproduced in the comparison layer vs refattr's "
+                                    f"hypothetical_contributions (the multipliers differ by {defined:.1e} where Δx != 0)",
+                     size)
+    return Cause("convention", "DeepLIFT's multiplier Δy/Δx is undefined where Δx == 0 (here at "
+                               f"{undefined} input cell(s) of the (example, reference) pairs): Captum's Rescale "
+                               "takes the gradient there, refattr's max-pool routing the multiplier of the cell a "
+                               "window's change is routed to; contributions (Δx times m) are equal, hypothetical "
+                               "contributions read m at every base and differ", size)
+
+
+def _deeplift_shap_peer(cattr, peer_model, as_peer, x, sets, per_example, torch_target, **kwargs):
+    """Captum's DeepLiftShap on x: one call with the shared references (K, ...), or, with one set
+    per example (N, K, ...), one call per example with its own set (Captum's ``baselines`` are
+    shared by a batch), results stacked."""
+    explainer = cattr.DeepLiftShap(peer_model)
+    if not per_example:
+        return explainer.attribute(as_peer(x, grad=True), as_peer(sets), target=torch_target, **kwargs)
+    rows = []
+    for n in range(x.shape[0]):
+        target_n = None if torch_target is None else torch_target[n:n + 1]
+        rows.append(explainer.attribute(as_peer(x[n:n + 1], grad=True), as_peer(sets[n]), target=target_n, **kwargs))
+    from .torch_model import require_torch
+
+    return require_torch().cat(rows)
+
+
+def _hypothetical_attribution_func(multipliers, inputs, baselines):
+    """Captum ``custom_attribution_func`` of the genomics workflow: per (input, reference) pair,
+    the hypothetical contributions m - sum_c' x'[c'] m[c'] over the channel axis 1."""
+    return tuple(m - (b * m).sum(dim=1, keepdim=True) for m, b in zip(multipliers, baselines))
+
+
+def _compare_hypothetical(net, cattr, peer_model, as_peer, x, t, sets, per_example, torch_target, maxpool_rule,
+                          functions, rtol, peer_name, run_peer):
+    """Hypothetical contributions: Captum's DeepLiftShap with the genomics workflow's
+    ``custom_attribution_func`` against refattr's ``hypothetical_contributions``."""
+    from ..methods.hypothetical import hypothetical_contributions
+
+    entry = MethodComparison("DeepLiftShap[hypothetical]", peer_name,
+                             "refattr hypothetical_contributions(rule='rescale'"
+                             + (", maxpool_rule='delta_routing'" if maxpool_rule else "") + ")", "agree")
+    reference = hypothetical_contributions(net, x, target=t, baseline_samples=sets, maxpool_rule=maxpool_rule)
+    peer = run_peer(entry, lambda: _deeplift_shap_peer(cattr, peer_model, as_peer, x, sets, per_example, torch_target,
+                                                       custom_attribution_func=_hypothetical_attribution_func))
+    if peer is not None:
+        reproduction, components, pure = _deeplift_chain(net, x, None, t, sets, functions, output="hypothetical")
+        components.append(_undefined_multipliers(net, x, t, sets, maxpool_rule, functions, pure,
+                                                 reference.hypothetical, rtol))
+        _classify(entry, peer, reference.hypothetical, reproduction, components, rtol,
+                  "Captum's DeepLift convention, hypothetical contributions")
+    return entry
 
 
 def _compare_ig(net, peer_model, cattr, x, xr, t, tx, tb, torch_target, n_steps, ig_methods, rtol, peer_name,
