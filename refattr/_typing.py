@@ -33,7 +33,7 @@ GradientRule = Literal["gradient", "guided_backprop", "deconvnet"]
 DeepLiftRule = Literal["rescale", "reveal_cancel"]
 
 #: ``maxpool_rule`` of DeepLIFT for MaxPool2D.
-MaxPoolRule = Literal["delta_routing", "gradient"]
+MaxPoolRule = Literal["delta_routing", "gradient", "tangermeme"]
 #: DeepLIFT rules for Softmax / LogSoftmax (refattr.layers.SOFTMAX_RULES, docs/softmax.md).
 SoftmaxRule = Literal["centered", "logsumexp"]
 

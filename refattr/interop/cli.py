@@ -243,6 +243,17 @@ def _cmd_compare(args) -> int:
                                                                  if m.strip()]
             report = compare_shap(model, inputs, background, targets, methods, nsamples=args.nsamples,
                                   seed=args.seed, **({} if args.rtol is None else {"rtol": args.rtol}))
+        elif args.peer == "tangermeme":
+            from .compare_tangermeme import compare_tangermeme
+
+            target = 0 if targets is None else np.ravel(targets)
+            if np.size(target) > 1 and np.any(target != target[0]):
+                raise ArgumentError("--targets: tangermeme's deep_lift_shap explains one output for the whole batch; "
+                                    "pass one int")
+            report = compare_tangermeme(model, inputs, references=_array(args.baseline_samples, "--baseline-samples"),
+                                        n_shuffles=args.n_shuffles, target=int(np.ravel(target)[0]),
+                                        dtype=args.dtype, random_state=args.seed,
+                                        rtol=args.rtol)
         else:
             methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
             report = compare_captum(model, inputs, baseline, targets, methods, n_steps=args.n_steps,
@@ -313,12 +324,20 @@ def add_compare_commands(subparsers) -> None:
     compare.add_argument("--targets", metavar="T.npy|INT", help="target output index per example (.npy of ints) or "
                                                                 "one int for all")
     compare.add_argument("--json", action="store_true", help="print the report as JSON")
-    compare.add_argument("--peer", choices=("captum", "shap"), default="captum",
+    compare.add_argument("--peer", choices=("captum", "shap", "tangermeme"), default="captum",
                          help="the library to grade (default captum); shap: DeepExplainer and GradientExplainer "
-                              "with --baseline-samples as the background (needs pip install shap==0.51.0)")
+                              "with --baseline-samples as the background (needs pip install shap==0.51.0); "
+                              "tangermeme: deep_lift_shap on one-hot sequences (N, 4, L), with --baseline-samples "
+                              "(N, K, 4, L) as the references or else its own dinucleotide shuffles")
+    compare.add_argument("--n-shuffles", type=int, default=20,
+                         help="with --peer tangermeme: shuffled references per sequence when --baseline-samples is "
+                              "not given (default 20)")
+    compare.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                         help="with --peer tangermeme: the dtype of its run (default float64)")
     compare.add_argument("--nsamples", type=int, default=200,
                          help="with --peer shap: GradientExplainer's nsamples (default 200)")
-    compare.add_argument("--seed", type=int, default=0, help="with --peer shap: GradientExplainer's rseed (default 0)")
+    compare.add_argument("--seed", type=int, default=0, help="with --peer shap: GradientExplainer's rseed; with --peer tangermeme: its "
+                                                                     "random_state for the shuffles (default 0)")
     compare.add_argument("--methods", metavar="M1,M2", help="Captum methods to compare (default: all of Saliency, "
                                                            "InputXGradient, GuidedBackprop, Deconvolution, "
                                                            "IntegratedGradients, DeepLift, DeepLiftShap)")

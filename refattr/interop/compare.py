@@ -1241,7 +1241,8 @@ def _deeplift_candidates(net, x, xr, t, rule, maxpool_rule, rtol, functions=()):
         for pool in (MAXPOOL_RULES if has_pool else (None,)):
             if (r, pool) == (ref_rule, ref_pool):
                 continue
-            what = ("the original DeepLIFT code's max-pool rule" if pool == "gradient" else f"DeepLIFT's {r} rule")
+            what = {"gradient": "the original DeepLIFT code's max-pool rule",
+                    "tangermeme": "tangermeme's max-pool convention"}.get(pool, f"DeepLIFT's {r} rule")
             candidate = _simple("convention", f"refattr deeplift(rule={r!r}, maxpool_rule={pool!r}) ({what})",
                                 lambda r=r, pool=pool: deeplift(net, x, xr, target=t, rule=r, maxpool_rule=pool).values,
                                 reference)

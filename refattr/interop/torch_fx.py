@@ -104,7 +104,7 @@ def _tables(torch):
             as_module[key] = (name, params)
     joins = {}
     for keys, kind in (((operator.add, torch.add, "add", "add_"), "add"),
-                       ((operator.sub, torch.sub, "sub", "sub_"), "sub"),
+                       ((operator.sub, torch.sub, torch.subtract, "sub", "subtract", "sub_"), "sub"),
                        ((operator.mul, torch.mul, "mul", "mul_"), "mul"),
                        ((operator.truediv, torch.div, torch.true_divide, "div", "div_", "true_divide"), "div"),
                        ((torch.cat, torch.concat, torch.concatenate), "cat")):

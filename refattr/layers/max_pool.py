@@ -18,7 +18,7 @@ __all__ = ["MaxPool2D", "MAXPOOL_RULES"]
 
 #: DeepLIFT rules for max pooling (docs/conventions.md, section 'Max pooling'); DeepLIFT itself
 #: defines none.
-MAXPOOL_RULES = ("delta_routing", "gradient")
+MAXPOOL_RULES = ("delta_routing", "gradient", "tangermeme")
 
 
 @register
@@ -38,6 +38,11 @@ class MaxPool2D(_Pool2D, Layer):
       (then y == y') the multiplier is 1, the gradient.
     - ``"gradient"`` (the original DeepLIFT code): multiplier 1 at the input's winner, as the
       gradient; summation-to-delta is not guaranteed and any gap shows in ``completeness_gap``.
+    - ``"tangermeme"`` (tangermeme 1.6.0's ``deep_lift_shap``): ``"delta_routing"``, and where a
+      window's output falls (y < y') while its input winner c has Δx_c == 0, the plain gradient
+      too: multiplier 1 at c, beside the routed (y - y') / Δx at the reference's winner. The extra
+      multiplier meets Δx_c == 0, so contributions and summation-to-delta are those of
+      ``"delta_routing"``; multipliers, and hypothetical contributions built from them, are not.
     """
 
     piecewise_linear = True       # kinks where a window's winner changes
@@ -161,6 +166,13 @@ class MaxPool2D(_Pool2D, Layer):
             dx_at = np.take_along_axis(delta, cells.reshape(shape[0], shape[1], -1), axis=2).reshape(cells.shape)
             m = np.ones_like(dy)
             np.divide(dy, dx_at, out=m, where=dx_at != 0)
+        elif maxpool_rule == "tangermeme":
+            pos, neg, (cells, m, dy, shape) = self.deeplift_forward(inp, y, y_ref, cache, cache_ref, rule=rule,
+                                                                   maxpool_rule="delta_routing", parts=parts)
+            delta = inp.delta.reshape(shape[0], shape[1], -1)
+            dx_win = np.take_along_axis(delta, argmax.reshape(shape[0], shape[1], -1), axis=2).reshape(dy.shape)
+            extra = ((dy < 0) & (dx_win == 0)).astype(dy.dtype)     # its plain gradient at the input's winner
+            return pos, neg, (cells, m, dy, shape, argmax, extra)
         elif maxpool_rule == "gradient":
             cells, m = argmax, np.ones_like(dy)
         elif maxpool_rule is None:
@@ -176,9 +188,12 @@ class MaxPool2D(_Pool2D, Layer):
         return np.maximum(dy, 0.0), np.minimum(dy, 0.0), (cells, m, dy, shape)
 
     def deeplift_backward(self, m_pos: np.ndarray, m_neg: np.ndarray, dl_cache: Any) -> tuple[np.ndarray, np.ndarray]:
-        cells, m, dy, shape = dl_cache
-        g = m * (m_pos if m_pos is m_neg else select_by_sign(dy, m_pos, m_neg))
-        out = kernels.maxpool2d_vjp(np.ascontiguousarray(g), cells, (int(shape[2]), int(shape[3])))
+        cells, m, dy, shape = dl_cache[:4]
+        signal = m_pos if m_pos is m_neg else select_by_sign(dy, m_pos, m_neg)
+        hw = (int(shape[2]), int(shape[3]))
+        out = kernels.maxpool2d_vjp(np.ascontiguousarray(m * signal), cells, hw)
+        if len(dl_cache) > 4:       # "tangermeme": the plain gradient at falling windows' Δx == 0 winners
+            out = out + kernels.maxpool2d_vjp(np.ascontiguousarray(dl_cache[5] * signal), dl_cache[4], hw)
         return out, out
 
     def __repr__(self) -> str:
