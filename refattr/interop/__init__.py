@@ -20,6 +20,12 @@ this package.
   classification.
 - :func:`compare_shap` (``compare_shap.py``): SHAP's DeepExplainer and GradientExplainer graded
   the same way; SHAP's rules reproduced in ``shap_conventions.py``.
+- :func:`compare_tangermeme` (``compare_tangermeme.py``): tangermeme's ``deep_lift_shap`` graded per
+  (sequence, reference) pair on multipliers, contributions, hypothetical and projected contributions;
+  its rules reproduced in ``tangermeme_conventions.py``.
+- :func:`trace_delta` (``delta_trace.py``): where Captum's DeepLift convergence delta comes from,
+  summation-to-delta at every cut under Captum's rules replayed in float64, the first layer that
+  breaks it, the rule and the cells responsible, and what float32 adds.
 - ``captum_conventions.py``: Captum's conventions reproduced with refattr's own gradients and
   layers, so that a diff can tell "different convention" from "numerical error". refattr's
   reference results never imitate them.
@@ -34,9 +40,11 @@ from .compare import (
 )
 from .compare_layers import compare_captum_layer as compare_captum_layer
 from .compare_shap import compare_shap as compare_shap
+from .compare_tangermeme import compare_tangermeme as compare_tangermeme
+from .delta_trace import trace_delta as trace_delta
 from .onnx_model import from_onnx as from_onnx, onnx_forward as onnx_forward
 from .torch_model import from_torch as from_torch, to_torch as to_torch, torch_forward as torch_forward
 
 __all__ = ["from_torch", "to_torch", "torch_forward", "from_onnx", "onnx_forward", "compare_captum", "compare_captum_layer",
-           "compare_shap",
+           "compare_shap", "compare_tangermeme", "trace_delta",
            "compare_attributions", "Report", "MethodComparison", "Cause"]

@@ -281,11 +281,13 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
     at_value : int, optional
         Captum's ``LayerDeepLift`` at this hidden value (``attribute_to_layer_input=False``): the
         value's difference a(x) - a(x') times the gradient that reaches it through the hooks.
-    output : {"attributions", "multipliers"}
+    output : {"attributions", "multipliers", "every_value"}
         "attributions": Δx times the gradient that reaches the input through the hooks (Captum's
         default). "multipliers": that gradient alone, what Captum returns with
         ``multiply_by_inputs=False`` and what it hands a ``custom_attribution_func`` as its first
-        argument.
+        argument. "every_value": ``(trace, trace_ref, gradients)``, the forward passes and, per
+        value number, the gradient (input half, baseline half) after the hooks of its readers, for
+        layer-by-layer accounting (:func:`refattr.interop.delta_trace.trace_delta`).
     stale_grad_output : bool
         True: a hooked layer's rule uses the gradient at its output as it *arrives*, before the
         hook of the next layer rewrites it (Captum registers the output-gradient recorder of a
@@ -323,8 +325,8 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
     max-pool routing, i.e. refattr's ``deeplift(rule="rescale", maxpool_rule="delta_routing")``
     up to rounding.
     """
-    if output not in ("attributions", "multipliers"):
-        raise ArgumentError(f"output: expected 'attributions' or 'multipliers', got {output!r}")
+    if output not in ("attributions", "multipliers", "every_value"):
+        raise ArgumentError(f"output: expected 'attributions', 'multipliers' or 'every_value', got {output!r}")
     x, t = _one_input(net, x, target)
     xr = broadcast_baseline(baseline, x)
     trace, trace_ref = net.trace(x), net.trace(xr)
@@ -377,7 +379,10 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
 
     seed = one_hot(t, trace.output.shape[1])
     final = _hooked_backward(net, trace, trace_ref, seed, hooked, rule, shared_input_replaced, stale_grad_output,
-                             midpoint_products=not joins_as_gradient, value=at_value or 0)
+                             midpoint_products=not joins_as_gradient,
+                             value=None if output == "every_value" else at_value or 0)
+    if output == "every_value":
+        return trace, trace_ref, final
     if output == "multipliers":
         return final[0]
     if at_value:      # Captum's LayerDeepLift: the layer's difference times the gradient that reached it
@@ -423,10 +428,11 @@ def _one_input(net, x, target):
 
 
 def _hooked_backward(net, trace, trace_ref, seed, hooked, rule, shared_input_replaced, stale_grad_output,
-                     midpoint_products=False, value=0):
+                     midpoint_products=False, value: int | None = 0):
     """The backward pass of a model with Captum's module hooks, on both halves of its batch.
 
-    Returns the final gradient at the input (input half, baseline half). Every layer passes its
+    Returns the final gradient at the input (input half, baseline half), at value ``value``, or at
+    every value (a list indexed by value number) with ``value=None``. Every layer passes its
     ordinary vector-Jacobian product (at each half's own activations); where ``hooked(j)`` (node j),
     ``rule(j, grad_in, grad_out)`` rewrites the gradient of the layer's input tensor, as Captum's
     tensor hook on it does (``captum/_utils/common.py``, ``_register_backward_hook``): ``grad_in`` is
@@ -480,6 +486,10 @@ def _hooked_backward(net, trace, trace_ref, seed, hooked, rule, shared_input_rep
             halves = [(g,) for g in halves]
         for k, a in enumerate(args):
             _add(arriving, terms, a, j, (halves[0][k], halves[1][k]))
+    if value is None:
+        for v in range(n_in):
+            final[v] = finalize(v)
+        return final
     return finalize(0) if value == 0 else final[value]
 
 
