@@ -400,6 +400,7 @@ def test_data_dependent_control_flow_is_refused():
     (lambda h: h + 1.5, (1.0, 1.5)), (lambda h: 1.5 + h, (1.0, 1.5)), (lambda h: h - 2.0, (1.0, -2.0)),
     (lambda h: 3.0 - h, (-1.0, 3.0)), (lambda h: 0.5 * h, (0.5, 0.0)), (lambda h: h * -2.0, (-2.0, 0.0)),
     (lambda h: h / 4.0, (0.25, 0.0)), (lambda h: torch.sub(h, 1.0, alpha=2.0), (1.0, -2.0)),
+    (lambda h: torch.subtract(h, 0.5), (1.0, -0.5)),     # tangermeme issue #43 writes torch.subtract
 ])
 def test_arithmetic_with_a_number_imports_as_affine(call, expected):
     # (scale, shift) of y = scale * h + shift, worked out by hand from each expression
