@@ -86,10 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     demo.set_defaults(func=_cmd_demo)
     from .axioms.cli import add_audit_command
+    from .dataset.cli import add_dataset_commands
     from .interop.cli import add_compare_commands
 
     add_audit_command(sub)
     add_compare_commands(sub)
+    add_dataset_commands(sub)
     return parser
 
 
