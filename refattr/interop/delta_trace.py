@@ -19,12 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from .._typing import OnnxModel, Target, TorchModule
 from ..errors import ArgumentError
 from ..layers.base import ElementwiseLayer
 from ..layers.max_pool import is_max_pooling
 from ..methods._common import pick, prepare
 from ..methods._values import is_cut
+from ..network import Network
 from ..validation import as_baselines, as_reference_sets, broadcast_baseline
 from . import captum_conventions as cc
 
@@ -108,7 +111,8 @@ class DeltaTrace:
         return "\n".join(lines)
 
 
-def trace_delta(model, inputs, baseline=0.0, targets=None, *, baseline_samples=None, float32: bool = True,
+def trace_delta(model: TorchModule | Network | OnnxModel, inputs: ArrayLike, baseline: ArrayLike = 0.0,
+                targets: Target = None, *, baseline_samples: ArrayLike | None = None, float32: bool = True,
                 rtol: float = 1e-10) -> DeltaTrace:
     """Where Captum's DeepLift (or DeepLiftShap) convergence delta comes from, layer by layer.
 
