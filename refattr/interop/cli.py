@@ -258,7 +258,7 @@ def _cmd_compare(args) -> int:
             methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
             report = compare_captum(model, inputs, baseline, targets, methods, n_steps=args.n_steps,
                                     baseline_samples=_array(args.baseline_samples, "--baseline-samples"),
-                                    hypothetical=args.hypothetical,
+                                    hypothetical=args.hypothetical, multiply_by_inputs=not args.multipliers,
                                     **({} if args.rtol is None else {"rtol": args.rtol}))
     except (RefattrError, ImportError) as exc:  # bad input, or torch / captum / onnx not installed
         return fail("compare", exc)
@@ -347,6 +347,9 @@ def add_compare_commands(subparsers) -> None:
                          help="DeepLiftShap's distribution of references (K, *example_shape), K >= 2 (Captum's "
                               "baselines= of DeepLiftShap; default: --baseline per example), or one set per example "
                               "(N, K, *example_shape): Captum is then called once per example")
+    compare.add_argument("--multipliers", action="store_true",
+                         help="Captum's DeepLift and DeepLiftShap with multiply_by_inputs=False: compare the "
+                              "multipliers instead of the contributions")
     compare.add_argument("--hypothetical", action="store_true",
                          help="with DeepLiftShap on one-hot inputs (axis 1): also compare hypothetical contributions "
                               "(Captum with the custom_attribution_func m - sum_c x'[c] m[c])")

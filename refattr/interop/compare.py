@@ -431,7 +431,7 @@ def _deeplift_chain(net, x, baseline, target, baseline_samples=None, functions=(
         if at_value:
             options["at_value"] = at_value
         if baseline_samples is None:
-            return cc.captum_deeplift(net, x, baseline, target, **options)
+            return cc.captum_deeplift(net, x, baseline, target, output=output, **options)
         return cc.captum_deeplift_shap(net, x, baseline_samples, target, output=output, **options)
 
     eps = cc.CAPTUM_DEEPLIFT_EPS
@@ -668,7 +668,7 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
                    methods: Iterable[str] | None = None, *, n_steps: int = 50,
                    ig_methods: Sequence[str] = cc.CAPTUM_IG_METHODS,
                    baseline_samples: ArrayLike | TorchTensor | None = None, hypothetical: bool = False,
-                   rtol: float = FLOAT64_RTOL) -> Report:
+                   multiply_by_inputs: bool = True, rtol: float = FLOAT64_RTOL) -> Report:
     """Run Captum's attribution methods and refattr's reference on the same model and classify every difference.
 
     Parameters
@@ -707,6 +707,12 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
         ``DeepLiftShap[hypothetical]``, whose causes size Captum's bugs in that quantity (the
         max-pool fallback of issue #1276 changes multipliers where Δx is zero, which contributions
         cannot show and hypothetical contributions do).
+    multiply_by_inputs : bool
+        Captum's constructor flag for DeepLift and DeepLiftShap. False: Captum returns the
+        multipliers (the gradients its hooks deliver, averaged over the references), compared with
+        refattr's ``deeplift(...).multipliers``; where Δx == 0 DeepLIFT leaves the multiplier
+        undefined and the two fill it in differently (a named convention). IntegratedGradients is
+        then skipped with a note (its path-averaged gradient is not compared yet).
     rtol : float
         Relative difference below which two results count as equal up to rounding; a finite
         float with 0 < rtol < 1 (else :class:`~refattr.errors.ArgumentError`). A peer result
@@ -839,6 +845,12 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
                                             if method in ("GuidedBackprop", "Deconvolution") else (None, []))
                 _classify(entry, peer, reference, reproduction, components, rtol, f"Captum's {method} hooks")
             report.entries.append(entry)
+        elif method == "IntegratedGradients" and not multiply_by_inputs:
+            entry = MethodComparison("IntegratedGradients", peer_name, "-", "skipped")
+            entry.notes.append("multiply_by_inputs=False: Captum's path-averaged gradient is not compared yet "
+                               "(refattr's integrated_gradients returns the attributions); pass "
+                               "multiply_by_inputs=True for IntegratedGradients")
+            report.entries.append(entry)
         elif method == "IntegratedGradients":
             report.entries += _compare_ig(net, peer_model, cattr, x, xr, t, tx, tb, torch_target, n_steps, ig_methods,
                                           rtol, peer_name, run_peer)
@@ -853,24 +865,36 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
             maxpool_rule = "delta_routing" if any(is_max_pooling(la) for la in net.layers) else None
             if maxpool_rule:
                 entry.reference += ", maxpool_rule='delta_routing'"
+            if not multiply_by_inputs:
+                entry.method += "[multiply_by_inputs=False]"
+                entry.reference += ", its multipliers"
             if shap_mode:
                 entry.reference += (f", {shap.shape[1]} references per example (one Captum call per example)"
                                     if per_example else f", {shap.shape[0]} baseline samples")
                 ref = deeplift(net, x, target=t, rule="rescale", baseline_samples=shap, maxpool_rule=maxpool_rule)
                 peer = run_peer(entry, lambda: _deeplift_shap_peer(cattr, peer_model, as_peer, x, shap, per_example,
-                                                                   torch_target))
+                                                                   torch_target, multiply=multiply_by_inputs))
             else:
                 ref = deeplift(net, x, xr, target=t, rule="rescale", maxpool_rule=maxpool_rule)
-                peer = run_peer(entry, lambda: cattr.DeepLift(peer_model).attribute(tx(), tb(), target=torch_target))
+                peer = run_peer(entry, lambda: cattr.DeepLift(peer_model, multiply_by_inputs=multiply_by_inputs)
+                                .attribute(tx(), tb(), target=torch_target))
             bases = shap if shap_mode else None
-            entry.reference_completeness_gap = _gap(net, x, xr, t, ref.values, bases)
-            if peer is not None:
+            if multiply_by_inputs:
+                entry.reference_completeness_gap = _gap(net, x, xr, t, ref.values, bases)
+            if peer is not None and multiply_by_inputs:
                 entry.peer_completeness_gap = _gap(net, x, xr, t, peer, bases)
                 reproduction, components, pure = _deeplift_chain(net, x, xr, t, bases, functions)
                 components.append(Cause("rounding" if relative_difference(pure, ref.values) <= rtol else "unexplained",
                                         "Rescale reproduced in the comparison layer vs refattr's deeplift",
                                         relative_difference(pure, ref.values)))
                 _classify(entry, peer, ref.values, reproduction, components, rtol, "Captum's DeepLift convention")
+            elif peer is not None:
+                reproduction, components, pure = _deeplift_chain(net, x, xr, t, bases, functions, output="multipliers")
+                sets = bases if shap_mode else xr[:, None]
+                components.append(_undefined_multipliers(net, x, t, sets, maxpool_rule, functions, pure,
+                                                         ref.multipliers, rtol, "multipliers"))
+                _classify(entry, peer, ref.multipliers, reproduction, components, rtol,
+                          "Captum's DeepLift convention, multipliers")
             report.entries.append(entry)
             if shap_mode and hypothetical:
                 report.entries.append(_compare_hypothetical(net, cattr, peer_model, as_peer, x, t, shap, per_example,
@@ -879,7 +903,8 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
     return report
 
 
-def _undefined_multipliers(net, x, t, sets, maxpool_rule, functions, pure, reference, rtol) -> Cause:
+def _undefined_multipliers(net, x, t, sets, maxpool_rule, functions, pure, reference, rtol,
+                           quantity="hypothetical contributions") -> Cause:
     """The last step from Captum's Rescale (every Captum convention and bug removed) to refattr's
     hypothetical contributions: DeepLIFT's multiplier Δy/Δx is undefined where Δx == 0, and the two
     fill it in differently (Captum: the gradient; refattr's max-pool routing: the multiplier of the
@@ -890,8 +915,7 @@ def _undefined_multipliers(net, x, t, sets, maxpool_rule, functions, pure, refer
 
     size = relative_difference(pure, reference)
     if size <= rtol:
-        return Cause("rounding", "Rescale multipliers reproduced in the comparison layer vs refattr's "
-                                 "hypothetical_contributions", size)
+        return Cause("rounding", f"Rescale multipliers reproduced in the comparison layer vs refattr's {quantity}", size)
     k = sets.shape[-x.ndim]
     inputs = np.repeat(x, k, axis=0)
     refs = (np.asarray(sets).reshape((-1,) + x.shape[1:]) if np.ndim(sets) == x.ndim + 1
@@ -906,21 +930,20 @@ def _undefined_multipliers(net, x, t, sets, maxpool_rule, functions, pure, refer
     defined = relative_difference(np.where(moved, theirs, 0.0), np.where(moved, ours, 0.0))
     undefined = int(np.sum(~moved & (theirs != ours)))
     if defined > rtol:
-        return Cause("unexplained", "Rescale multipliers reproduced in the comparison layer vs refattr's "
-                                    f"hypothetical_contributions (the multipliers differ by {defined:.1e} where Δx != 0)",
-                     size)
+        return Cause("unexplained", f"Rescale multipliers reproduced in the comparison layer vs refattr's {quantity} "
+                                    f"(the multipliers differ by {defined:.1e} where Δx != 0)", size)
     return Cause("convention", "DeepLIFT's multiplier Δy/Δx is undefined where Δx == 0 (here at "
                                f"{undefined} input cell(s) of the (example, reference) pairs): Captum's Rescale "
                                "takes the gradient there, refattr's max-pool routing the multiplier of the cell a "
-                               "window's change is routed to; contributions (Δx times m) are equal, hypothetical "
-                               "contributions read m at every base and differ", size)
+                               "window's change is routed to; contributions (Δx times m) are equal, "
+                               f"{quantity} read m where Δx == 0 and differ", size)
 
 
-def _deeplift_shap_peer(cattr, peer_model, as_peer, x, sets, per_example, torch_target, **kwargs):
+def _deeplift_shap_peer(cattr, peer_model, as_peer, x, sets, per_example, torch_target, multiply=True, **kwargs):
     """Captum's DeepLiftShap on x: one call with the shared references (K, ...), or, with one set
     per example (N, K, ...), one call per example with its own set (Captum's ``baselines`` are
     shared by a batch), results stacked."""
-    explainer = cattr.DeepLiftShap(peer_model)
+    explainer = cattr.DeepLiftShap(peer_model, multiply_by_inputs=multiply)
     if not per_example:
         return explainer.attribute(as_peer(x, grad=True), as_peer(sets), target=torch_target, **kwargs)
     rows = []
