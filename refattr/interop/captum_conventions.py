@@ -256,7 +256,8 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
                     stale_grad_output=True, first_row_fallback=True, assign_unpool=True,
                     naive_division=True, shared_input_replaced=True, joins_as_gradient=True,
                     softmax_as_captum=True, function_nodes: Collection[int] = (),
-                    at_value: int | None = None, output: str = "attributions") -> np.ndarray:
+                    at_value: int | None = None, at_input_of: int | None = None,
+                    output: str = "attributions") -> np.ndarray:
     """Captum's ``DeepLift(model).attribute(x, baseline, target)`` (Rescale), reproduced.
 
     Works on chains and on graphs of one input. The backward pass tracks, for every value (a
@@ -281,6 +282,12 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
     at_value : int, optional
         Captum's ``LayerDeepLift`` at this hidden value (``attribute_to_layer_input=False``): the
         value's difference a(x) - a(x') times the gradient that reaches it through the hooks.
+    at_input_of : int, optional
+        Captum's ``LayerDeepLift`` with ``attribute_to_layer_input=True`` at node ``at_input_of``'s
+        module: the difference of the value the module reads times the gradient of the *clone* the
+        module runs on (Captum's layer-gradient hook reads the clone, while its DeepLIFT hook rewrites
+        the gradient of the original tensor): the module's plain vector-Jacobian product of the
+        gradient at its output, so the module's own DeepLIFT rule is skipped.
     output : {"attributions", "multipliers", "every_value"}
         "attributions": Δx times the gradient that reaches the input through the hooks (Captum's
         default). "multipliers": that gradient alone, what Captum returns with
@@ -378,9 +385,13 @@ def captum_deeplift(net, x, baseline=0.0, target=None, *, eps=CAPTUM_DEEPLIFT_EP
         return np.where(fallback, grad_in[0], grad_out[0] * m), np.where(fallback, grad_in[1], grad_out[1] * m)
 
     seed = one_hot(t, trace.output.shape[1])
+    every = output == "every_value" or at_input_of is not None
     final = _hooked_backward(net, trace, trace_ref, seed, hooked, rule, shared_input_replaced, stale_grad_output,
-                             midpoint_products=not joins_as_gradient,
-                             value=None if output == "every_value" else at_value or 0)
+                             midpoint_products=not joins_as_gradient, value=None if every else at_value or 0)
+    if at_input_of is not None:
+        (v,) = net.node_args[at_input_of]
+        clone_grad = net.layers[at_input_of].vjp(final[n_in + at_input_of][0], trace.caches[at_input_of])
+        return (trace.activations[v] - trace_ref.activations[v]) * clone_grad
     if output == "every_value":
         return trace, trace_ref, final
     if output == "multipliers":

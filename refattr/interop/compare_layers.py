@@ -115,7 +115,10 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
     attribute_to_layer_input : bool
         Captum's option of the same name: attribute to the value the layer's module reads (its
         input) instead of the one it computes; refattr's reference is then taken at that value
-        (for the neuron methods too: ``neuron`` indexes the module's input).
+        (for the neuron methods too: ``neuron`` indexes the module's input). Captum's LayerDeepLift
+        there multiplies by the gradient of the clone the module runs on, which skips the module's
+        own DeepLIFT rule: reproduced and reported as a peer bug. Refused where another module
+        reads the same input, and for NeuronDeepLift.
 
     Returns
     -------
@@ -147,15 +150,15 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
         if len(reads) != 1:
             raise ArgumentError(f"attribute_to_layer_input: {net.value_names()[v]!r} reads {len(reads)} values")
         shared = sum(reads[0] in args for args in net.node_args) > 1
-        deep = [m for m in (methods or ()) if m.endswith("DeepLift")] or (
-            [] if methods is not None else ["LayerDeepLift"])
-        if shared or deep:
+        neuron_deep = [m for m in (methods or ()) if m == "NeuronDeepLift"]
+        if shared or neuron_deep:
             raise ArgumentError(
                 f"attribute_to_layer_input: supported where the module's input is read by that module alone "
-                f"(Captum then overrides it for the module only) and for the gradient and integral methods; "
-                f"{'the input is shared' if shared else 'the DeepLift methods are not reproduced there yet'}: "
+                f"(Captum then overrides it for the module only), for every layer method and the neuron gradient "
+                f"and integral methods; "
+                f"{'the input is shared' if shared else 'NeuronDeepLift is not reproduced there yet'}: "
                 f"attribute to the value's producer with attribute_to_layer_input=False instead")
-        v = reads[0]
+        reader, v = v - net.n_inputs, reads[0]
     layer_flag = {"attribute_to_layer_input": True} if attribute_to_layer_input else {}
     neuron_flag = {"attribute_to_neuron_input": True} if attribute_to_layer_input else {}
     chosen = list(methods) if methods is not None else list(LAYER_METHODS) + (list(NEURON_METHODS) if neuron is not
@@ -223,6 +226,15 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
                                                                                        **layer_flag))
             reproduction, components, pure = _deeplift_chain(net, x, xr, t, functions=functions, at_value=v)
             components.append(_rescale_cause(pure, ref, "layer_deeplift", rtol))
+            if attribute_to_layer_input:
+                clone = cc.captum_deeplift(net, x, xr, t, function_nodes=functions, at_input_of=reader)
+                components.insert(0, Cause(
+                    "peer_bug", "Captum bug (no Captum issue found): LayerDeepLift with attribute_to_layer_input=True "
+                                "multiplies the input's difference by the gradient of the clone the module runs on, "
+                                "the module's plain gradient, so the module's own DeepLIFT rule is skipped and "
+                                "summation-to-delta breaks", relative_difference(clone, reproduction),
+                    "Captum's LayerDeepLift attribute_to_layer_input, no Captum issue filed"))
+                reproduction = clone
             _classify(entry, peer_values, ref, reproduction, components, rtol, "Captum's LayerDeepLift convention")
         elif method == "NeuronDeepLift":
             entry.reference = "refattr neuron_deeplift(rule='rescale')"

@@ -111,5 +111,33 @@ def test_captums_layer_ig_holds_what_bypasses_the_layer_at_x(rng):
         entry = compare_captum_layer(net, x, layer, b, targets=t, methods=["LayerIntegratedGradients"],
                                      attribute_to_layer_input=to_input).entries[0]
         assert matched(entry)[0].kind == "rounding" and matched(entry)[0].size < 1e-12, (layer, entry)
-    with pytest.raises(ArgumentError, match=r"attribute_to_layer_input: .*DeepLift methods are not reproduced"):
-        compare_captum_layer(net, x, "r2", b, targets=t, methods=["LayerDeepLift"], attribute_to_layer_input=True)
+    with pytest.raises(ArgumentError, match=r"attribute_to_layer_input: .*NeuronDeepLift is not reproduced"):
+        compare_captum_layer(net, x, "r2", b, targets=t, neuron=(0, 1, 1), methods=["NeuronDeepLift"],
+                             attribute_to_layer_input=True)
+
+
+def test_layer_deeplift_at_a_modules_input_skips_the_modules_rule():
+    """Captum's LayerDeepLift(relu, attribute_to_layer_input=True) on Linear -> ReLU -> Linear:
+    written here by hand, it is Δz * 1[z > 0] * w (the ReLU's plain gradient), not DeepLIFT's
+    Δz * (relu(z) - relu(z'))/Δz * w = (relu(z) - relu(z')) * w, which sums to Δt. Captum's value is
+    checked against that hand formula, then compare_captum_layer reproduces it and names the bug."""
+    from captum.attr import LayerDeepLift
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 1)).double()
+    rng = np.random.default_rng(0)
+    x, b = rng.normal(size=(4, 5)), rng.normal(size=(4, 5)) * 0.5
+    peer = LayerDeepLift(model, model[1]).attribute(torch.tensor(x), torch.tensor(b),
+                                                    attribute_to_layer_input=True).detach().numpy()
+    w1, c1 = model[0].weight.detach().numpy(), model[0].bias.detach().numpy()
+    w2 = model[2].weight.detach().numpy()[0]
+    z, zr = x @ w1.T + c1, b @ w1.T + c1
+    np.testing.assert_allclose(peer, (z - zr) * (z > 0) * w2, rtol=0, atol=1e-14)
+    report = compare_captum_layer(model, x, "_1", b, methods=["LayerDeepLift"], attribute_to_layer_input=True)
+    (entry,) = report.entries
+    assert entry.verdict == "peer_bug" and matched(entry)[0].size < 1e-12, report.table()
+    (bug,) = [c for c in entry.causes if "attribute_to_layer_input=True" in c.description]
+    rescale = (np.maximum(z, 0) - np.maximum(zr, 0)) * w2       # DeepLIFT at the ReLU's input, by hand
+    size = np.max([np.max(np.abs(p - r)) / np.max(np.abs(r)) for p, r in zip(peer, rescale)])
+    assert bug.kind == "peer_bug" and bug.size == pytest.approx(size, rel=1e-9)
