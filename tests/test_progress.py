@@ -338,3 +338,15 @@ def test_the_budget_is_per_example_and_baseline_pair():
 def test_max_evaluations_is_validated(bad):
     with pytest.raises(ArgumentError, match=r"max_evaluations: expected None \(no budget\) or an int >= 17"):
         integrated_gradients(relu_net(), X, target=0, rule="piecewise", max_evaluations=bad)
+
+
+def test_compare_captum_shows_the_methods_it_has_run(terminal):
+    pytest.importorskip("captum")
+    from refattr.interop import compare_captum
+
+    stderr = terminal()
+    report = compare_captum(relu_net(), X, targets=1, methods=["Saliency", "DeepLift", "IntegratedGradients"],
+                            ig_methods=["gausslegendre"])
+    line = last_line(stderr.getvalue())
+    assert line.startswith("compare with Captum: 3/3 methods [") and report.all_explained
+    assert "integrated gradients" not in stderr.getvalue()      # the reference's own line stays silent inside

@@ -46,6 +46,7 @@ from ..layers.max_pool import is_max_pooling
 from ..methods import deconvnet, gradient, guided_backprop, input_x_gradient
 from ..methods._common import pick, prepare
 from ..graph import Graph, pack, unpack
+from ..progress import task
 from ..network import Network, Sequential
 from ..validation import as_baselines, as_float64, as_reference_sets, broadcast_baseline, refuses_baselines
 from . import captum_conventions as cc
@@ -829,77 +830,86 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
             return pack([o.detach().cpu().numpy().astype(np.float64) for o in out])
         return out.detach().cpu().numpy().astype(np.float64)
 
-    for method in _normalise_methods(methods):
-        if method in ("Saliency", "InputXGradient", "GuidedBackprop", "Deconvolution"):
-            ours, cls, kwargs = {
-                "Saliency": (gradient, cattr.Saliency, {"abs": False}),
-                "InputXGradient": (input_x_gradient, cattr.InputXGradient, {}),
-                "GuidedBackprop": (guided_backprop, cattr.GuidedBackprop, {}),
-                "Deconvolution": (deconvnet, cattr.Deconvolution, {}),
-            }[method]
-            entry = MethodComparison(method, peer_name, f"refattr {ours.__name__}", "agree")
-            peer = run_peer(entry, lambda: cls(peer_model).attribute(tx(), target=torch_target, **kwargs))
-            if peer is not None:
-                reference = ours(net, x, t).values
-                reproduction, components = (_modified_relu_chain(net, x, t, method, reference, rtol, functions)
-                                            if method in ("GuidedBackprop", "Deconvolution") else (None, []))
-                _classify(entry, peer, reference, reproduction, components, rtol, f"Captum's {method} hooks")
-            report.entries.append(entry)
-        elif method == "IntegratedGradients" and not multiply_by_inputs:
-            entry = MethodComparison("IntegratedGradients", peer_name, "-", "skipped")
-            entry.notes.append("multiply_by_inputs=False: Captum's path-averaged gradient is not compared yet "
-                               "(refattr's integrated_gradients returns the attributions); pass "
-                               "multiply_by_inputs=True for IntegratedGradients")
-            report.entries.append(entry)
-        elif method == "IntegratedGradients":
-            report.entries += _compare_ig(net, peer_model, cattr, x, xr, t, tx, tb, torch_target, n_steps, ig_methods,
-                                          rtol, peer_name, run_peer)
-        else:
-            shap_mode = method == "DeepLiftShap"
-            entry = MethodComparison(method, peer_name, "refattr deeplift(rule='rescale')", "skipped")
-            deeplift = reference_method("deeplift")
-            if deeplift is None:
-                entry.notes.append("refattr.methods.deeplift is not available in this version")
+    chosen = _normalise_methods(methods)
+    with task("compare with Captum", len(chosen), "methods") as bar:
+        for done, method in enumerate(chosen):
+            bar.set(done, running=method)
+            if method in ("Saliency", "InputXGradient", "GuidedBackprop", "Deconvolution"):
+                ours, cls, kwargs = {
+                    "Saliency": (gradient, cattr.Saliency, {"abs": False}),
+                    "InputXGradient": (input_x_gradient, cattr.InputXGradient, {}),
+                    "GuidedBackprop": (guided_backprop, cattr.GuidedBackprop, {}),
+                    "Deconvolution": (deconvnet, cattr.Deconvolution, {}),
+                }[method]
+                entry = MethodComparison(method, peer_name, f"refattr {ours.__name__}", "agree")
+                peer = run_peer(entry, lambda: cls(peer_model).attribute(tx(), target=torch_target, **kwargs))
+                if peer is not None:
+                    reference = ours(net, x, t).values
+                    reproduction, components = (_modified_relu_chain(net, x, t, method, reference, rtol, functions)
+                                                if method in ("GuidedBackprop", "Deconvolution") else (None, []))
+                    _classify(entry, peer, reference, reproduction, components, rtol, f"Captum's {method} hooks")
                 report.entries.append(entry)
-                continue
-            maxpool_rule = "delta_routing" if any(is_max_pooling(la) for la in net.layers) else None
-            if maxpool_rule:
-                entry.reference += ", maxpool_rule='delta_routing'"
-            if not multiply_by_inputs:
-                entry.method += "[multiply_by_inputs=False]"
-                entry.reference += ", its multipliers"
-            if shap_mode:
-                entry.reference += (f", {shap.shape[1]} references per example (one Captum call per example)"
-                                    if per_example else f", {shap.shape[0]} baseline samples")
-                ref = deeplift(net, x, target=t, rule="rescale", baseline_samples=shap, maxpool_rule=maxpool_rule)
-                peer = run_peer(entry, lambda: _deeplift_shap_peer(cattr, peer_model, as_peer, x, shap, per_example,
-                                                                   torch_target, multiply=multiply_by_inputs))
+            elif method == "IntegratedGradients" and not multiply_by_inputs:
+                entry = MethodComparison("IntegratedGradients", peer_name, "-", "skipped")
+                entry.notes.append("multiply_by_inputs=False: Captum's path-averaged gradient is not compared yet "
+                                   "(refattr's integrated_gradients returns the attributions); pass "
+                                   "multiply_by_inputs=True for IntegratedGradients")
+                report.entries.append(entry)
+            elif method == "IntegratedGradients":
+                report.entries += _compare_ig(net, peer_model, cattr, x, xr, t, tx, tb, torch_target, n_steps,
+                                              ig_methods,
+                                              rtol, peer_name, run_peer)
             else:
-                ref = deeplift(net, x, xr, target=t, rule="rescale", maxpool_rule=maxpool_rule)
-                peer = run_peer(entry, lambda: cattr.DeepLift(peer_model, multiply_by_inputs=multiply_by_inputs)
-                                .attribute(tx(), tb(), target=torch_target))
-            bases = shap if shap_mode else None
-            if multiply_by_inputs:
-                entry.reference_completeness_gap = _gap(net, x, xr, t, ref.values, bases)
-            if peer is not None and multiply_by_inputs:
-                entry.peer_completeness_gap = _gap(net, x, xr, t, peer, bases)
-                reproduction, components, pure = _deeplift_chain(net, x, xr, t, bases, functions)
-                components.append(Cause("rounding" if relative_difference(pure, ref.values) <= rtol else "unexplained",
-                                        "Rescale reproduced in the comparison layer vs refattr's deeplift",
-                                        relative_difference(pure, ref.values)))
-                _classify(entry, peer, ref.values, reproduction, components, rtol, "Captum's DeepLift convention")
-            elif peer is not None:
-                reproduction, components, pure = _deeplift_chain(net, x, xr, t, bases, functions, output="multipliers")
-                sets = bases if shap_mode else xr[:, None]
-                components.append(_undefined_multipliers(net, x, t, sets, maxpool_rule, functions, pure,
-                                                         ref.multipliers, rtol, "multipliers"))
-                _classify(entry, peer, ref.multipliers, reproduction, components, rtol,
-                          "Captum's DeepLift convention, multipliers")
-            report.entries.append(entry)
-            if shap_mode and hypothetical:
-                report.entries.append(_compare_hypothetical(net, cattr, peer_model, as_peer, x, t, shap, per_example,
-                                                            torch_target, maxpool_rule, functions, rtol, peer_name,
-                                                            run_peer))
+                shap_mode = method == "DeepLiftShap"
+                entry = MethodComparison(method, peer_name, "refattr deeplift(rule='rescale')", "skipped")
+                deeplift = reference_method("deeplift")
+                if deeplift is None:
+                    entry.notes.append("refattr.methods.deeplift is not available in this version")
+                    report.entries.append(entry)
+                    continue
+                maxpool_rule = "delta_routing" if any(is_max_pooling(la) for la in net.layers) else None
+                if maxpool_rule:
+                    entry.reference += ", maxpool_rule='delta_routing'"
+                if not multiply_by_inputs:
+                    entry.method += "[multiply_by_inputs=False]"
+                    entry.reference += ", its multipliers"
+                if shap_mode:
+                    entry.reference += (f", {shap.shape[1]} references per example (one Captum call per example)"
+                                        if per_example else f", {shap.shape[0]} baseline samples")
+                    ref = deeplift(net, x, target=t, rule="rescale", baseline_samples=shap, maxpool_rule=maxpool_rule)
+                    peer = run_peer(entry, lambda: _deeplift_shap_peer(cattr, peer_model, as_peer, x, shap, per_example,
+                                                                       torch_target, multiply=multiply_by_inputs))
+                else:
+                    ref = deeplift(net, x, xr, target=t, rule="rescale", maxpool_rule=maxpool_rule)
+                    peer = run_peer(entry, lambda: cattr.DeepLift(peer_model, multiply_by_inputs=multiply_by_inputs)
+                                    .attribute(tx(), tb(), target=torch_target))
+                bases = shap if shap_mode else None
+                if multiply_by_inputs:
+                    entry.reference_completeness_gap = _gap(net, x, xr, t, ref.values, bases)
+                if peer is not None and multiply_by_inputs:
+                    entry.peer_completeness_gap = _gap(net, x, xr, t, peer, bases)
+                    reproduction, components, pure = _deeplift_chain(net, x, xr, t, bases, functions)
+                    same = relative_difference(pure, ref.values) <= rtol
+                    components.append(Cause("rounding" if same else "unexplained",
+                                            "Rescale reproduced in the comparison layer vs refattr's deeplift",
+                                            relative_difference(pure, ref.values)))
+                    _classify(entry, peer, ref.values, reproduction, components, rtol, "Captum's DeepLift convention")
+                elif peer is not None:
+                    reproduction, components, pure = _deeplift_chain(net, x, xr, t, bases, functions,
+                                                                     output="multipliers")
+                    sets = bases if shap_mode else xr[:, None]
+                    components.append(_undefined_multipliers(net, x, t, sets, maxpool_rule, functions, pure,
+                                                             ref.multipliers, rtol, "multipliers"))
+                    _classify(entry, peer, ref.multipliers, reproduction, components, rtol,
+                              "Captum's DeepLift convention, multipliers")
+                report.entries.append(entry)
+                if shap_mode and hypothetical:
+                    report.entries.append(_compare_hypothetical(net, cattr, peer_model, as_peer, x, t, shap,
+                                                                per_example,
+                                                                torch_target, maxpool_rule, functions, rtol, peer_name,
+                                                                run_peer))
+        bar.set(len(chosen))
+
     return report
 
 
