@@ -22,7 +22,7 @@ from ..methods._common import prepare
 from ..methods.deeplift import deeplift
 from ..methods.integrated_gradients import integrated_gradients
 from ..network import Network
-from ..validation import as_baselines
+from ..validation import as_baselines, as_reference_sets
 from . import shap_conventions as sc
 from .compare import (FLOAT64_RTOL, Cause, MethodComparison, Report, _as_models, _check_rtol, _classify, _gap,
                       _numpy, relative_difference)
@@ -56,8 +56,11 @@ def compare_shap(model: TorchModule | Network, inputs: ArrayLike | TorchTensor, 
         A torch module is imported with :func:`~refattr.interop.from_torch` and given to SHAP as a
         float64 copy; a refattr network is given to SHAP through :func:`~refattr.interop.to_torch`.
     inputs : array_like or torch.Tensor, shape (N, *example_shape)
-    background : array_like or torch.Tensor, shape (K, *example_shape)
-        SHAP's background data: the distribution of references x'_k.
+    background : array_like or torch.Tensor, shape (K, *example_shape) or (N, K, *example_shape)
+        SHAP's background data: the distribution of references x'_k. One background per example
+        (N, K, ...), e.g. K shuffled copies of each sequence, is read by its rank: SHAP fixes the
+        background when a DeepExplainer is built, so one explainer is built per example, as its
+        users do (DeepExplainer only; GradientExplainer is then skipped with a note).
     targets : int, int array (N,), or None
         The output compared per example (SHAP explains every output; this picks one).
     methods : iterable of str
@@ -122,7 +125,8 @@ def compare_shap(model: TorchModule | Network, inputs: ArrayLike | TorchTensor, 
         raise ArgumentError(f"model: compare_shap compares models of one input; this one has {net.n_inputs} "
                             f"({list(net.inputs)})")
     x, t = prepare(net, inputs, targets, name="inputs")
-    bg = as_baselines(background, x)
+    per_example = np.ndim(background) == x.ndim + 1
+    bg = as_reference_sets(background, x) if per_example else as_baselines(background, x)
     tx, tbg = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(bg))
     with torch.no_grad():
         forward = peer_model(tx).double().numpy()
@@ -132,7 +136,13 @@ def compare_shap(model: TorchModule | Network, inputs: ArrayLike | TorchTensor, 
     peer_name = f"shap {shap.__version__}"
     for method in wanted:
         if method == "DeepExplainer":
-            report.entries.append(_deep(shap, torch, net, peer_model, functions, x, bg, t, tx, tbg, rtol, peer_name))
+            report.entries.append(_deep(shap, torch, net, peer_model, functions, x, bg, t, tx, tbg, rtol, peer_name,
+                                        per_example))
+        elif per_example:
+            entry = MethodComparison(method, peer_name, "-", "skipped")
+            entry.notes.append("one background per example (N, K, ...) is compared for DeepExplainer only; pass one "
+                               "background (K, ...) for GradientExplainer")
+            report.entries.append(entry)
         else:
             report.entries += _gradient(shap, torch, net, peer_model, x, bg, t, tx, tbg, nsamples, seed, rtol,
                                         peer_name)
@@ -170,20 +180,38 @@ def _per_target(values, t):
     return np.stack([values[n, ..., t[n]] for n in range(values.shape[0])])
 
 
-def _deep(shap, torch, net, peer_model, functions, x, bg, t, tx, tbg, rtol, peer_name):
+def _calls(x, bg, per_example):
+    """(rows, background) of each DeepExplainer: one for a shared background (K, ...), or one per
+    example with its own background (N, K, ...) (SHAP fixes the background when it is built)."""
+    if not per_example:
+        return [(slice(None), bg)]
+    return [(slice(n, n + 1), bg[n]) for n in range(x.shape[0])]
+
+
+def _shap_deep(net, x, bg, t, per_example, **options):
+    """:func:`shap_conventions.shap_deep_explainer`, once per DeepExplainer that compare_shap builds."""
+    return np.concatenate([sc.shap_deep_explainer(net, x[rows], b, t[rows], **options)
+                           for rows, b in _calls(x, bg, per_example)])
+
+
+def _deep(shap, torch, net, peer_model, functions, x, bg, t, tx, tbg, rtol, peer_name, per_example=False):
     pool = any(is_max_pooling(layer) for layer in net.layers)
     entry = MethodComparison("DeepExplainer", peer_name, f"refattr deeplift(rule='rescale'"
                              + (", maxpool_rule='delta_routing'" if pool else "")
-                             + f", {bg.shape[0]} baseline samples)", "agree")
+                             + (f", {bg.shape[1]} references per example (one DeepExplainer per example))"
+                                if per_example else f", {bg.shape[0]} baseline samples)"), "agree")
     ref = deeplift(net, x, target=t, rule="rescale", baseline_samples=bg,
                    maxpool_rule="delta_routing" if pool else None).values
     entry.reference_completeness_gap = _gap(net, x, None, t, ref, bg)
-    box = {}
+    explainers = []
 
     def run():
-        explainer = shap.DeepExplainer(peer_model, tbg)
-        box["explainer"] = explainer
-        return explainer.shap_values(tx, check_additivity=False)
+        outs = []
+        for rows, b in _calls(x, tbg, per_example):
+            explainers.append((shap.DeepExplainer(peer_model, b), rows))
+            outs.append(np.asarray(explainers[-1][0].shap_values(tx[rows], check_additivity=False),
+                                   dtype=np.float64))
+        return np.concatenate(outs)
 
     out = _run_peer(entry, run)
     if out is None:
@@ -191,19 +219,22 @@ def _deep(shap, torch, net, peer_model, functions, x, bg, t, tx, tbg, rtol, peer
     all_outputs = np.asarray(out, dtype=np.float64)
     peer = _per_target(all_outputs, t)
     entry.peer_completeness_gap = _gap(net, x, None, t, peer, bg)
-    additivity = _shap_additivity(box["explainer"], torch, tx, all_outputs)
+    checks = [_shap_additivity(e, torch, tx[rows], all_outputs[rows]) for e, rows in explainers]
+    additivity = _additivity_text("FAILS" if any(v == "FAILS" for v, _ in checks) else "passes",
+                                  max(w for _, w in checks), len(checks))
 
     def gap(values):
         return _gap(net, x, None, t, values, bg)
 
-    reproduction, components, gaps = _deep_chain(net, x, bg, t, functions, ref, rtol, gap)
+    reproduction, components, gaps = _deep_chain(net, x, bg, t, functions, ref, rtol, gap, per_example)
     entry.notes.append(additivity + _additivity_cause(entry.peer_completeness_gap, gaps))
     _classify(entry, peer, ref, reproduction, components, rtol, "SHAP's DeepExplainer rules")
     return entry
 
 
-def _shap_additivity(explainer, torch, tx, all_outputs) -> str:
-    """SHAP's own additivity check (``deep_utils._check_additivity``) on its values, in words."""
+def _shap_additivity(explainer, torch, tx, all_outputs) -> tuple[str, float]:
+    """SHAP's own additivity check (``deep_utils._check_additivity``) on its values: ("passes" or
+    "FAILS", the largest |f(x) - E f(x') - sum(phi)| over every output)."""
     from shap.explainers._deep.deep_utils import _check_additivity
 
     with torch.no_grad():
@@ -218,8 +249,14 @@ def _shap_additivity(explainer, torch, tx, all_outputs) -> str:
             verdict = "passes"
         except AssertionError:
             verdict = "FAILS"
-    return (f"SHAP's own additivity check {verdict}: max |f(x) - E f(x') - sum(phi)| over every output = "
-            f"{worst:.3g} (its absolute tolerance {sc.SHAP_ADDITIVITY_TOLERANCE:g})")
+    return verdict, worst
+
+
+def _additivity_text(verdict: str, worst: float, n_explainers: int) -> str:
+    return (f"SHAP's own additivity check {verdict}"
+            + (f" (on at least one of its {n_explainers} explainers)" if n_explainers > 1 and verdict == "FAILS" else "")
+            + f": max |f(x) - E f(x') - sum(phi)| over every output = {worst:.3g} (its absolute tolerance "
+              f"{sc.SHAP_ADDITIVITY_TOLERANCE:g})")
 
 
 def _additivity_cause(peer_gap, gaps) -> str:
@@ -231,7 +268,7 @@ def _additivity_cause(peer_gap, gaps) -> str:
             + "; ".join(f"{label} (gap {before:.3g} -> {after:.3g} without it)" for label, before, after in moved))
 
 
-def _deep_chain(net, x, bg, t, functions, ref, rtol, gap):
+def _deep_chain(net, x, bg, t, functions, ref, rtol, gap, per_example=False):
     """SHAP's DeepExplainer reproduced, then one convention removed at a time down to Rescale.
 
     Returns (reproduction, components, gaps): ``gaps`` holds (cause, completeness gap before,
@@ -240,9 +277,9 @@ def _deep_chain(net, x, bg, t, functions, ref, rtol, gap):
 
     def run(**options):
         steps.append({**steps[-1], **options})
-        return sc.shap_deep_explainer(net, x, bg, t, **steps[-1])
+        return _shap_deep(net, x, bg, t, per_example, **steps[-1])
 
-    reproduction = v0 = sc.shap_deep_explainer(net, x, bg, t, function_nodes=functions)
+    reproduction = v0 = _shap_deep(net, x, bg, t, per_example, function_nodes=functions)
     components, gaps = [], []
 
     def step(kind, description, issue=None, **options):

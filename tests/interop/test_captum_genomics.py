@@ -191,3 +191,26 @@ def test_command_line_per_sequence_sets_and_hypothetical(tmp_path, capsys):
     assert code == 3 and report["ok"] and report["peer_correct"] is False
     assert [e["method"] for e in report["entries"]] == ["DeepLiftShap", "DeepLiftShap[hypothetical]"]
     assert all("#1104" in " ".join(c["description"] for c in e["causes"]) for e in report["entries"])
+
+
+def test_shap_deep_explainer_with_one_background_per_sequence():
+    """SHAP fixes its background when a DeepExplainer is built, so with one set of shuffled
+    references per sequence compare_shap builds one explainer per sequence. Checked here: SHAP
+    run that way in the test equals refattr's deeplift with the (N, K, 4, L) sets (the #49 shape:
+    SHAP's full backward hooks have no #1104), and compare_shap reproduces it."""
+    shap = pytest.importorskip("shap")
+    from refattr.interop import compare_shap
+
+    rng = np.random.default_rng(6)
+    m, x = model(PoolModel, seed=2), one_hot(rng, 2)
+    sets = np.stack([shuffled(rng, x[n], K) for n in range(2)])
+    net = from_torch(m, input_shape=(4, L))
+    ours = deeplift(net, x, target=1, baseline_samples=sets, maxpool_rule="delta_routing").values
+    theirs = np.concatenate([np.asarray(shap.DeepExplainer(m, torch.tensor(sets[n])).shap_values(
+        torch.tensor(x[n:n + 1]), check_additivity=False))[..., 1] for n in range(2)])
+    assert np.max(np.abs(theirs - ours)) <= 1e-12 * np.max(np.abs(ours))
+    report = compare_shap(m, x, sets, targets=1)
+    deep, gradient = report.entries
+    assert deep.verdict in ("agree", "rounding") and deep.max_rel_diff <= 1e-12, report.table()
+    assert f"{K} references per example" in deep.reference
+    assert gradient.verdict == "skipped" and "DeepExplainer only" in gradient.notes[0]
