@@ -112,9 +112,13 @@ class DeltaTrace:
 
 
 def trace_delta(model: TorchModule | Network | OnnxModel, inputs: ArrayLike, baseline: ArrayLike = 0.0,
-                targets: Target = None, *, baseline_samples: ArrayLike | None = None, float32: bool = True,
-                rtol: float = 1e-10) -> DeltaTrace:
-    """Where Captum's DeepLift (or DeepLiftShap) convergence delta comes from, layer by layer.
+                targets: Target = None, *, baseline_samples: ArrayLike | None = None, peer: str = "captum",
+                float32: bool = True, rtol: float = 1e-10) -> DeltaTrace:
+    """Where a peer's DeepLIFT convergence delta comes from, layer by layer.
+
+    The peers: Captum's DeepLift (one baseline) and DeepLiftShap (``baseline_samples``), and
+    tangermeme's ``deep_lift_shap`` (``peer="tangermeme"``: the references of every sequence as
+    ``baseline_samples`` (N, K, ...), or one ``baseline`` per sequence; one int target).
 
     Parameters
     ----------
@@ -128,8 +132,10 @@ def trace_delta(model: TorchModule | Network | OnnxModel, inputs: ArrayLike, bas
         DeepLiftShap's references: one set shared by the batch (one Captum call, its pairs in
         Captum's order) or one set per example (one Captum call per example, as for
         :func:`~refattr.interop.compare_captum`).
+    peer : {"captum", "tangermeme"}
+        Whose rules are replayed and whose delta is traced.
     float32 : bool
-        Also run Captum on a float32 copy of the model and inputs, and report what float32 adds.
+        Also run the peer on a float32 copy of the model and inputs, and report what float32 adds.
     rtol : float
         A layer "breaks" the sum where its leak exceeds ``rtol`` times the largest |Δt| (at least
         1e-300).
@@ -160,22 +166,46 @@ def trace_delta(model: TorchModule | Network | OnnxModel, inputs: ArrayLike, bas
     if net.n_inputs != 1:
         raise ArgumentError(f"model: trace_delta takes networks of one input; this one has {net.n_inputs}")
     x, t = prepare(net, inputs, targets, name="inputs")
+    if peer not in ("captum", "tangermeme"):
+        raise ArgumentError(f"peer: expected 'captum' or 'tangermeme', got {peer!r}")
     groups = _pair_groups(x, t, baseline, baseline_samples)
-    method = "DeepLift" if baseline_samples is None else "DeepLiftShap"
+    if peer == "tangermeme":
+        from . import tangermeme_conventions as tc
+
+        if np.any(t != t[0]):
+            raise ArgumentError("targets: tangermeme's deep_lift_shap explains one output for the whole batch; "
+                                "pass one int")
+        method, label, switches = "deep_lift_shap", "tangermeme", TANGERMEME_SWITCHES
+        # tangermeme's rules act pair by pair (no batch-wide convention): all pairs as one group
+        groups = [tuple(np.concatenate([g[i] for g in groups]) for i in range(3)) + (x, None)]
+
+        def replay(xs, rs, ts, **options):
+            return tc.tangermeme_multipliers(net, xs, rs[:, None], ts, output="every_value",
+                                             function_nodes=functions, **options)
+
+        def peer_deltas(module, dtype):
+            return _tangermeme_delta(torch, module, x, groups, int(t[0]), dtype)
+    else:
+        method = "DeepLift" if baseline_samples is None else "DeepLiftShap"
+        label, switches = "Captum", CAPTUM_SWITCHES
+
+        def replay(xs, rs, ts, **options):
+            return cc.captum_deeplift(net, xs, rs, ts, output="every_value", function_nodes=functions, **options)
+
+        def peer_deltas(module, dtype):
+            return np.concatenate([_captum_delta(torch, module, xs, rs, ts, xi, ri, method, dtype)
+                                   for xs, rs, ts, xi, ri in groups])
 
     cuts = [v for v in range(net.n_inputs + len(net.layers) - 1, -1, -1) if is_cut(net, v)]
-    sums, dt, cell_reports = _replay(net, groups, functions, cuts, cells=True)
+    sums, dt, cell_reports = _replay(net, groups, replay, cuts, cells=True)
     scale = max(float(np.max(np.abs(dt))), 1e-300)
     tolerance = rtol * scale
 
-    peer64 = np.concatenate([_captum_delta(torch, peer_model, xs, rs, ts, xi, ri, method, torch.float64)
-                             for xs, rs, ts, xi, ri in groups])
+    peer64 = peer_deltas(peer_model, torch.float64)
     reproduced = sums[0] - dt
     delta32 = part32 = None
     if float32:
-        model32 = _float32_copy(peer_model)
-        peer32 = np.concatenate([_captum_delta(torch, model32, xs, rs, ts, xi, ri, method, torch.float32)
-                                 for xs, rs, ts, xi, ri in groups])
+        peer32 = peer_deltas(_float32_copy(peer_model), torch.float32)
         delta32, part32 = float(np.max(np.abs(peer32))), float(np.max(np.abs(peer32 - peer64)))
 
     names = net.value_names()
@@ -191,9 +221,9 @@ def trace_delta(model: TorchModule | Network | OnnxModel, inputs: ArrayLike, bas
         if first is None and leak > tolerance:
             first = k
     if first is not None:
-        accounts[first].rules = _rules_responsible(net, groups, functions, cuts[first - 1], cuts[first],
-                                                   accounts[first].leak, tolerance)
-    return DeltaTrace(peer="Captum", method=method, n_pairs=dt.shape[0], delta_peer=float(np.max(np.abs(peer64))),
+        accounts[first].rules = _rules_responsible(net, groups, replay, switches, label, cuts[first - 1],
+                                                   cuts[first], accounts[first].leak, tolerance)
+    return DeltaTrace(peer=label, method=method, n_pairs=dt.shape[0], delta_peer=float(np.max(np.abs(peer64))),
                       delta_reproduced=float(np.max(np.abs(reproduced))),
                       replay_diff=float(np.max(np.abs(reproduced - peer64))), delta_float32=delta32,
                       float32_part=part32, tolerance=tolerance, accounts=accounts, first_break=first)
@@ -217,13 +247,23 @@ CAPTUM_SWITCHES = (
 )
 
 
-def _replay(net, groups, functions, cuts, cells=False, **options):
-    """Captum's DeepLift replayed on every pair: ({cut: per-pair sum of contributions}, Δt per pair,
+#: tangermeme's conventions that :func:`refattr.interop.tangermeme_conventions.tangermeme_multipliers`
+#: can switch off.
+TANGERMEME_SWITCHES = (
+    ("plain_gradient_for_unknown", False, "tangermeme treats the module (or a function in forward) as linear: the "
+                                          "plain gradient instead of a DeepLIFT rule"),
+    ("eps", 0.0, "the gradient fallback where 0 < |Δx| < 1e-6"),
+    ("pool_gradient_at_zero", False, "tangermeme's max-pool convention (the plain gradient at a winner with Δx == "
+                                     "0)"),
+)
+
+
+def _replay(net, groups, replay, cuts, cells=False, **options):
+    """The peer's rules replayed on every pair: ({cut: per-pair sum of contributions}, Δt per pair,
     {value: per-call cell leaks of the one layer below it} when ``cells``)."""
     sums, dts, cell_reports = {v: [] for v in cuts}, [], {}
     for xs, rs, ts, _, _ in groups:
-        trace, trace_ref, grads = cc.captum_deeplift(net, xs, rs, ts, output="every_value", function_nodes=functions,
-                                                     **options)
+        trace, trace_ref, grads = replay(xs, rs, ts, **options)
         dts.append(pick(trace.output, ts) - pick(trace_ref.output, ts))
         for v in cuts:
             sums[v].append(_contribution_sums(trace.activations[v] - trace_ref.activations[v], grads[v][0]))
@@ -234,17 +274,17 @@ def _replay(net, groups, functions, cuts, cells=False, **options):
     return {v: np.concatenate(s) for v, s in sums.items()}, np.concatenate(dts), cell_reports
 
 
-def _rules_responsible(net, groups, functions, hi, lo, leak, tolerance) -> str:
-    """The Captum conventions or bugs whose removal alone closes the leak between cuts ``lo`` and
+def _rules_responsible(net, groups, replay, switches, label, hi, lo, leak, tolerance) -> str:
+    """The peer's conventions or bugs whose removal alone closes the leak between cuts ``lo`` and
     ``hi`` (or shrinks it most), each with the share of the leak it accounts for."""
     found = []
-    for option, off, what in CAPTUM_SWITCHES:
-        sums, _, _ = _replay(net, groups, functions, [hi, lo], **{option: off})
+    for option, off, what in switches:
+        sums, _, _ = _replay(net, groups, replay, [hi, lo], **{option: off})
         left = float(np.max(np.abs(sums[hi] - sums[lo])))
         if left < leak * (1 - 1e-9):
             found.append((leak - left, left <= tolerance, what))
     if not found:
-        return "no single Captum convention or known bug explains it"
+        return f"no single {label} convention or known bug explains it"
     found.sort(key=lambda f: -f[0])
     return "; ".join(f"{what} ({'removing it closes the leak' if closes else f'{gain / leak:.0%} of the leak'})"
                      for gain, closes, what in found)
@@ -286,6 +326,28 @@ def _captum_delta(torch, model, xs, rs, ts, x_call, refs_call, method, dtype):
         warnings.simplefilter("ignore")     # Captum warns on every call that it sets hooks
         _, delta = explainer.attribute(inputs, bases, target=target, return_convergence_delta=True)
     return delta.detach().double().numpy().reshape(-1)
+
+
+def _tangermeme_delta(torch, model, x, groups, target, dtype):
+    """tangermeme's own delta per pair: its raw multipliers times Δx, summed, minus Δt, all in
+    ``dtype`` (the pairs of the one group, (N * K) rows example-major, as its (N, K) references)."""
+    import warnings
+
+    from tangermeme.deep_lift_shap import deep_lift_shap
+
+    (xs, rs, _, _, _), = groups
+    k = xs.shape[0] // x.shape[0]
+    tx = torch.tensor(x, dtype=dtype)
+    refs = torch.tensor(rs.reshape((x.shape[0], k) + x.shape[1:]), dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = deep_lift_shap(model, tx, target=target, references=refs, raw_outputs=True, device="cpu",
+                           warning_threshold=float("inf"))
+    with torch.no_grad():
+        dt = (model(tx)[:, target].repeat_interleave(k) - model(refs.reshape((-1,) + x.shape[1:]))[:, target])
+    contributions = (m.reshape((-1,) + x.shape[1:]) * (tx.repeat_interleave(k, dim=0) - refs.reshape(
+        (-1,) + x.shape[1:]))).reshape(xs.shape[0], -1).sum(dim=1)
+    return (contributions - dt).detach().double().numpy()
 
 
 def _float32_copy(module):

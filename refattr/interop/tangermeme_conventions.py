@@ -93,7 +93,8 @@ def _is_linear_join(layer) -> bool:
 def tangermeme_multipliers(net, x, references, target, *, extra_inputs: tuple = (),
                            function_nodes: Collection[int] = (), plain_gradient_for_unknown: bool = True,
                            eps: float = TANGERMEME_RESCALE_EPS, pool_gradient_at_zero: bool = True,
-                           winners: Mapping[int, tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
+                           winners: Mapping[int, tuple[np.ndarray, np.ndarray]] | None = None,
+                           output: str = "multipliers") -> np.ndarray | tuple:
     """tangermeme's ``deep_lift_shap(..., raw_outputs=True)``: the multipliers of every pair, (N, K, *example).
 
     x : (N, *example), validated; references : (N, K, *example); target : (N,) ints;
@@ -105,6 +106,10 @@ def tangermeme_multipliers(net, x, references, target, *, extra_inputs: tuple = 
     pool_gradient_at_zero : False gives ``delta_routing`` at max pooling.
     winners : node -> (input-half, reference-half) argmax arrays in the layer's cache format,
         replacing the float64 winners (to reproduce the winners of a float32 run).
+
+    output : "multipliers", or "every_value": ``(trace, trace_ref, gradients)`` of the N * K pair
+        rows (pair n * K + k), the gradient (sequence half, reference half) at every value after
+        the hooks, for :func:`refattr.interop.delta_trace.trace_delta`.
 
     With ``eps=0``, ``pool_gradient_at_zero=False`` and no layer treated as linear this is refattr's
     ``deeplift(maxpool_rule="delta_routing")`` per pair up to rounding; with only ``eps=0`` it is
@@ -161,8 +166,13 @@ def tangermeme_multipliers(net, x, references, target, *, extra_inputs: tuple = 
         return tuple(np.where(small, grad_in[h], grad_out[h] * m) for h in (0, 1))
 
     seed = one_hot(np.repeat(target, k), trace.output.shape[1])
+    if output not in ("multipliers", "every_value"):
+        raise ArgumentError(f"output: expected 'multipliers' or 'every_value', got {output!r}")
+    every = output == "every_value"
     final = _hooked_backward(net, trace, trace_ref, seed, lambda j: kinds[j] in ("nonlinear", "maxpool"), rule,
-                             shared_input_replaced=False, stale_grad_output=False)
+                             shared_input_replaced=False, stale_grad_output=False, value=None if every else 0)
+    if every:
+        return trace, trace_ref, final
     return final[0].reshape((n, k) + x.shape[1:])
 
 

@@ -120,3 +120,49 @@ def test_deeplift_shap_with_one_set_per_sequence():
     assert trace.delta_peer == pytest.approx(float(torch.cat(deltas).abs().max()), rel=1e-12)
     assert "#1104" in trace.accounts[trace.first_break].rules
     assert "first breaks at 'relu' (ReLU)" in trace.table().splitlines()[-1]
+
+
+def _genomics_models():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("genomics_models", Path(__file__).with_name("genomics_models.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tangermeme_exact_in_float64_and_its_delta_traced_to_functions_it_treats_as_linear():
+    """tangermeme 1.6.0 on the #49 model: no layer breaks summation-to-delta, its own delta is
+    rounding and float32 adds the rest. The same model written with F.relu (Functional49): the
+    first break is the first ReLU function from the output, and switching off "treated as linear"
+    closes it. tangermeme's delta is checked against its raw multipliers read here directly."""
+    pytest.importorskip("tangermeme")
+    from tangermeme.deep_lift_shap import deep_lift_shap
+    from tangermeme.ersatz import dinucleotide_shuffle
+
+    gm = _genomics_models()
+    length = 120
+    rng = np.random.default_rng(0)
+    x = np.zeros((2, 4, length))
+    x[np.arange(2)[:, None], rng.integers(0, 4, (2, length)), np.arange(length)] = 1.0
+    refs = dinucleotide_shuffle(torch.from_numpy(x), n=3, random_state=1).double().numpy()
+    exact = trace_delta(gm.build("issue49", length), x, targets=0, baseline_samples=refs, peer="tangermeme")
+    assert exact.first_break is None and exact.delta_peer <= 1e-12 and exact.n_pairs == 6
+    assert exact.float32_part is not None and 1e-12 < exact.float32_part < 1e-5
+
+    torch.manual_seed(0)
+    functional = gm.Functional49(length).double().eval()
+    trace = trace_delta(functional, x, targets=0, baseline_samples=refs, peer="tangermeme", float32=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = deep_lift_shap(functional, torch.tensor(x), target=0, references=torch.tensor(refs), raw_outputs=True,
+                           device="cpu", warning_threshold=float("inf")).double().numpy()
+    with torch.no_grad():
+        fx = functional(torch.tensor(x))[:, 0].numpy()
+        fr = functional(torch.tensor(refs.reshape(-1, 4, length)))[:, 0].numpy().reshape(2, 3)
+    own = (m * (x[:, None] - refs)).reshape(2, 3, -1).sum(axis=2) - (fx[:, None] - fr)
+    assert trace.delta_peer == pytest.approx(float(np.max(np.abs(own))), rel=1e-9)
+    assert trace.delta_peer > 1e-3 and trace.replay_diff <= 1e-12
+    broken = trace.accounts[trace.first_break]
+    assert "(ReLU)" in broken.layers and "treats the module (or a function in forward) as linear" in broken.rules
