@@ -12,6 +12,7 @@ import os
 import struct
 import time
 import zipfile
+from collections import Counter
 from typing import Any, Iterator
 
 import numpy as np
@@ -38,7 +39,8 @@ _OWN = ("net", "x", "target", "baseline", "baseline_samples", "progress")
 def attribute_dataset(model: Any, inputs: Any, store: Any, *, method: str, target: Any = None,
                       baseline: Any = DEFAULT_BASELINE, baseline_samples: Any = None, chunk_size: int = 256,
                       block: int = 16, scheduler: Any = None, n_workers: int | None = None,
-                      threads: int | None = None, peer_attributions: Any = None, input_key: str | None = None,
+                      threads: int | None = None, peer_attributions: Any = None, peer: str | None = None,
+                      peer_options: dict[str, Any] | None = None, input_key: str | None = None,
                       max_chunks: int | None = None, progress: bool | None = None,
                       **method_options: Any) -> StoredAttributions:
     """Attribute every example of a dataset with one method and keep the results in a store folder.
@@ -93,6 +95,24 @@ def attribute_dataset(model: Any, inputs: Any, store: Any, *, method: str, targe
         Another library's attributions of the same examples (the inputs' shape). Per example the
         store then also holds ``peer_relative_difference`` (max_i |peer_i - ref_i| / max_i |ref_i|,
         as :func:`refattr.interop.compare.relative_difference`) and ``peer_max_abs_difference``.
+    peer : "captum", optional
+        Also run Captum's attribution of the same method (Saliency with ``abs=False``,
+        InputXGradient, GuidedBackprop, Deconvolution, IntegratedGradients, DeepLift, or
+        DeepLiftShap with ``baseline_samples``) on every example and grade it as
+        :func:`refattr.interop.compare_captum` does. The store then also holds, per example,
+        ``peer_values`` (Captum's attributions), ``peer_relative_difference``,
+        ``peer_max_abs_difference``, ``peer_verdict`` (an index into the manifest's
+        ``identity["peer"]["verdicts"]``: agree, convention, approximation, peer_bug, unexplained)
+        and the largest part of the difference of each kind, ``peer_convention``,
+        ``peer_approximation`` and ``peer_bug`` (relative sizes, 0 where there is none). Captum
+        runs on one example at a time with one torch thread (see
+        :class:`refattr.dataset.peer.CaptumPeer`). The reference must be what Captum approximates:
+        integrated gradients with rule "auto" (or "exact" / "quad"), DeepLIFT's Rescale rule.
+        Not with ``peer_attributions``.
+    peer_options : dict, optional
+        With ``peer="captum"``: ``rtol`` (rounding tolerance of the verdicts, default 1e-12); for
+        integrated gradients Captum's ``method`` (default "gausslegendre") and ``n_steps``
+        (default 50).
     input_key : str, optional
         The array's name inside an ``.npz`` file.
     max_chunks : int, optional
@@ -134,7 +154,7 @@ def attribute_dataset(model: Any, inputs: Any, store: Any, *, method: str, targe
     """
     with _progress.enabled(progress):
         plan = _plan(model, inputs, store, method, target, baseline, baseline_samples, chunk_size, block,
-                     peer_attributions, input_key, method_options)
+                     peer_attributions, input_key, method_options, peer, peer_options)
         out = create_or_resume(os.fspath(store), plan.identity, plan.chunks)
         todo = _pending(out, plan)
         if max_chunks is not None:
@@ -180,7 +200,7 @@ class _Plan:
 
 
 def _plan(model, inputs, store, method, target, baseline, baseline_samples, chunk_size, block, peer,
-          input_key, method_options) -> _Plan:
+          input_key, method_options, peer_name=None, peer_options=None) -> _Plan:
     x = open_array(inputs, "inputs", input_key)
     if x.ndim < 2 or x.shape[0] < 1:
         raise ShapeError(f"inputs: expected (N, *example_shape) with N >= 1, got shape {x.shape}")
@@ -208,23 +228,43 @@ def _plan(model, inputs, store, method, target, baseline, baseline_samples, chun
     peer = None if peer is None else open_array(peer, "peer_attributions")
     if peer is not None and peer.shape != x.shape:
         raise ShapeError(f"peer_attributions: shape {peer.shape}, expected the inputs' shape {x.shape}")
+    captum = _captum_peer(model, net, name, method_options, samples_arr is not None, peer, peer_name, peer_options)
     chunks = [(a, min(a + chunk_size, n)) for a in range(0, n, chunk_size)]
     plan = _Plan(x=x, n=n, net=net, method=name, function=function, options=dict(method_options), target=target,
                  baseline=baseline_arr, baseline_per_example=baseline_per_example, baseline_samples=samples_arr,
-                 samples_per_example=samples_per_example, peer=peer, block=block, chunks=chunks)
+                 samples_per_example=samples_per_example, peer=peer, captum=captum, block=block, chunks=chunks)
     # one example through the method: checks the options before anything is stored, and says
     # which quantities the method reports (None ones are not stored)
-    probe, _ = compute_chunk(net, name, _first(plan), method_options, block=1, threads=None, worker="")
-    quantities = [q for q in ("values", "completeness_gap", "error_estimate") if q in probe]
-    quantities += ["peer_relative_difference", "peer_max_abs_difference"] if peer is not None else []
+    probe, _ = compute_chunk(net, name, _first(plan), method_options, block=1, threads=None, worker="",
+                             peer=captum)
+    quantities = [q for q in ("values", "completeness_gap", "error_estimate", "peer_values",
+                              "peer_relative_difference", "peer_max_abs_difference", "peer_verdict",
+                              "peer_convention", "peer_approximation", "peer_bug") if q in probe]
     plan.identity = {
         "model_sha256": model_sha256(net), "model_type": type(net).__name__,
         "inputs": {"shape": list(x.shape), "dtype": x.dtype.str},
         "method": name, "options": _jsonable(method_options), "target": _describe_target(target),
         "baseline": baseline_id, "baseline_samples": samples_id,
         "peer_attributions": None if peer is None else {"shape": list(peer.shape), "dtype": peer.dtype.str},
+        **({} if captum is None else {"peer": captum.identity()}),
         "chunk_size": chunk_size, "block": block, "quantities": quantities, "refattr_version": __version__}
     return plan
+
+
+def _captum_peer(model, net, method, options, samples, attributions, peer, peer_options):
+    """The CaptumPeer of ``peer="captum"``, or None."""
+    if peer is None:
+        if peer_options is not None:
+            raise ArgumentError("peer_options: given without peer=; pass peer='captum' or drop peer_options")
+        return None
+    from .peer import PEERS, captum_peer
+
+    if peer not in PEERS:
+        raise ArgumentError(f"peer: unknown {peer!r}; expected one of {', '.join(PEERS)} (another library's stored "
+                            f"attributions: peer_attributions=)")
+    if attributions is not None:
+        raise ArgumentError("peer: given with peer_attributions; a store grades one peer, pass one of the two")
+    return captum_peer(model, net, method, options, samples, peer_options)
 
 
 def _first(plan: _Plan) -> dict[str, Any]:
@@ -421,8 +461,11 @@ def pinned_threads(threads: int | None) -> Iterator[None]:
 
 
 def compute_chunk(net, method: str, data: dict[str, Any], options: dict[str, Any], *, block: int,
-                  threads: int | dict[str, int] | None, worker: str | None) -> tuple[dict[str, np.ndarray], dict]:
+                  threads: int | dict[str, int] | None, worker: str | None,
+                  peer: Any = None) -> tuple[dict[str, np.ndarray], dict]:
     """The method on one chunk, ``block`` examples per call; returns (arrays, manifest entry).
+
+    ``peer``: a :class:`refattr.dataset.peer.CaptumPeer` graded on every block after the method.
 
     Runs in a Dask worker (``worker`` None: the worker's address is looked up, and ``threads``
     may map host -> threads) or in-process. The chunk's first example is at a multiple of
@@ -435,7 +478,7 @@ def compute_chunk(net, method: str, data: dict[str, Any], options: dict[str, Any
         if isinstance(threads, dict):
             threads = threads.get(_host(worker), 1)
     function, x, n = METHODS[method], data["x"], len(data["x"])
-    start, parts = time.perf_counter(), []
+    start, parts, graded = time.perf_counter(), [], []
     with pinned_threads(threads), _progress.enabled(False):
         for a in range(0, n, block):
             b = min(a + block, n)
@@ -445,16 +488,24 @@ def compute_chunk(net, method: str, data: dict[str, Any], options: dict[str, Any
                 if data[key] is not None:
                     kwargs[key] = data[key][a:b] if data["cut"][key] else data[key]
             parts.append(function(net, np.asarray(x[a:b], dtype=np.float64), **kwargs))
+            if peer is not None:
+                graded.append(peer.grade(net, np.asarray(x[a:b], dtype=np.float64), kwargs, parts[-1]))
     arrays = {"values": np.concatenate([p.values for p in parts])}
     for q in ("completeness_gap", "error_estimate"):
         if parts[0].__dict__[q] is not None:
             arrays[q] = np.concatenate([p.__dict__[q] for p in parts])
-    if data.get("peer") is not None:
-        arrays.update(peer_differences(data["peer"], arrays["values"]))
+    if graded:
+        arrays.update({q: np.concatenate([g[0][q] for g in graded]) for q in graded[0][0]})
+    if data.get("peer") is not None or graded:
+        arrays.update(peer_differences(arrays["peer_values"] if graded else data["peer"], arrays["values"]))
     entry = {"seconds": time.perf_counter() - start, "worker": worker, "finished_at": _now(),
              "input_sha256": data.get("sha256"),
              "max_abs_completeness_gap": _max(arrays.get("completeness_gap"), absolute=True),
              "max_error_estimate": _max(arrays.get("error_estimate"))}
+    if graded:
+        issues = sum((g[1]["issues"] for g in graded), Counter())
+        entry["peer_bug_examples"] = dict(sorted(issues.items()))
+        entry["peer_warnings"] = sorted(set().union(*(g[1]["warnings"] for g in graded)))
     return arrays, entry
 
 
@@ -507,7 +558,7 @@ def _drive(scheduler, n_workers, threads, plan: _Plan, todo: list[int]) -> Itera
         threads = available_cores() if threads is None else threads
         for k in todo:
             arrays, entry = compute_chunk(plan.net, plan.method, plan.chunk_data(k), plan.options, block=plan.block,
-                                          threads=threads, worker=f"in-process (pid {os.getpid()})")
+                                          threads=threads, worker=f"in-process (pid {os.getpid()})", peer=plan.captum)
             yield k, arrays, entry
         return
     yield from _drive_dask(scheduler, n_workers, threads, plan, todo)
@@ -549,12 +600,14 @@ def _drive_dask(scheduler, n_workers, threads, plan, todo):
             cores = client.run(available_cores)
             threads = {host: max(1, min(cores[a] for a in cores if _host(a) == host) // n) for host, n in slots.items()}
         net = client.scatter(plan.net, broadcast=True, hash=False)
+        peer = None if plan.captum is None else client.scatter(plan.captum, broadcast=True, hash=False)
         in_flight = max(2, 2 * sum(w["nthreads"] for w in info.values()))
         queue = list(todo)
 
         def submit(k):
             return client.submit(compute_chunk, net, plan.method, plan.chunk_data(k), plan.options, block=plan.block,
-                                 threads=threads, worker=None, pure=False, key=f"refattr-chunk-{k}-{os.urandom(4).hex()}")
+                                 threads=threads, worker=None, peer=peer, pure=False,
+                                 key=f"refattr-chunk-{k}-{os.urandom(4).hex()}")
 
         futures = {}
         for k in queue[:in_flight]:

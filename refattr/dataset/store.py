@@ -136,7 +136,7 @@ class StoredAttributions:
     def expected_shape(self, quantity: str, k: int) -> tuple[int, ...]:
         entry = self.manifest["chunks"][k]
         n = entry["stop"] - entry["start"]
-        if quantity == "values":
+        if quantity in ("values", "peer_values"):
             return (n, *self.manifest["identity"]["inputs"]["shape"][1:])
         return (n,)
 
