@@ -10,7 +10,8 @@ from refattr import Dense, Graph, ReLU, Sequential
 from refattr.dataset import attribute_dataset, open_store
 from refattr.errors import ArgumentError, RuleError
 from refattr.layers import Add
-from refattr.methods import deeplift, gradient, integrated_gradients
+from refattr.methods import (deconvnet, deeplift, gradient, guided_backprop, input_x_gradient,
+                             integrated_gradients)
 
 
 def mlp(seed=1):
@@ -33,7 +34,11 @@ CASES = [("gradient", {}, lambda net, x, t: gradient(net, x, t)),
          ("ig", {"rule": "exact"}, lambda net, x, t: integrated_gradients(net, x, target=t, rule="exact")),
          ("integrated_gradients", {"rule": "gauss_legendre", "n_steps": 8},
           lambda net, x, t: integrated_gradients(net, x, target=t, rule="gauss_legendre", n_steps=8)),
-         ("deeplift", {}, lambda net, x, t: deeplift(net, x, target=t))]
+         ("deeplift", {}, lambda net, x, t: deeplift(net, x, target=t)),
+         ("deeplift", {"rule": "reveal_cancel"}, lambda net, x, t: deeplift(net, x, target=t, rule="reveal_cancel")),
+         ("input_x_gradient", {}, lambda net, x, t: input_x_gradient(net, x, t)),
+         ("guided_backprop", {}, lambda net, x, t: guided_backprop(net, x, t)),
+         ("deconvnet", {}, lambda net, x, t: deconvnet(net, x, t))]
 
 
 @pytest.fixture
