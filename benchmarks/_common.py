@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import time
@@ -59,6 +60,22 @@ def resnet(width: int = 16, classes: int = 10):
 
     torch.manual_seed(width)
     return Net().double().eval()
+
+
+@contextlib.contextmanager
+def threads(n: int):
+    """torch, numba and the BLAS pool (threadpoolctl, where installed) all limited to ``n`` threads."""
+    import numba
+    import torch
+
+    torch.set_num_threads(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        threadpool_limits = None
+    with threadpool_limits(limits=n) if threadpool_limits is not None else contextlib.nullcontext():
+        yield
 
 
 def median_time(fn, repeats: int = 15, warmup: int = 2) -> float:

@@ -48,7 +48,6 @@ the machine code from disk), in a temporary NUMBA_CACHE_DIR.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
@@ -61,7 +60,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import benchmark_cnn, machine_line, resnet  # noqa: E402
+from _common import benchmark_cnn, machine_line, resnet, threads  # noqa: E402
 
 from refattr import Dense, ReLU, Sequential, Sigmoid, Swish, Tanh  # noqa: E402
 from refattr.interop import captum_conventions as cc  # noqa: E402
@@ -95,15 +94,6 @@ def benchmark_mlp(seed: int = 0, activation=ReLU) -> Sequential:
         if i < len(sizes) - 2:
             layers.append(activation())
     return Sequential(layers, input_shape=(64,))
-
-
-@contextlib.contextmanager
-def threads(n: int):
-    torch.set_num_threads(n)
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    ctx = threadpool_limits(limits=n) if threadpool_limits is not None else contextlib.nullcontext()
-    with ctx:
-        yield
 
 
 def case(model: str, act: str, seed: int = 1):

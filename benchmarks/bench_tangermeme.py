@@ -52,7 +52,6 @@ Ratio = refattr / tangermeme: below 1 refattr is faster.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import os
 import sys
@@ -66,7 +65,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_line  # noqa: E402
+from _common import machine_line, threads  # noqa: E402
 
 from refattr.interop import from_torch  # noqa: E402
 from refattr.interop.compare import relative_difference  # noqa: E402
@@ -125,15 +124,6 @@ def one_hot(n: int, length: int, seed: int = 0) -> np.ndarray:
     x = np.zeros((n, 4, length))
     x[np.arange(n)[:, None], rng.integers(0, 4, (n, length)), np.arange(length)] = 1.0
     return x
-
-
-@contextlib.contextmanager
-def threads(n: int):
-    torch.set_num_threads(n)
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    ctx = threadpool_limits(limits=n) if threadpool_limits is not None else contextlib.nullcontext()
-    with ctx:
-        yield
 
 
 def interleaved(fns, repeats: int, warmup: int = 1) -> list[float]:

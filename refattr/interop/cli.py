@@ -336,8 +336,9 @@ def add_compare_commands(subparsers) -> None:
                          help="with --peer tangermeme: the dtype of its run (default float64)")
     compare.add_argument("--nsamples", type=int, default=200,
                          help="with --peer shap: GradientExplainer's nsamples (default 200)")
-    compare.add_argument("--seed", type=int, default=0, help="with --peer shap: GradientExplainer's rseed; with --peer tangermeme: its "
-                                                                     "random_state for the shuffles (default 0)")
+    compare.add_argument("--seed", type=int, default=0,
+                         help="with --peer shap: GradientExplainer's rseed; with --peer tangermeme: its random_state "
+                              "for the shuffles (default 0)")
     compare.add_argument("--methods", metavar="M1,M2", help="Captum methods to compare (default: all of Saliency, "
                                                            "InputXGradient, GuidedBackprop, Deconvolution, "
                                                            "IntegratedGradients, DeepLift, DeepLiftShap)")

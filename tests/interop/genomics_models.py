@@ -52,6 +52,19 @@ class Functional49(Issue49):
         return self.d4(F.relu(self.d3(x)))
 
 
+class SmallPool(nn.Module):
+    """The #49 shape at a small size: Conv1d(4, 6, 5, padding 2) -> ReLU -> MaxPool1d(4) -> Linear(., 2),
+    every layer its own module (Captum's and tangermeme's hooks see each one)."""
+
+    def __init__(self, length: int = 20):
+        super().__init__()
+        self.conv, self.relu, self.pool = nn.Conv1d(4, 6, 5, padding=2), nn.ReLU(), nn.MaxPool1d(4)
+        self.flat, self.fc = nn.Flatten(), nn.Linear(6 * (length // 4), 2)
+
+    def forward(self, x):
+        return self.fc(self.flat(self.pool(self.relu(self.conv(x)))))
+
+
 class Residual(nn.Module):
     def __init__(self, length: int):
         super().__init__()

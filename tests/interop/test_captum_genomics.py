@@ -8,6 +8,9 @@ and compared with K separate refattr calls; a closed form (the linear model's mu
 weights) for hypothetical contributions.
 """
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -19,19 +22,16 @@ from refattr.interop import compare_captum, from_torch  # noqa: E402
 from refattr.methods.deeplift import deeplift  # noqa: E402
 from refattr.methods.hypothetical import hypothetical_contributions  # noqa: E402
 
+_spec = importlib.util.spec_from_file_location("genomics_models", Path(__file__).with_name("genomics_models.py"))
+gm = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gm)
+
 L, N, K = 20, 3, 4
 
 
-class PoolModel(nn.Module):
-    """The #49 shape: Conv1d -> ReLU -> MaxPool1d -> Linear (ReLU and the pool adjacent)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv, self.relu, self.pool = nn.Conv1d(4, 6, 5, padding=2), nn.ReLU(), nn.MaxPool1d(4)
-        self.flat, self.fc = nn.Flatten(), nn.Linear(6 * (L // 4), 2)
-
-    def forward(self, x):
-        return self.fc(self.flat(self.pool(self.relu(self.conv(x)))))
+def PoolModel():
+    """The #49 shape at a small size (genomics_models.SmallPool)."""
+    return gm.SmallPool(L)
 
 
 class ReluModel(nn.Module):
@@ -179,7 +179,10 @@ def test_command_line_per_sequence_sets_and_hypothetical(tmp_path, capsys):
     from refattr.cli import main
 
     rng = np.random.default_rng(5)
-    m, x = model(PoolModel), one_hot(rng, 2)
+    torch.manual_seed(0)          # the #49 shape as an nn.Sequential, which torch.save can pickle by reference
+    m = nn.Sequential(nn.Conv1d(4, 6, 5, padding=2), nn.ReLU(), nn.MaxPool1d(4), nn.Flatten(),
+                      nn.Linear(6 * (L // 4), 2)).double().eval()
+    x = one_hot(rng, 2)
     sets = np.stack([shuffled(rng, x[n], K) for n in range(2)])
     torch.save(m, tmp_path / "model.pt")
     np.save(tmp_path / "x.npy", x)

@@ -5,7 +5,9 @@ entry compares the quantity Captum documents), refattr's multipliers times Δx a
 and a closed form: on a linear model the multipliers are the weights.
 """
 
+import importlib.util
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,10 @@ from torch import nn  # noqa: E402
 
 from refattr.interop import compare_captum, from_torch  # noqa: E402
 from refattr.methods.deeplift import deeplift  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("genomics_models", Path(__file__).with_name("genomics_models.py"))
+gm = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gm)
 
 L = 20
 
@@ -29,14 +35,8 @@ class TanhModel(nn.Module):
         return self.fc(self.flat(self.act(self.conv(x))))
 
 
-class PoolModel(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv, self.relu, self.pool = nn.Conv1d(4, 6, 5, padding=2), nn.ReLU(), nn.MaxPool1d(4)
-        self.flat, self.fc = nn.Flatten(), nn.Linear(6 * (L // 4), 2)
-
-    def forward(self, x):
-        return self.fc(self.flat(self.pool(self.relu(self.conv(x)))))
+def PoolModel():
+    return gm.SmallPool(L)
 
 
 def data(seed, n=3, middle=None):

@@ -6,7 +6,9 @@ Captum's own ``LayerDeepLift`` at that module (``attribute_to_layer_input=False`
 gradient Captum's hooks deliver there), which the float64 replay must equal at every cut.
 """
 
+import importlib.util
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,19 +19,16 @@ from torch import nn  # noqa: E402
 
 from refattr.interop.delta_trace import trace_delta  # noqa: E402
 
+_spec = importlib.util.spec_from_file_location("genomics_models", Path(__file__).with_name("genomics_models.py"))
+gm = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gm)
+
 L = 20
 
 
-class PoolModel(nn.Module):
-    """The #49 shape: Conv1d -> ReLU -> MaxPool1d -> Linear."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv, self.relu, self.pool = nn.Conv1d(4, 6, 5, padding=2), nn.ReLU(), nn.MaxPool1d(4)
-        self.flat, self.fc = nn.Flatten(), nn.Linear(6 * (L // 4), 2)
-
-    def forward(self, x):
-        return self.fc(self.flat(self.pool(self.relu(self.conv(x)))))
+def PoolModel():
+    """The #49 shape at a small size (genomics_models.SmallPool)."""
+    return gm.SmallPool(L)
 
 
 class ResidualModel(nn.Module):
@@ -122,16 +121,6 @@ def test_deeplift_shap_with_one_set_per_sequence():
     assert "first breaks at 'relu' (ReLU)" in trace.table().splitlines()[-1]
 
 
-def _genomics_models():
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("genomics_models", Path(__file__).with_name("genomics_models.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_tangermeme_exact_in_float64_and_its_delta_traced_to_functions_it_treats_as_linear():
     """tangermeme 1.6.0 on the #49 model: no layer breaks summation-to-delta, its own delta is
     rounding and float32 adds the rest. The same model written with F.relu (Functional49): the
@@ -141,7 +130,6 @@ def test_tangermeme_exact_in_float64_and_its_delta_traced_to_functions_it_treats
     from tangermeme.deep_lift_shap import deep_lift_shap
     from tangermeme.ersatz import dinucleotide_shuffle
 
-    gm = _genomics_models()
     length = 120
     rng = np.random.default_rng(0)
     x = np.zeros((2, 4, length))
