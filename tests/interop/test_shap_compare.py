@@ -176,3 +176,32 @@ def test_bad_arguments_are_refused():
         compare_shap(model, x, bg, methods=["KernelExplainer"])
     with pytest.raises(ArgumentError, match="nsamples"):
         compare_shap(model, x, bg, nsamples=1)
+
+
+def test_softmax_and_overlapping_max_pooling_steps_are_named_and_sized():
+    """SHAP's element-wise rule on nn.Softmax (not element-wise) and its un-pooling by assignment on
+    overlapping windows (MaxPool2d(3, stride 1)): each is a step of the chain, sized, and the chain
+    reproduces SHAP to rounding. Independently of the chain: refattr's reference sums to
+    t(x) - mean_k t(x'_k) (completeness, from torch's forward pass), and SHAP's own values do not."""
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(3, stride=1),
+                                torch.nn.Flatten(), torch.nn.Linear(2 * 4 * 4, 3), torch.nn.Softmax(dim=1)).double()
+    x = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    bg = torch.randn(4, 1, 8, 8, dtype=torch.float64) * 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = compare_shap(model, x, bg, targets=[0, 1, 2], methods=["DeepExplainer"])
+    entry = report["DeepExplainer"]
+    assert report.all_explained, report.table()
+    (reproduced,) = [c for c in entry.causes if c.description.startswith("peer vs")]
+    assert reproduced.size <= 1e-12
+    softmax = [c for c in entry.causes if "nn.Softmax" in c.description]
+    unpool = [c for c in entry.causes if "un-pools max-pool contributions" in c.description]
+    assert softmax and softmax[0].kind == "peer_bug" and softmax[0].size > 1e-3
+    assert unpool and unpool[0].kind == "peer_bug" and unpool[0].size > 1e-2
+    with torch.no_grad():
+        delta = (model(x) - model(bg).mean(0)).numpy()[np.arange(3), [0, 1, 2]]
+    net = from_torch(model, input_shape=(1, 8, 8))
+    ours = deeplift(net, x.numpy(), target=np.arange(3), baseline_samples=bg.numpy(), maxpool_rule="delta_routing")
+    np.testing.assert_allclose(ours.values.reshape(3, -1).sum(axis=1), delta, rtol=0, atol=1e-12)
+    assert entry.peer_completeness_gap > 1e-6 and entry.reference_completeness_gap <= 1e-12
