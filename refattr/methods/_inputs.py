@@ -20,7 +20,7 @@ from ..graph import Graph, pack, unpack
 from ..validation import DEFAULT_BASELINE, as_float64, broadcast_baseline
 from .result import Attribution
 
-__all__ = ["several_inputs"]
+__all__ = ["several_inputs", "several_inputs_at_layer"]
 
 
 def several_inputs(method: Callable) -> Callable:
@@ -47,6 +47,33 @@ def several_inputs(method: Callable) -> Callable:
         if a.get("baseline_samples") is not None:
             a["baseline_samples"] = _pack_samples(net, a["baseline_samples"], shapes)
         return _split(method(*bound.args, **bound.kwargs), shapes, net.inputs)
+
+    return wrapper
+
+
+def several_inputs_at_layer(method: Callable) -> Callable:
+    """Decorate a layer method ``method(net, x, layer, ...)`` (attributions to a hidden value's
+    neurons) so that it accepts a graph of several inputs, as :func:`several_inputs` does for the
+    input methods: it runs on the packed graph, where every value keeps its name and value number v
+    becomes v + 1 (the packed vector is value 0, input q the node slicing it out). The result is
+    the layer's, so nothing is split back."""
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        net = args[0] if args else kwargs.get("net")
+        if not isinstance(net, Graph) or net.n_inputs == 1:
+            return method(*args, **kwargs)
+        from ._values import value_index
+
+        bound = signature.bind(*args, **kwargs)
+        a = bound.arguments
+        xs = net.check_input(a["x"], "x")
+        a["layer"] = value_index(net, a["layer"]) + 1      # checked on the graph as the user wrote it
+        a["net"], a["x"] = net.packed(tuple(v.shape[1:] for v in xs)), pack(xs)
+        if a.get("baseline", DEFAULT_BASELINE) is not DEFAULT_BASELINE:
+            a["baseline"] = _pack_baseline(net, a["baseline"], xs)
+        return method(*bound.args, **bound.kwargs)
 
     return wrapper
 

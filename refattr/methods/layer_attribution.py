@@ -41,6 +41,7 @@ from ..network import Network
 from .. import quadrature
 from ..validation import DEFAULT_BASELINE, broadcast_baseline, refuses_baselines
 from ._common import one_hot, pick, prepare
+from ._inputs import several_inputs_at_layer
 from ._values import gradient_at, is_cut, jvp_at, network_with_value_as_input, value_index, value_label
 from .deeplift import deeplift_layers
 from .integrated_gradients import integrated_gradients
@@ -53,9 +54,6 @@ _PATHS = ("input", "layer")
 
 def _setup(net, x, target, layer, baseline=None):
     x, t = prepare(net, x, target)
-    if net.n_inputs != 1:
-        raise ArgumentError(f"net: layer attributions take networks of one input; this one has {net.n_inputs} "
-                            f"({list(net.inputs)})")
     v = value_index(net, layer)
     xr = None if baseline is None else broadcast_baseline(0.0 if baseline is DEFAULT_BASELINE else baseline, x)
     return x, t, v, xr
@@ -97,6 +95,7 @@ def _pieces(net, x, xr, t, rule, n_steps):
 
 
 @refuses_baselines
+@several_inputs_at_layer
 def layer_gradient_x_activation(net: Network, x: ArrayLike, layer: Any, target: Target = None) -> Attribution:
     """a * dt/da at the layer's neurons (Captum's LayerGradientXActivation).
 
@@ -114,6 +113,7 @@ def layer_gradient_x_activation(net: Network, x: ArrayLike, layer: Any, target: 
 
 
 @refuses_baselines
+@several_inputs_at_layer
 def layer_integrated_gradients(net: Network, x: ArrayLike, layer: Any, baseline: ArrayLike = DEFAULT_BASELINE,
                                target: Target = None, rule: str = "auto", n_steps: int = 50,
                                path: str = "layer") -> Attribution:
@@ -190,6 +190,7 @@ def layer_integrated_gradients(net: Network, x: ArrayLike, layer: Any, baseline:
 
 
 @refuses_baselines
+@several_inputs_at_layer
 def layer_conductance(net: Network, x: ArrayLike, layer: Any, baseline: ArrayLike = DEFAULT_BASELINE,
                       target: Target = None, rule: str = "auto", n_steps: int = 50) -> Attribution:
     """Conductance of a layer's neurons: ∫ dt/da · da/dα dα along x' + α (x - x') (Dhamdhere et al.
@@ -231,6 +232,7 @@ def layer_conductance(net: Network, x: ArrayLike, layer: Any, baseline: ArrayLik
 
 
 @refuses_baselines
+@several_inputs_at_layer
 def layer_deeplift(net: Network, x: ArrayLike, layer: Any, baseline: ArrayLike = DEFAULT_BASELINE,
                    target: Target = None, rule: DeepLiftRule = "rescale", maxpool_rule: MaxPoolRule | None = None,
                    softmax_rule: SoftmaxRule | None = None) -> Attribution:

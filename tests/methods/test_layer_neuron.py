@@ -145,3 +145,48 @@ def test_the_layer_path_at_a_value_a_skip_connection_bypasses(block):
     total = result.values.reshape(3, -1).sum(axis=1)
     np.testing.assert_allclose(total, expected, rtol=1e-12, atol=1e-12 * np.max(np.abs(expected)))
     assert np.max(np.abs(total - delta)) > 1e-3      # and so not t(x) - t(x')
+
+
+def test_layer_methods_on_a_graph_of_two_inputs(rng):
+    """Two inputs a (2) and b (4), joined: s = relu(A a + c) + B b, r = relu(s), y = W r. Layer IG at
+    the input 'a' (path in a's own space, b held at x_b, Captum's semantics) against a midpoint
+    sum over the path's linear pieces (below); summation-to-delta of
+    layer DeepLIFT and conductance at the cut 'r'; a value given by name or number alike.
+
+    The reference integral is written here from the weights: every kink on the path located in
+    closed form, the constant gradient of each piece times its length."""
+    from refattr import gradient
+
+    g = Graph(("a", "b"), [("ha", Dense(rng.normal(size=(5, 2)), rng.normal(size=5)), "a"), ("ra", ReLU(), "ha"),
+                           ("pa", Dense(rng.normal(size=(3, 5))), "ra"), ("hb", Dense(rng.normal(size=(3, 4))), "b"),
+                           ("s", Add(), ("pa", "hb")), ("r", ReLU(), "s"), ("y", Dense(rng.normal(size=(2, 3))), "r")],
+              input_shape=[(2,), (4,)])
+    xa, xb = rng.normal(size=(3, 2)) * 2, rng.normal(size=(3, 4))
+    ra, rb = rng.normal(size=(3, 2)), rng.normal(size=(3, 4)) * 0.5
+    ours = layer_integrated_gradients(g, (xa, xb), "a", (ra, rb), target=1).values
+    A, c = g.nodes[0].layer.weight, g.nodes[0].layer.bias
+    P, B = g.nodes[2].layer.weight, g.nodes[3].layer.weight
+    for n in range(3):
+        # the path a(α) = ra + α Δa with b = xb: ha is affine in α, so its units switch at known α;
+        # between those, s = P relu(ha) + B xb is affine too and its units switch at known α; the
+        # gradient is constant between consecutive switches: the integral is a sum over pieces
+        da = xa[n] - ra[n]
+        h0, h1 = A @ ra[n] + c, A @ da
+        cuts = {0.0, 1.0} | {float(-u / v) for u, v in zip(h0, h1) if v != 0 and 0 < -u / v < 1}
+        edges = sorted(cuts)
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            on = (h0 + (lo + hi) / 2 * h1) > 0
+            s0, s1 = P @ (on * h0) + B @ xb[n], P @ (on * h1)
+            cuts |= {float(-u / v) for u, v in zip(s0, s1) if v != 0 and lo < -u / v < hi}
+        edges = np.array(sorted(cuts))
+        mids = (edges[:-1] + edges[1:]) / 2
+        grads = gradient(g, (ra[n] + mids[:, None] * da, np.repeat(xb[n:n + 1], mids.size, axis=0)),
+                         target=1).values[0]
+        exact = da * (np.diff(edges)[:, None] * grads).sum(axis=0)
+        np.testing.assert_allclose(ours[n], exact, rtol=0, atol=1e-12 * max(1.0, np.max(np.abs(exact))))
+    for method in (layer_deeplift, layer_conductance):
+        result = method(g, (xa, xb), "r", (ra, rb), target=1)
+        assert result.values.shape == (3, 3) and np.max(np.abs(result.completeness_gap)) <= 1e-12
+    by_number = layer_conductance(g, (xa, xb), g.value_names().index("r"), (ra, rb), target=1).values
+    np.testing.assert_array_equal(by_number, layer_conductance(g, (xa, xb), "r", (ra, rb), target=1).values)
+    assert layer_gradient_x_activation(g, (xa, xb), "s", target=0).values.shape == (3, 3)
