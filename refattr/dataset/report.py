@@ -50,7 +50,7 @@ def write_report(store: Any, out_dir: Any, *, inputs: Any = None, worst: int = 5
         shape.
     """
     from ..plotting import save_figure
-    from .run import open_array
+    from .sources import open_array
 
     store = store if isinstance(store, StoredAttributions) else open_store(store)
     if isinstance(worst, bool) or not isinstance(worst, (int, np.integer)) or worst < 0:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import inspect
 import json
 import numbers
 import os
-import struct
 import time
-import zipfile
 from collections import Counter
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +21,9 @@ from ..methods import GRADIENT_FAMILY, METHODS
 from ..network import Sequential
 from ..network_spec import network_to_spec
 from ..validation import DEFAULT_BASELINE
+from .schedulers import (available_cores, describe_scheduler, drive, host_of, local_cluster_size, pinned_threads,
+                         positive_int)
+from .sources import open_array
 from .store import StoredAttributions, array_sha256, create_or_resume
 
 __all__ = ["attribute_dataset", "compute_chunk", "pinned_threads", "available_cores", "local_cluster_size",
@@ -158,16 +158,16 @@ def attribute_dataset(model: Any, inputs: Any, store: Any, *, method: str, targe
         out = create_or_resume(os.fspath(store), plan.identity, plan.chunks)
         todo = _pending(out, plan)
         if max_chunks is not None:
-            todo = todo[:_positive_int(max_chunks, "max_chunks")]
+            todo = todo[:positive_int(max_chunks, "max_chunks")]
         started = _now()
         done_before = sum(b - a for k, (a, b) in enumerate(plan.chunks) if out.manifest["chunks"][k]["status"] == "done")
         with _progress.task(f"dataset: {plan.method.replace('_', ' ')}", total=plan.n, unit="examples") as bar:
             bar.set(done=done_before)
-            for k, arrays, entry in _drive(scheduler, n_workers, threads, plan, todo):
+            for k, arrays, entry in drive(scheduler, n_workers, threads, plan, todo, compute_chunk):
                 out.write_chunk(k, arrays, entry)
                 bar.add(done=plan.chunks[k][1] - plan.chunks[k][0])
         out.manifest.setdefault("runs", []).append(
-            {"started_at": started, "finished_at": _now(), "scheduler": _describe_scheduler(scheduler),
+            {"started_at": started, "finished_at": _now(), "scheduler": describe_scheduler(scheduler),
              "chunks_computed": len(todo), "refattr_version": __version__})
         out.save_manifest()
         return out
@@ -217,7 +217,7 @@ def _plan(model, inputs, store, method, target, baseline, baseline_samples, chun
                             f"{', '.join(sorted(accepted)) or 'no options'}")
     if name in GRADIENT_FAMILY and (baseline is not DEFAULT_BASELINE or baseline_samples is not None):
         raise ArgumentError(f"baseline: {name} takes no baseline; drop baseline= and baseline_samples=")
-    chunk_size, block = _positive_int(chunk_size, "chunk_size"), _positive_int(block, "block")
+    chunk_size, block = positive_int(chunk_size, "chunk_size"), positive_int(block, "block")
     if chunk_size % block:
         raise ArgumentError(f"chunk_size: {chunk_size} is not a multiple of block={block}; the method is called on "
                             f"fixed blocks of {block} examples so that results do not depend on the chunking: use "
@@ -293,59 +293,6 @@ def _pending(store: StoredAttributions, plan: _Plan) -> list[int]:
     return todo
 
 
-def open_array(source: Any, name: str, key: str | None = None) -> np.ndarray:
-    """An array, or a ``.npy`` (memory-mapped) / ``.npz`` file, as an array of real numbers."""
-    if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if not os.path.isfile(path):
-            raise ArgumentError(f"{name}: no such file {path!r}; expected a .npy or .npz file or an array")
-        try:
-            if path.endswith(".npz"):
-                array = _npz_member(path, key, name)
-            else:
-                array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise ArgumentError(f"{name}: cannot read {path!r} as a NumPy file without unpickling ({exc}); save a "
-                                f"numeric array with numpy.save") from None
-    elif hasattr(source, "shape") and hasattr(source, "dtype"):
-        array = source if isinstance(source, np.ndarray) else np.asarray(source)
-    else:
-        raise ArgumentError(f"{name}: expected an array or the path of a .npy / .npz file, got "
-                            f"{type(source).__name__}")
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
-        raise ArgumentError(f"{name}: expected real numbers, got dtype {getattr(array, 'dtype', type(array))}")
-    return array
-
-
-def _npz_member(path: str, key: str | None, name: str) -> np.ndarray:
-    """One array of an ``.npz``: memory-mapped where stored uncompressed, else read."""
-    with zipfile.ZipFile(path) as archive:
-        keys = [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
-        if key is None:
-            if len(keys) != 1:
-                raise ArgumentError(f"{name}: {path!r} holds {len(keys)} arrays ({', '.join(keys)}); name one with "
-                                    f"input_key= (CLI: --key)")
-            key = keys[0]
-        if key not in keys:
-            raise ArgumentError(f"{name}: {path!r} has no array {key!r}; it holds {', '.join(keys)}")
-        info = archive.getinfo(key + ".npy")
-    if info.compress_type != zipfile.ZIP_STORED:
-        with np.load(path, allow_pickle=False) as data:
-            return data[key]
-    with open(path, "rb") as f:
-        f.seek(info.header_offset)
-        local = f.read(30)
-        name_length, extra_length = struct.unpack("<HH", local[26:30])
-        f.seek(info.header_offset + 30 + name_length + extra_length)
-        version = np.lib.format.read_magic(f)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = read(f)
-        offset = f.tell()
-    if dtype.hasobject:
-        raise ArgumentError(f"{name}: {path!r}[{key!r}] holds Python objects; expected real numbers")
-    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
-
-
 def _network(model: Any, example_shape: tuple[int, ...]):
     if isinstance(model, (Sequential, Graph)):
         net = model
@@ -419,47 +366,9 @@ def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ArgumentError(f"{name}: expected a positive int, got {value!r}")
-    return int(value)
-
-
 # ------------------------------------------------------------------------------------------------
 # one chunk
 # ------------------------------------------------------------------------------------------------
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the OS reports it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:          # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
-
-
-@contextlib.contextmanager
-def pinned_threads(threads: int | None) -> Iterator[None]:
-    """numba's threads (of the calling thread) and the BLAS pool (threadpoolctl, when installed)
-    set to ``threads`` inside the block, restored afterwards. None: leave both as they are."""
-    if threads is None:
-        yield
-        return
-    import numba
-
-    before = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            limits: Any = contextlib.nullcontext()
-        else:
-            limits = threadpool_limits(limits=threads, user_api="blas")
-        with limits:
-            yield
-    finally:
-        numba.set_num_threads(before)
-
-
 def compute_chunk(net, method: str, data: dict[str, Any], options: dict[str, Any], *, block: int,
                   threads: int | dict[str, int] | None, worker: str | None,
                   peer: Any = None) -> tuple[dict[str, np.ndarray], dict]:
@@ -476,7 +385,7 @@ def compute_chunk(net, method: str, data: dict[str, Any], options: dict[str, Any
 
         worker = get_worker().address
         if isinstance(threads, dict):
-            threads = threads.get(_host(worker), 1)
+            threads = threads.get(host_of(worker), 1)
     function, x, n = METHODS[method], data["x"], len(data["x"])
     start, parts, graded = time.perf_counter(), [], []
     with pinned_threads(threads), _progress.enabled(False):
@@ -535,92 +444,3 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
 
 
-def _host(address: str) -> str:
-    return address.split("://")[-1].rsplit(":", 1)[0]
-
-
-# ------------------------------------------------------------------------------------------------
-# drivers
-# ------------------------------------------------------------------------------------------------
-def _describe_scheduler(scheduler: Any) -> str:
-    if scheduler is None or isinstance(scheduler, str):
-        return "in-process" if scheduler is None else scheduler
-    return f"client of {getattr(scheduler, 'scheduler', None) and scheduler.scheduler.address}"
-
-
-def _drive(scheduler, n_workers, threads, plan: _Plan, todo: list[int]) -> Iterator[tuple[int, dict, dict]]:
-    """(chunk index, arrays, manifest entry) for every chunk of ``todo``, as each finishes."""
-    if threads is not None:
-        threads = _positive_int(threads, "threads")
-    if n_workers is not None and scheduler != "local":
-        raise ArgumentError(f"n_workers: only for scheduler='local' (got scheduler={_describe_scheduler(scheduler)!r})")
-    if scheduler is None:
-        threads = available_cores() if threads is None else threads
-        for k in todo:
-            arrays, entry = compute_chunk(plan.net, plan.method, plan.chunk_data(k), plan.options, block=plan.block,
-                                          threads=threads, worker=f"in-process (pid {os.getpid()})", peer=plan.captum)
-            yield k, arrays, entry
-        return
-    yield from _drive_dask(scheduler, n_workers, threads, plan, todo)
-
-
-def local_cluster_size(n_workers: int | None, threads: int | None) -> tuple[int, int]:
-    """(worker processes, threads per task) of ``scheduler="local"``: one task slot per worker,
-    ``threads`` numba/BLAS threads per task (default 1), and as many workers as the available
-    cores hold (workers x threads <= cores, at least one worker)."""
-    threads = 1 if threads is None else threads
-    workers = max(1, available_cores() // threads) if n_workers is None else _positive_int(n_workers, "n_workers")
-    return workers, threads
-
-
-def _drive_dask(scheduler, n_workers, threads, plan, todo):
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise ArgumentError("scheduler: Dask is not installed; pip install 'refattr[dask]' (dask[distributed]), or "
-                            "pass scheduler=None to compute in this process") from None
-    with contextlib.ExitStack() as stack:
-        if scheduler == "local":
-            workers, threads = local_cluster_size(n_workers, threads)
-            cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                       host="127.0.0.1", dashboard_address=None))
-            client = stack.enter_context(Client(cluster))
-        elif isinstance(scheduler, str):
-            client = stack.enter_context(Client(scheduler))
-        elif isinstance(scheduler, Client):
-            client = scheduler
-        else:
-            raise ArgumentError(f"scheduler: expected None, 'local', a scheduler address ('tcp://host:port') or a "
-                                f"dask.distributed.Client, got {type(scheduler).__name__}")
-        info = client.scheduler_info(n_workers=-1)["workers"]
-        if threads is None:
-            slots: dict[str, int] = {}
-            for address, worker in info.items():
-                slots[_host(address)] = slots.get(_host(address), 0) + worker["nthreads"]
-            cores = client.run(available_cores)
-            threads = {host: max(1, min(cores[a] for a in cores if _host(a) == host) // n) for host, n in slots.items()}
-        net = client.scatter(plan.net, broadcast=True, hash=False)
-        peer = None if plan.captum is None else client.scatter(plan.captum, broadcast=True, hash=False)
-        in_flight = max(2, 2 * sum(w["nthreads"] for w in info.values()))
-        queue = list(todo)
-
-        def submit(k):
-            return client.submit(compute_chunk, net, plan.method, plan.chunk_data(k), plan.options, block=plan.block,
-                                 threads=threads, worker=None, peer=peer, pure=False,
-                                 key=f"refattr-chunk-{k}-{os.urandom(4).hex()}")
-
-        futures = {}
-        for k in queue[:in_flight]:
-            futures[submit(k)] = k
-        queue = queue[in_flight:]
-        pending = as_completed(list(futures))
-        for future in pending:
-            k = futures.pop(future)
-            arrays, entry = future.result()
-            future.release()
-            if queue:
-                k_next = queue.pop(0)
-                nxt = submit(k_next)
-                futures[nxt] = k_next
-                pending.add(nxt)
-            yield k, arrays, entry
