@@ -175,8 +175,9 @@ def captum_ig_quadrature(method: str, n_steps: int, float32: bool = True) -> tup
     return nodes, weights
 
 
-def path_integral(net, x, baseline, target, nodes, weights) -> np.ndarray:
-    """(x - x') * sum_k w_k grad t(x' + a_k (x - x')), with refattr's float64 gradients.
+def path_integral(net, x, baseline, target, nodes, weights, multiply: bool = True) -> np.ndarray:
+    """(x - x') * sum_k w_k grad t(x' + a_k (x - x')), with refattr's float64 gradients; without the
+    factor (x - x') when ``multiply`` is False (Captum's ``multiply_by_inputs=False``).
 
     The nodes and weights are used as given (no check that the weights sum to 1): this is how a
     peer's quadrature convention is reproduced. The sum runs over k in order, after the products.
@@ -192,15 +193,16 @@ def path_integral(net, x, baseline, target, nodes, weights) -> np.ndarray:
     total = np.zeros_like(x)
     for k in range(nodes.shape[0]):
         total += grads[k] * weights[k]
-    return total * delta
+    return total * delta if multiply else total
 
 
 @refuses_baselines
 def captum_integrated_gradients(net, x, baseline=0.0, target=None, method="gausslegendre", n_steps=50,
-                                float32=True) -> np.ndarray:
-    """Captum's ``IntegratedGradients.attribute(x, baseline, target, n_steps, method)``, reproduced."""
+                                float32=True, multiply: bool = True) -> np.ndarray:
+    """Captum's ``IntegratedGradients.attribute(x, baseline, target, n_steps, method)``, reproduced
+    (``multiply=False``: with ``multiply_by_inputs=False``, the weighted mean gradient)."""
     nodes, weights = captum_ig_quadrature(method, n_steps, float32=float32)
-    return path_integral(net, x, baseline, target, nodes, weights)
+    return path_integral(net, x, baseline, target, nodes, weights, multiply=multiply)
 
 
 def _unpool_assign(values, cells, input_hw):

@@ -38,7 +38,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .. import __version__
+from .. import __version__, quadrature
 from .._typing import AttributionMethod, MaxPoolRule, OnnxModel, PathLike, Target, TorchModule, TorchTensor
 from ..errors import ArgumentError, RefattrWarning, RuleError, UnsupportedLayerError
 from ..layers import Mul, ReLU, registry
@@ -712,8 +712,10 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
         Captum's constructor flag for DeepLift and DeepLiftShap. False: Captum returns the
         multipliers (the gradients its hooks deliver, averaged over the references), compared with
         refattr's ``deeplift(...).multipliers``; where Δx == 0 DeepLIFT leaves the multiplier
-        undefined and the two fill it in differently (a named convention). IntegratedGradients is
-        then skipped with a note (its path-averaged gradient is not compared yet).
+        undefined and the two fill it in differently (a named convention). IntegratedGradients then
+        returns the mean gradient along the path, compared with refattr's exact mean gradient on
+        piecewise-linear networks (the gradient at each piece's midpoint times its length) and
+        skipped with a note elsewhere.
     rtol : float
         Relative difference below which two results count as equal up to rounding; a finite
         float with 0 < rtol < 1 (else :class:`~refattr.errors.ArgumentError`). A peer result
@@ -850,11 +852,8 @@ def compare_captum(model: TorchModule | Network | OnnxModel | PathLike | bytes, 
                     _classify(entry, peer, reference, reproduction, components, rtol, f"Captum's {method} hooks")
                 report.entries.append(entry)
             elif method == "IntegratedGradients" and not multiply_by_inputs:
-                entry = MethodComparison("IntegratedGradients", peer_name, "-", "skipped")
-                entry.notes.append("multiply_by_inputs=False: Captum's path-averaged gradient is not compared yet "
-                                   "(refattr's integrated_gradients returns the attributions); pass "
-                                   "multiply_by_inputs=True for IntegratedGradients")
-                report.entries.append(entry)
+                report.entries += _compare_mean_gradient(net, peer_model, cattr, x, xr, t, tx, tb, torch_target,
+                                                         n_steps, ig_methods, rtol, peer_name, run_peer)
             elif method == "IntegratedGradients":
                 report.entries += _compare_ig(net, peer_model, cattr, x, xr, t, tx, tb, torch_target, n_steps,
                                               ig_methods,
@@ -1024,6 +1023,68 @@ def _compare_ig(net, peer_model, cattr, x, xr, t, tx, tb, torch_target, n_steps,
         reproduction, components = _captum_ig(net, x, xr, t, method, n_steps, same_rule, reference, rtol)
         _classify(entry, peer, reference.values, reproduction, components, rtol, "Captum's IG convention")
     return entries
+
+
+def _compare_mean_gradient(net, peer_model, cattr, x, xr, t, tx, tb, torch_target, n_steps, ig_methods, rtol,
+                           peer_name, run_peer):
+    """Captum's IntegratedGradients(multiply_by_inputs=False): the mean gradient along the straight
+    path, (1/1) ∫ grad t(x' + α (x - x')) dα, which Captum approximates with its quadrature rule.
+    refattr's reference is exact on piecewise-linear networks: the gradient is constant between the
+    path's kinks (the breakpoints of ``integrated_gradients(rule="exact")``), so the mean is the sum
+    over the pieces of their length times the gradient at their midpoint. Elsewhere it is skipped."""
+    entries = []
+    reference = _exact_mean_gradient(net, x, xr, t) if net.piecewise_linear else None
+    for method in ig_methods:
+        if method not in cc.CAPTUM_IG_METHODS:
+            raise RuleError(f"ig_methods: unknown Captum method {method!r}; expected some of {cc.CAPTUM_IG_METHODS}")
+        entry = MethodComparison(f"IntegratedGradients[{method}, n_steps={n_steps}, multiply_by_inputs=False]",
+                                 peer_name, "refattr mean gradient along the path, exact (rule='exact' pieces)",
+                                 "skipped")
+        entries.append(entry)
+        if reference is None:
+            entry.notes.append("multiply_by_inputs=False: the mean gradient is compared on piecewise-linear networks "
+                               "only (where refattr computes it exactly); pass multiply_by_inputs=True for this model")
+            continue
+        peer = run_peer(entry, lambda: cattr.IntegratedGradients(peer_model, multiply_by_inputs=False).attribute(
+            tx(), tb(), target=torch_target, n_steps=n_steps, method=method))
+        if peer is None:
+            continue
+        rule = cc.REFATTR_RULE[method]
+        reproduction = cc.captum_integrated_gradients(net, x, xr, t, method, n_steps, multiply=False)
+        unrounded = cc.captum_integrated_gradients(net, x, xr, t, method, n_steps, float32=False, multiply=False)
+        nodes, weights = quadrature.nodes_and_weights(rule, n_steps)
+        same_rule = cc.path_integral(net, x, xr, t, nodes, weights, multiply=False)
+        components = [Cause("convention", "Captum rounds its nodes or step weights to float32, even for float64 "
+                                          "inputs", relative_difference(reproduction, unrounded))]
+        d = relative_difference(unrounded, same_rule)
+        components.append(Cause("convention" if method == "riemann_trapezoid" else
+                                ("rounding" if d <= rtol else "unexplained"),
+                                f"Captum's formulas in float64 vs refattr's rule {rule!r}"
+                                + (" (its trapezoid weights sum to (n-1)/n)" if method == "riemann_trapezoid" else ""),
+                                d))
+        components.append(Cause("approximation", f"{method} with {n_steps} steps vs the exact mean gradient",
+                                relative_difference(same_rule, reference)))
+        _classify(entry, peer, reference, reproduction, components, rtol, "Captum's IG convention")
+    return entries
+
+
+def _exact_mean_gradient(net, x, xr, t) -> np.ndarray:
+    """∫ grad t(x' + α (x - x')) dα on a piecewise-linear network: the gradient at the midpoint of each
+    piece between consecutive kinks, weighted by the piece's length."""
+    integrated_gradients = reference_method("integrated_gradients")
+    breaks = integrated_gradients(net, x, xr, target=t, rule="exact").options["breakpoints"]
+    rows, points, lengths = [], [], []
+    for n, b in enumerate(breaks):
+        edges = np.concatenate([[0.0], np.asarray(b, dtype=np.float64), [1.0]])
+        mids = (edges[:-1] + edges[1:]) / 2
+        rows.append(np.full(mids.size, n))
+        points.append(xr[n] + mids.reshape((-1,) + (1,) * (x.ndim - 1)) * (x[n] - xr[n]))
+        lengths.append(np.diff(edges))
+    rows, lengths = np.concatenate(rows), np.concatenate(lengths)
+    grads = gradient(net, np.concatenate(points), t[rows]).values
+    out = np.zeros_like(x)
+    np.add.at(out, rows, grads * lengths.reshape((-1,) + (1,) * (x.ndim - 1)))
+    return out
 
 
 def _captum_ig(net, x, xr, t, method, n_steps, same_rule, reference, rtol):

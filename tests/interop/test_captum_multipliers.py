@@ -112,13 +112,46 @@ def test_multipliers_where_delta_is_zero_are_a_named_convention():
         assert any(c.issue and issue in c.issue and c.size > 1e-2 for c in e.causes), issue
 
 
-def test_integrated_gradients_is_skipped_with_a_note():
+def test_integrated_gradients_mean_gradient_is_skipped_on_a_smooth_network():
     torch.manual_seed(3)
     model = TanhModel().double().eval()
     x, ref = data(3, n=2)
-    report = compare_captum(model, x, ref, targets=0, methods=["IntegratedGradients"], multiply_by_inputs=False)
+    report = compare_captum(model, x, ref, targets=0, methods=["IntegratedGradients"], multiply_by_inputs=False,
+                            ig_methods=["gausslegendre"])
     (e,) = report.entries
-    assert e.verdict == "skipped" and "multiply_by_inputs=False" in e.notes[0]
+    assert e.verdict == "skipped" and "piecewise-linear networks only" in e.notes[0]
+
+
+def test_integrated_gradients_mean_gradient_on_a_relu_network():
+    """Linear -> ReLU -> Linear: the mean gradient along the path written here from the weights
+    (each hidden unit switches at a known α; the gradient is constant between switches), against
+    refattr's exact reference; Captum's multiply_by_inputs=False reproduced to rounding, its
+    difference an approximation (its quadrature over the kinks) plus float32 weights."""
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 2)).double().eval()
+    rng = np.random.default_rng(4)
+    x, ref = rng.normal(size=(3, 3)) * 2, rng.normal(size=(3, 3))
+    w1, c1 = model[0].weight.detach().numpy(), model[0].bias.detach().numpy()
+    w2 = model[2].weight.detach().numpy()[1]
+    expected = np.zeros_like(x)
+    for n in range(3):
+        h0, h1 = w1 @ ref[n] + c1, w1 @ (x[n] - ref[n])
+        edges = np.array(sorted({0.0, 1.0} | {float(-u / v) for u, v in zip(h0, h1) if v != 0 and 0 < -u / v < 1}))
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            on = (h0 + (lo + hi) / 2 * h1) > 0
+            expected[n] += (hi - lo) * (w2 * on) @ w1
+    from refattr.interop.compare import _exact_mean_gradient
+
+    net = from_torch(model, input_shape=(3,))
+    np.testing.assert_allclose(_exact_mean_gradient(net, x, ref, np.full(3, 1)), expected, rtol=0, atol=1e-14)
+    report = compare_captum(model, x, ref, targets=1, methods=["IntegratedGradients"], multiply_by_inputs=False,
+                            ig_methods=["gausslegendre", "riemann_trapezoid"])
+    assert report.all_explained, report.table()
+    for e in report.entries:
+        assert "multiply_by_inputs=False" in e.method
+        (reproduced,) = [c for c in e.causes if c.description.startswith("peer vs")]
+        assert reproduced.size <= 1e-12
+        assert any(c.kind == "approximation" and c.size > 0 for c in e.causes)
 
 
 def test_command_line_multipliers(tmp_path, capsys):
