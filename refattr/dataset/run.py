@@ -201,9 +201,9 @@ class _Plan:
 
 def _plan(model, inputs, store, method, target, baseline, baseline_samples, chunk_size, block, peer,
           input_key, method_options, peer_name=None, peer_options=None) -> _Plan:
-    x = open_array(inputs, "inputs", input_key)
-    if x.ndim < 2 or x.shape[0] < 1:
-        raise ShapeError(f"inputs: expected (N, *example_shape) with N >= 1, got shape {x.shape}")
+    x = open_array(inputs, "inputs", input_key, lazy=True)
+    if len(x.shape) < 2 or x.shape[0] < 1:
+        raise ShapeError(f"inputs: expected (N, *example_shape) with N >= 1, got shape {tuple(x.shape)}")
     n = x.shape[0]
     net = _network(model, x.shape[1:])
     name = METHOD_ALIASES.get(method, method)
@@ -226,8 +226,8 @@ def _plan(model, inputs, store, method, target, baseline, baseline_samples, chun
     baseline_arr, baseline_per_example, baseline_id = _reference(baseline, x, 0, "baseline")
     samples_arr, samples_per_example, samples_id = _reference(baseline_samples, x, 1, "baseline_samples")
     peer = None if peer is None else open_array(peer, "peer_attributions")
-    if peer is not None and peer.shape != x.shape:
-        raise ShapeError(f"peer_attributions: shape {peer.shape}, expected the inputs' shape {x.shape}")
+    if peer is not None and peer.shape != tuple(x.shape):
+        raise ShapeError(f"peer_attributions: shape {peer.shape}, expected the inputs' shape {tuple(x.shape)}")
     captum = _captum_peer(model, net, name, method_options, samples_arr is not None, peer, peer_name, peer_options)
     chunks = [(a, min(a + chunk_size, n)) for a in range(0, n, chunk_size)]
     plan = _Plan(x=x, n=n, net=net, method=name, function=function, options=dict(method_options), target=target,
@@ -242,7 +242,7 @@ def _plan(model, inputs, store, method, target, baseline, baseline_samples, chun
                               "peer_convention", "peer_approximation", "peer_bug") if q in probe]
     plan.identity = {
         "model_sha256": model_sha256(net), "model_type": type(net).__name__,
-        "inputs": {"shape": list(x.shape), "dtype": x.dtype.str},
+        "inputs": {"shape": list(x.shape), "dtype": np.dtype(x.dtype).str},
         "method": name, "options": _jsonable(method_options), "target": _describe_target(target),
         "baseline": baseline_id, "baseline_samples": samples_id,
         "peer_attributions": None if peer is None else {"shape": list(peer.shape), "dtype": peer.dtype.str},
@@ -342,7 +342,7 @@ def _reference(value: Any, x: np.ndarray, extra: int, name: str):
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return float(value), False, {"value": float(value)}
     array = open_array(value, name)
-    per_example = array.ndim == x.ndim + extra and array.shape[0] == x.shape[0] and (extra or x.shape[0] > 1)
+    per_example = array.ndim == len(x.shape) + extra and array.shape[0] == x.shape[0] and (extra or x.shape[0] > 1)
     array = array if per_example else np.asarray(array)
     description = {"shape": list(array.shape), "per_example": bool(per_example)}
     if not per_example:

@@ -15,8 +15,25 @@ from ..errors import ArgumentError
 __all__ = ["open_array"]
 
 
-def open_array(source: Any, name: str, key: str | None = None) -> np.ndarray:
-    """An array, or a ``.npy`` (memory-mapped) / ``.npz`` file, as an array of real numbers."""
+def open_array(source: Any, name: str, key: str | None = None, lazy: bool = False) -> Any:
+    """An array of real numbers, read lazily where the source allows it.
+
+    - a NumPy array (an ``np.memmap`` included): as it is;
+    - the path of a ``.npy`` file (memory-mapped) or of a ``.npz`` file and ``key`` (memory-mapped
+      where the member is stored uncompressed);
+    - the path of a zarr array (a folder; needs ``zarr``): opened read-only;
+    - any other object with ``shape``, ``dtype`` and slicing along the first axis (a zarr or h5py
+      array, a dask array): kept as it is, and read one chunk of examples at a time
+      (``np.asarray(source[a:b])``), so a dataset larger than memory is never loaded whole. Only
+      with ``lazy=True`` (the inputs); otherwise read into a NumPy array.
+    """
+    if isinstance(source, (str, os.PathLike)) and os.path.isdir(os.fspath(source)):
+        try:
+            import zarr
+        except ImportError:
+            raise ArgumentError(f"{name}: {os.fspath(source)!r} is a folder; a zarr array needs zarr (pip install "
+                                f"zarr), or save the inputs with numpy.save") from None
+        source = zarr.open(os.fspath(source), mode="r")
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path):
@@ -29,12 +46,21 @@ def open_array(source: Any, name: str, key: str | None = None) -> np.ndarray:
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
             raise ArgumentError(f"{name}: cannot read {path!r} as a NumPy file without unpickling ({exc}); save a "
                                 f"numeric array with numpy.save") from None
+    elif isinstance(source, np.ndarray):
+        array = source
+    elif hasattr(source, "shape") and hasattr(source, "dtype") and hasattr(source, "__getitem__") \
+            and len(source.shape) >= 1:
+        array = source if lazy else np.asarray(source)     # lazy: read one chunk of examples at a time
     elif hasattr(source, "shape") and hasattr(source, "dtype"):
-        array = source if isinstance(source, np.ndarray) else np.asarray(source)
+        array = np.asarray(source)
     else:
         raise ArgumentError(f"{name}: expected an array or the path of a .npy / .npz file, got "
                             f"{type(source).__name__}")
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+    try:
+        kind = np.dtype(array.dtype).kind
+    except TypeError:
+        kind = "?"
+    if kind not in "biuf":
         raise ArgumentError(f"{name}: expected real numbers, got dtype {getattr(array, 'dtype', type(array))}")
     return array
 

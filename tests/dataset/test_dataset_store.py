@@ -103,6 +103,34 @@ def test_inputs_from_npy_and_npz_files(tmp_path, data):
         attribute_dataset(net, tmp_path / "plain.npz", tmp_path / "b", method="gradient", target=t)
 
 
+class LazyArray:
+    """An array read only by slices of examples, as a zarr or h5py array is: converting it whole
+    fails, and every read is recorded."""
+
+    def __init__(self, data):
+        self._data, self.reads = data, []
+        self.shape, self.dtype, self.ndim = data.shape, data.dtype, data.ndim
+
+    def __getitem__(self, index):
+        assert isinstance(index, slice) and index.step is None, index
+        start, stop, _ = index.indices(self.shape[0])
+        self.reads.append((start, stop))
+        return self._data[index].copy()
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("the whole array was read at once")
+
+
+def test_a_lazy_array_is_read_one_chunk_at_a_time(tmp_path, data):
+    net, (x, t) = mlp(), data
+    lazy = LazyArray(x)
+    store = attribute_dataset(net, lazy, tmp_path / "lazy", method="deeplift", target=t, chunk_size=4, block=2)
+    reference = attribute_dataset(net, x, tmp_path / "eager", method="deeplift", target=t, chunk_size=4, block=2)
+    assert np.array_equal(store.array(), reference.array())
+    assert max(stop - start for start, stop in lazy.reads) <= 4        # never more than one chunk per read
+    assert {(0, 4), (4, 8), (8, 11)} <= set(lazy.reads)
+
+
 def test_manifest_records_identity_and_chunks(tmp_path, data):
     net, (x, t) = mlp(), data
     store = attribute_dataset(net, x, tmp_path / "s", method="deeplift", target=t, chunk_size=4, block=2)
