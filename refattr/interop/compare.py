@@ -602,7 +602,8 @@ def _as_models(model, inputs=None):
         return model, to_torch(model), ()
     if isinstance(model, torch.nn.Module):
         # several inputs: the import check needs each input's example shape, read from the inputs
-        shapes = [np.shape(a)[1:] for a in inputs] if isinstance(inputs, tuple) else None
+        shapes = ([np.shape(a)[1:] for a in inputs] if isinstance(inputs, tuple)
+                  else None if inputs is None else np.shape(inputs)[1:])
         net = from_torch(model, input_shape=shapes)
         functions = ()
         if isinstance(net, Graph):

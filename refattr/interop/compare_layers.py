@@ -48,7 +48,8 @@ def _models(model):
     if isinstance(model, Network):
         net = Graph.from_sequential(model) if isinstance(model, Sequential) else model
         peer = graph_to_torch(net)
-        return net, peer, {name: module for name, module in peer.nodes.items()}, ()
+        return net, peer, {node.name: peer.node_module(node.name) for node in net.nodes
+                           if peer.has_node_module(node.name)}, ()
     if not isinstance(model, torch.nn.Module):
         raise ArgumentError(f"model: expected a refattr network or a torch.nn.Module, got {type(model).__name__}")
     from .torch_fx import _trace, from_traced, function_node_names

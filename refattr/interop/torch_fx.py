@@ -19,6 +19,16 @@ each operation it applies is recorded as a node), and every node is mapped to re
   ``0.5 * x``, ``x / 4``) -> ``Affine``, ``torch.cat`` -> ``Concat``, ``torch.flatten`` / ``x.flatten`` -> ``Flatten``,
   ``x.view`` / ``x.reshape`` with the batch axis as ``x.size(0)``, ``x.shape[0]`` or ``-1`` ->
   ``Reshape``;
+- reductions over axes of each example, chosen from the input's example shape (known from
+  ``input_shape``, or from the layers before it): ``mean`` -> ``AdaptiveAvgPool1D(1)`` /
+  ``AdaptiveAvgPool2D`` over the trailing axes named (over channels: a 1x1 convolution, or a
+  ``Dense`` on features, with weights 1/C); ``sum`` -> that mean then ``Affine(size)``; ``amax`` and
+  ``max(x, dim)[0]`` / ``.values`` -> ``MaxPool1D`` / ``MaxPool2D`` whose kernel is the whole axis
+  (the indices are refused where read); without ``keepdim`` the size-1 axes are dropped by a
+  ``Flatten`` / ``Reshape``. A sum or max needs the axis sizes, so ``input_shape`` where the layers
+  before it leave them open; a mean does not. ``squeeze(dim)`` / ``unsqueeze(dim)`` -> ``Reshape``;
+  ``transpose`` / ``swapaxes`` / ``permute`` -> ``Permute``. The batch axis is never reduced,
+  squeezed or moved;
 - ``get_attr`` (a parameter or buffer): only as the weight or bias of ``F.linear`` / ``F.conv*``.
 
 Anything else raises UnsupportedLayerError naming the fx node, its op and target, the line of
@@ -28,6 +38,7 @@ against the module on a probe batch, as every import is.
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 import os
@@ -36,10 +47,13 @@ from collections import Counter
 from types import SimpleNamespace
 from typing import Sequence
 
+import numpy as np
+
 from .._typing import TorchModule
 from ..errors import ArgumentError, ImportMismatchError, RefattrError, UnsupportedLayerError
 from ..graph import Graph
-from ..layers import Add, Affine, Concat, Conv2D, Dense, Flatten, Mul, Reshape
+from ..layers import (AdaptiveAvgPool1D, AdaptiveAvgPool2D, Add, Affine, Concat, Conv1D, Conv2D, Dense, Flatten,
+                      MaxPool1D, MaxPool2D, Mul, Permute, Reshape)
 from . import _batchnorm as batchnorm
 from .torch_model import (_batchnorm_affine, _check_import, _convert, _example_shape, _kind,
                           _refuse_what_changes_the_call, require_torch, supported_torch)
@@ -71,6 +85,14 @@ class _Batch:
 
 class _Shape(SimpleNamespace):
     """``x.shape`` or ``x.size()``: only its item 0 (the batch size) is known to the import."""
+
+
+class _MaxPair(SimpleNamespace):
+    """``torch.max(x, dim)``: the pair (values, indices); ``values`` names the refattr value of the maxima."""
+
+
+class _Indices(SimpleNamespace):
+    """The indices of ``torch.max(x, dim)`` (``what``: how the user wrote it): refused where read."""
 
 
 def _tables(torch):
@@ -113,7 +135,15 @@ def _tables(torch):
     vanish = {"contiguous": (), F.dropout: (("p", 0.5), ("training", True), ("inplace", False)),
               F.dropout1d: (("p", 0.5), ("training", True), ("inplace", False)),
               F.dropout2d: (("p", 0.5), ("training", True), ("inplace", False))}
-    return as_module, joins, vanish
+    shaping = {}
+    for keys, kind in (((torch.mean, "mean"), "mean"), ((torch.sum, "sum"), "sum"), ((torch.amax, "amax"), "amax"),
+                       ((torch.max, "max"), "max"), ((torch.squeeze, "squeeze"), "squeeze"),
+                       ((torch.unsqueeze, "unsqueeze"), "unsqueeze"),
+                       ((torch.transpose, torch.swapaxes, torch.swapdims, "transpose", "swapaxes", "swapdims"),
+                        "transpose"), ((torch.permute, "permute"), "permute")):
+        for key in keys:
+            shaping[key] = kind
+    return as_module, joins, vanish, shaping
 
 
 def _qualified(target) -> str:
@@ -157,9 +187,11 @@ def _source_line(node) -> str:
 class _Importer:
     """Maps the nodes of one fx graph, in order, to refattr nodes (see the module docstring)."""
 
-    def __init__(self, torch, module, graph):
+    def __init__(self, torch, module, graph, input_shapes=None):
         self.torch, self.nn, self.module, self.graph = torch, torch.nn, module, graph
-        self.as_module, self.joins, self.vanish = _tables(torch)
+        self.input_shapes = input_shapes     # one example shape per input, or None (not given)
+        self.shapes: dict[str, tuple | None] = {}   # value name -> example shape (None: a size or rank unknown)
+        self.as_module, self.joins, self.vanish, self.shaping = _tables(torch)
         self.order = {node: i for i, node in enumerate(graph.nodes)}
         self.values: dict = {}
         self.inputs: list[str] = []
@@ -177,7 +209,8 @@ class _Importer:
 
     def supported(self) -> str:
         F = self.torch.nn.functional
-        keys = (*self.as_module, *self.joins, *self.vanish, F.linear, F.conv1d, F.conv2d, self.torch.reshape)
+        keys = (*self.as_module, *self.joins, *self.vanish, *self.shaping, F.linear, F.conv1d, F.conv2d,
+                self.torch.reshape)
         functions = sorted({_qualified(k) for k in keys if not isinstance(k, str)})
         methods = sorted({_qualified(k) for k in (*keys, "view", "reshape", "size") if isinstance(k, str)})
         return (f"Supported: call_module of {supported_torch()}; call_function of {', '.join(functions)} "
@@ -205,14 +238,27 @@ class _Importer:
             self.refuse(node, f"its {what} is the Python number {value!r}, not a tensor computed from the inputs "
                               f"(a tensor plus, minus, times or divided by a number imports as Affine; here the "
                               f"number stands where a tensor is needed)")
+        if isinstance(value, _MaxPair):
+            self.refuse(node, f"its {what} is the pair (values, indices) that max(x, dim) returns; take its "
+                              f"values, max(x, dim)[0] or max(x, dim).values (or write x.amax(dim))")
+        if isinstance(value, _Indices):
+            self.refuse(node, f"its {what} is the indices of {value.what} (where the maxima are): an integer "
+                              f"tensor, which no attribution differentiates; refattr imports only the values "
+                              f"(max(x, dim)[0], max(x, dim).values, x.amax(dim))")
         self.refuse(node, f"its {what} is {value!r}, not a tensor computed from the inputs")
 
     def emit(self, node, layers, reads):
         """Add ``layers`` as a chain of refattr nodes reading ``reads``; the last one takes the fx
-        node's name (earlier ones '<name>.<i>', a name fx never gives)."""
+        node's name (earlier ones '<name>.<i>', a name fx never gives). Each node's example shape
+        is recorded (None where a size or the rank is not known: no ``input_shape``)."""
         for i, layer in enumerate(layers):
             name = node.name if i == len(layers) - 1 else f"{node.name}.{i}"
             self.nodes.append((name, layer, reads))
+            shape = self.shapes.get(reads) if isinstance(reads, str) else tuple(self.shapes.get(r) for r in reads)
+            try:
+                self.shapes[name] = layer.output_shape(shape)
+            except (ValueError, TypeError):   # the import check reports a module that does not fit
+                self.shapes[name] = None
             reads = name
         return _Value(reads)
 
@@ -252,6 +298,8 @@ class _Importer:
 
     def op_placeholder(self, node):
         self.inputs.append(node.name)
+        given = self.input_shapes
+        self.shapes[node.name] = None if given is None else tuple(given[len(self.inputs) - 1])
         return _Value(node.name)
 
     def op_get_attr(self, node):
@@ -296,6 +344,13 @@ class _Importer:
             return self.tensor(node, args[0])
         if key in ("view", "reshape") or key is self.torch.reshape:
             return self.reshape(node, args, kwargs)
+        if key in self.shaping:
+            return getattr(self, f"shape_{self.shaping[key]}")(node, args, kwargs)
+        if key is operator.getitem and isinstance(args[0], _MaxPair) and args[1] in (0, 1):
+            return args[0].values if args[1] == 0 else _Indices(what=f"max(x, dim) ({self.where(node)}: [1])")
+        if key is getattr and len(args) == 2 and isinstance(args[0], _MaxPair) and args[1] in ("values", "indices"):
+            return args[0].values if args[1] == "values" else _Indices(
+                what=f"max(x, dim) ({self.where(node)}: .indices)")
         if key == "size":
             self.tensor(node, args[0])
             if len(args) == 1 and not kwargs:
@@ -478,6 +533,175 @@ class _Importer:
         return self.emit(node, [layer], x)
 
 
+    # reductions, squeeze / unsqueeze, transpose / permute: layers chosen from the input's shape -----
+    def shape_of(self, node, x, what):
+        """The example shape of value ``x``; refuse where its rank is not known (no ``input_shape``)."""
+        shape = self.shapes.get(x)
+        if shape is None:
+            self.refuse(node, f"{what} needs the rank of its input {x!r}, which the import does not know here; pass "
+                              f"input_shape= (one example's shape, without the batch axis) to from_torch, e.g. "
+                              f"from_torch(model, input_shape=(200, 4))")
+        return shape
+
+    def sizes_of(self, node, shape, axes, what):
+        """Refuse unless the sizes of ``axes`` of the example shape ``shape`` are known."""
+        if any(shape[a] is None for a in axes):
+            self.refuse(node, f"{what} needs the sizes of the axes it acts on (the input's example shape is "
+                              f"{tuple('?' if d is None else d for d in shape)}, '?' unknown); pass input_shape= "
+                              f"(one example's shape, without the batch axis) to from_torch")
+
+    def axes(self, node, dims, rank, what, inserted=False):
+        """torch's ``dims`` (the batch axis 0, negatives counted from the end) as example axes; refuse
+        the batch axis. ``inserted``: the dims of unsqueeze, counted in its output (one axis more)."""
+        items = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+        full = rank + 1 + int(inserted)
+        out = []
+        for d in items:
+            if isinstance(d, bool) or not isinstance(d, numbers.Integral) or not -full <= d < full:
+                self.refuse(node, f"{what}: dim {d!r} is not an axis of a tensor of {full} axes (the batch axis 0 "
+                                  f"and examples of rank {rank}); expected an int in {-full}..{full - 1}")
+            if int(d) % full == 0:
+                self.refuse(node, f"{what} acts on the batch axis (dim {d}); refattr keeps the batch axis where it "
+                                  f"is (attributions are per example); name axes of the example (1 or later, or "
+                                  f"negative), e.g. dim=-1")
+            out.append(int(d) % full - 1)
+        if len(set(out)) != len(out):
+            self.refuse(node, f"{what}: an axis is named twice")
+        return out
+
+    def reshaped(self, node, shape, what):
+        """Flatten() or Reshape to the example shape ``shape`` (one unknown size at most, as -1)."""
+        if not shape:
+            self.refuse(node, f"{what} leaves a scalar per example; refattr explains one vector of outputs per "
+                              f"example: keep an axis (keepdim=True, or reduce fewer axes)")
+        if len(shape) == 1:
+            return Flatten()
+        if list(shape).count(None) > 1:
+            self.sizes_of(node, shape, range(len(shape)), what)
+        return Reshape(tuple(-1 if d is None else d for d in shape))
+
+    def reduction(self, node, kind, args, kwargs):
+        """mean / sum / amax / max(dim) over axes of each example -> pooling (+ Affine for a sum)."""
+        x = self.tensor(node, args[0] if args else kwargs.pop("input", None))
+        second = args[1] if len(args) > 1 else kwargs.get("dim", kwargs.get("other"))
+        if kind == "max" and (second is None or isinstance(second, _Value) or "other" in kwargs):
+            self.refuse(node, "max without dim (over every axis, the batch with them) or of two tensors "
+                              "(element-wise) has no refattr layer; max(x, dim) over axes of each example imports "
+                              "as max pooling")
+        params = (("dim", () if kind == "amax" else _REQUIRED if kind == "max" else None), ("keepdim", False))
+        bound = self.bind(node, params + ((("dtype", None),) if kind in ("mean", "sum") else ()), args[1:], kwargs)
+        dims, keep = bound["dim"], bound["keepdim"]
+        what = f"{kind}(dim={dims!r}{', keepdim=True' if keep else ''})"
+        if bound.get("dtype") is not None:
+            self.refuse(node, f"{what} with a dtype; refattr computes in float64")
+        if dims is None or dims == () or dims == []:
+            self.refuse(node, f"{what} reduces every axis, the batch axis with them; name the axes of each "
+                              f"example, e.g. {kind}(dim=-1)")
+        shape = self.shape_of(node, x, what)
+        axes = self.axes(node, dims, len(shape), what)
+        if len(shape) > 3:
+            self.refuse(node, f"{what} on examples of shape {shape}: refattr maps reductions of features (F,), "
+                              f"sequences (C, L) and images (C, H, W)")
+        spatial = tuple(a for a in axes if a > 0)
+        layers = []
+        if kind in ("amax", "max"):
+            if 0 in axes:
+                self.refuse(node, f"{what} takes a maximum across channels (axis 1); refattr has max pooling over "
+                                  f"the trailing axes of sequences (C, L) and images (C, H, W) only, e.g. amax(dim=-1)")
+            self.sizes_of(node, shape, spatial, what)
+            layers.append(MaxPool1D(shape[1]) if len(shape) == 2 else
+                          MaxPool2D(tuple(shape[a] if a in axes else 1 for a in (1, 2))))
+        else:
+            if spatial:
+                layers.append(AdaptiveAvgPool1D(1) if len(shape) == 2 else
+                              AdaptiveAvgPool2D(tuple(1 if a in axes else None for a in (1, 2))))
+            if 0 in axes:                    # the mean over channels: weights 1 / C
+                self.sizes_of(node, shape, (0,), what)
+                c = shape[0]
+                weight = np.full((1, c) + (1,) * (len(shape) - 1), 1.0 / c)
+                layers.append((Dense, Conv1D, Conv2D)[len(shape) - 1](weight))
+            if kind == "sum":
+                self.sizes_of(node, shape, axes, what)
+                layers.append(Affine(float(math.prod(shape[a] for a in axes))))
+        if not keep:
+            layers.append(self.reshaped(node, tuple(d for i, d in enumerate(shape) if i not in axes), what))
+        value = self.emit(node, layers, x)
+        return _MaxPair(values=value) if kind == "max" else value
+
+    def shape_mean(self, node, args, kwargs):
+        return self.reduction(node, "mean", args, kwargs)
+
+    def shape_sum(self, node, args, kwargs):
+        return self.reduction(node, "sum", args, kwargs)
+
+    def shape_amax(self, node, args, kwargs):
+        return self.reduction(node, "amax", args, kwargs)
+
+    def shape_max(self, node, args, kwargs):
+        return self.reduction(node, "max", args, kwargs)
+
+    def shape_squeeze(self, node, args, kwargs):
+        x = self.tensor(node, args[0] if args else kwargs.pop("input", None))
+        dims = self.bind(node, (("dim", None),), args[1:], kwargs)["dim"]
+        if dims is None:
+            self.refuse(node, "squeeze() without dim also removes the batch axis of a batch of one example, so "
+                              "the module's output shape depends on the batch size; name the axes, e.g. "
+                              "x.squeeze(-1)")
+        what = f"squeeze({dims!r})"
+        shape = self.shape_of(node, x, what)
+        axes = self.axes(node, dims, len(shape), what)
+        self.sizes_of(node, shape, axes, what)
+        drop = [a for a in axes if shape[a] == 1]       # torch leaves an axis of another size as it is
+        if not drop:
+            return x
+        return self.emit(node, [self.reshaped(node, tuple(d for i, d in enumerate(shape) if i not in drop), what)], x)
+
+    def shape_unsqueeze(self, node, args, kwargs):
+        x = self.tensor(node, args[0] if args else kwargs.pop("input", None))
+        dim = self.bind(node, (("dim", _REQUIRED),), args[1:], kwargs)["dim"]
+        what = f"unsqueeze({dim!r})"
+        shape = self.shape_of(node, x, what)
+        if isinstance(dim, (tuple, list)):
+            self.refuse(node, f"{what}: expected one int dim")
+        (axis,) = self.axes(node, dim, len(shape), what, inserted=True)
+        return self.emit(node, [self.reshaped(node, shape[:axis] + (1,) + shape[axis:], what)], x)
+
+    def shape_transpose(self, node, args, kwargs):
+        x = self.tensor(node, args[0] if args else kwargs.pop("input", None))
+        for a, b in (("axis0", "dim0"), ("axis1", "dim1")):
+            if a in kwargs:
+                kwargs[b] = kwargs.pop(a)
+        bound = self.bind(node, (("dim0", _REQUIRED), ("dim1", _REQUIRED)), args[1:], kwargs)
+        what = f"transpose({bound['dim0']!r}, {bound['dim1']!r})"
+        shape = self.shape_of(node, x, what)
+        first, second = (self.axes(node, bound[d], len(shape), what)[0] for d in ("dim0", "dim1"))
+        dims = list(range(len(shape)))
+        dims[first], dims[second] = second, first
+        return self.permuted(node, x, tuple(dims))
+
+    def shape_permute(self, node, args, kwargs):
+        x = self.tensor(node, args[0] if args else kwargs.pop("input", None))
+        dims = tuple(args[1:]) or (kwargs.pop("dims", None),)
+        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        what = f"permute{dims!r}"
+        full = len(dims)
+        if kwargs or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and -full <= d < full
+                             for d in dims) or sorted(int(d) % full for d in dims) != list(range(full)):
+            self.refuse(node, f"{what}: expected a permutation of the tensor's axes 0..{full - 1} (ints)")
+        shape = self.shapes.get(x)
+        if shape is not None and len(shape) + 1 != full:
+            self.refuse(node, f"{what} names {full} axes; its input has {len(shape) + 1} (the batch and examples of "
+                              f"shape {shape})")
+        normal = [int(d) % full for d in dims]
+        if normal[0] != 0:
+            self.refuse(node, f"{what} moves the batch axis (axis 0 goes to position {normal.index(0)}); refattr "
+                              f"keeps the batch axis first (attributions are per example): permute(0, ...)")
+        return self.permuted(node, x, tuple(d - 1 for d in normal[1:]))
+
+    def permuted(self, node, x, dims):
+        """``x`` itself for the identity, else a Permute node."""
+        return x if dims == tuple(range(len(dims))) else self.emit(node, [Permute(dims)], x)
+
 def _first(node):
     """The fx node a call reads as its tensor input (the one an in-place call overwrites)."""
     return node.args[0] if node.args else node.kwargs.get("input")
@@ -568,10 +792,12 @@ def from_traced(module: TorchModule, input_shape: Sequence[int] | Sequence[Seque
     """
     torch = require_torch()
     _refuse_what_changes_the_call(module)
-    importer = _Importer(torch, module, _trace(module)).run()
-    if not importer.inputs:
+    graph = _trace(module)
+    names = [node.name for node in graph.nodes if node.op == "placeholder"]
+    if not names:
         raise UnsupportedLayerError(f"module: {type(module).__name__}.forward takes no tensor input")
-    shapes = _input_shapes(input_shape, importer.inputs)
+    shapes = _input_shapes(input_shape, names)
+    importer = _Importer(torch, module, graph, shapes).run()
     nodes, output = _fold_batchnorms(_live(importer.nodes, importer.output), importer.affine, importer.output)
     if not nodes:
         raise UnsupportedLayerError(f"module: {type(module).__name__}.forward returns its input {output!r} with "

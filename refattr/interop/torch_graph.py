@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..errors import ArgumentError, UnsupportedLayerError
 from ..graph import Graph
-from ..layers import Add, Concat, Mul, Reshape
+from ..layers import Add, Concat, Mul, Permute, Reshape
 from ..network import Sequential
 
 __all__ = ["graph_to_torch"]
@@ -32,13 +32,13 @@ def graph_to_torch(net: Graph):
         raise ArgumentError(f"net: expected a refattr.Graph, got {type(net).__module__}.{type(net).__name__}")
     modules = {}
     for node in net.nodes:
-        if isinstance(node.layer, (Add, Concat, Mul, Reshape)):
+        if isinstance(node.layer, (Add, Concat, Mul, Permute, Reshape)):
             continue
         try:
             chain = to_torch(Sequential([node.layer]))     # one layer: to_torch never sees the Graph
         except UnsupportedLayerError as exc:
             raise UnsupportedLayerError(f"node {node.name!r}: {exc}") from None
-        modules[node.name] = chain[0] if len(chain) == 1 else chain
+        modules[_module_key(node.name)] = chain[0] if len(chain) == 1 else chain
 
     class GraphModule(nn.Module):
         """refattr Graph exported to torch: the nodes in their order, joins as tensor operations."""
@@ -66,12 +66,27 @@ def graph_to_torch(net: Graph):
                     out = args[0] * args[1]
                 elif isinstance(layer, Reshape):
                     out = args[0].reshape((args[0].shape[0],) + layer.shape)
+                elif isinstance(layer, Permute):
+                    out = args[0].permute(0, *(d + 1 for d in layer.dims))
                 else:
-                    out = self.nodes[node.name](args[0])
+                    out = self.nodes[_module_key(node.name)](args[0])
                 values[node.name] = out
             return values[net.nodes[-1].name]
+
+        def node_module(self, name: str) -> nn.Module:
+            """The torch module of node ``name`` (imported names such as 'sum_1.0' are stored
+            with '.' written '_dot_', as torch module names cannot hold a dot)."""
+            return self.nodes[_module_key(name)]
+
+        def has_node_module(self, name: str) -> bool:
+            """Whether node ``name`` runs as a module (joins and reshapes are tensor operations)."""
+            return _module_key(name) in self.nodes
 
         def extra_repr(self) -> str:
             return f"inputs={list(net.inputs)}, output={net.nodes[-1].name!r}"
 
     return GraphModule().double().eval()
+
+
+def _module_key(name: str) -> str:
+    return name.replace(".", "_dot_")

@@ -48,10 +48,10 @@ def test_every_registered_layer_is_exported_and_declares_itself():
         assert getattr(refattr, entry.name) is entry.cls            # exported without a list
         assert isinstance(entry.piecewise_linear, bool)
         assert entry.captum in ("linear", "nonlinear", "maxpool", "gradient", "softmax")
-        # joins (Add, Concat, Mul) and Affine (x * c + d) are torch functions and operators
-        # (torch.add, torch.cat, *), not modules; they import with the graph they sit in, not through
-        # a declaration
-        assert entry.joins or entry.name in ("Reshape", "Affine") or (entry.torch_modules and (entry.onnx_ops
+        # joins (Add, Concat, Mul), Affine (x * c + d) and Permute (x.permute) are torch functions,
+        # operators and tensor methods (torch.add, torch.cat, *), not modules; they import with the
+        # graph they sit in, not through a declaration
+        assert entry.joins or entry.name in ("Reshape", "Affine", "Permute") or (entry.torch_modules and (entry.onnx_ops
                                                                                    or entry.name in ONNX_PENDING))
 
 
