@@ -38,7 +38,6 @@ against the module on a probe batch, as every import is.
 
 from __future__ import annotations
 
-import math
 import numbers
 import operator
 import os
@@ -47,59 +46,29 @@ from collections import Counter
 from types import SimpleNamespace
 from typing import Sequence
 
-import numpy as np
-
 from .._typing import TorchModule
 from ..errors import ArgumentError, ImportMismatchError, RefattrError, UnsupportedLayerError
 from ..graph import Graph
-from ..layers import (AdaptiveAvgPool1D, AdaptiveAvgPool2D, Add, Affine, Concat, Conv1D, Conv2D, Dense, Flatten,
-                      MaxPool1D, MaxPool2D, Mul, Permute, Reshape)
+from ..layers import Add, Affine, Concat, Conv2D, Dense, Flatten, Mul, Reshape
 from . import _batchnorm as batchnorm
+from ._torch_fx_shapes import ShapeOps
+from ._torch_fx_values import REQUIRED, _Batch, _Indices, _MaxPair, _Param, _Shape, _Value, first_input
 from .torch_model import (_batchnorm_affine, _check_import, _convert, _example_shape, _kind,
                           _refuse_what_changes_the_call, require_torch, supported_torch)
 
 __all__ = ["from_traced", "function_node_names"]
 
-_REQUIRED = object()   # a parameter without a default
 
 #: Where a traced model most often departs from its fx graph; added to the import check's refusal.
 _TRACE_HINT = ("for a traced module, also an in-place operation (a += b, x.relu_()) on a value that is read "
                "afterwards (torch.fx records it as a new value; the module overwrites the old one)")
 
 
-class _Value(str):
-    """The name of a value of the refattr graph (an input or a node), as opposed to a Python str
-    argument such as ``approximate='tanh'``."""
-
-
-class _Param(SimpleNamespace):
-    """A ``get_attr`` node: a tensor held by the module (``target``: its dotted path)."""
-
-
-class _Batch:
-    """The batch size, as ``x.size(0)`` or ``x.shape[0]`` read it."""
-
-    def __repr__(self) -> str:
-        return "the batch size x.size(0)"
-
-
-class _Shape(SimpleNamespace):
-    """``x.shape`` or ``x.size()``: only its item 0 (the batch size) is known to the import."""
-
-
-class _MaxPair(SimpleNamespace):
-    """``torch.max(x, dim)``: the pair (values, indices); ``values`` names the refattr value of the maxima."""
-
-
-class _Indices(SimpleNamespace):
-    """The indices of ``torch.max(x, dim)`` (``what``: how the user wrote it): refused where read."""
-
-
 def _tables(torch):
     """(functional forms as modules, joins, vanishing calls): target or method name -> entry."""
     F = torch.nn.functional
     inplace = (("inplace", False),)
-    pool = (("kernel_size", _REQUIRED), ("stride", None), ("padding", 0))
+    pool = (("kernel_size", REQUIRED), ("stride", None), ("padding", 0))
     as_module = {}
     for keys, name, params in (
             ((F.relu, F.relu_, torch.relu, torch.relu_, "relu", "relu_"), "ReLU", inplace),
@@ -114,8 +83,8 @@ def _tables(torch):
             ((F.softmax, torch.softmax, "softmax"), "Softmax", (("dim", None), ("_stacklevel", 3), ("dtype", None))),
             ((F.log_softmax, torch.log_softmax, "log_softmax"), "LogSoftmax",
              (("dim", None), ("_stacklevel", 3), ("dtype", None))),
-            ((F.adaptive_avg_pool1d,), "AdaptiveAvgPool1d", (("output_size", _REQUIRED),)),
-            ((F.adaptive_avg_pool2d,), "AdaptiveAvgPool2d", (("output_size", _REQUIRED),)),
+            ((F.adaptive_avg_pool1d,), "AdaptiveAvgPool1d", (("output_size", REQUIRED),)),
+            ((F.adaptive_avg_pool2d,), "AdaptiveAvgPool2d", (("output_size", REQUIRED),)),
             ((F.max_pool1d,), "MaxPool1d", pool + (("dilation", 1), ("ceil_mode", False), ("return_indices", False))),
             ((F.max_pool2d,), "MaxPool2d", pool + (("dilation", 1), ("ceil_mode", False), ("return_indices", False))),
             ((F.avg_pool1d,), "AvgPool1d", pool + (("ceil_mode", False), ("count_include_pad", True))),
@@ -184,7 +153,7 @@ def _source_line(node) -> str:
     return found
 
 
-class _Importer:
+class _Importer(ShapeOps):
     """Maps the nodes of one fx graph, in order, to refattr nodes (see the module docstring)."""
 
     def __init__(self, torch, module, graph, input_shapes=None):
@@ -285,7 +254,7 @@ class _Importer:
             text = str(exc).replace(" at position 0 of the flattened Sequential", "").replace(" at position 0:", ":")
             raise type(exc)(f"{self.where(node)}: {text}") from None
         if getattr(m, "inplace", False):
-            self.check_in_place(node, _first(node))
+            self.check_in_place(node, first_input(node))
         if kind in (nn.BatchNorm1d, nn.BatchNorm2d):
             self.affine[node.name] = _batchnorm_affine(path, 0, m)
         return layers
@@ -376,7 +345,7 @@ class _Importer:
         bound = dict(params)
         bound.update(zip(names, args))
         bound.update(kwargs)
-        missing = [p for p, v in bound.items() if v is _REQUIRED]
+        missing = [p for p, v in bound.items() if v is REQUIRED]
         if missing:
             self.refuse(node, f"missing arguments {missing}")
         for p, v in bound.items():
@@ -393,7 +362,7 @@ class _Importer:
             self.refuse(node, "a dtype argument; refattr computes in float64")
         bound.pop("_stacklevel", None)
         if (key if isinstance(key, str) else getattr(key, "__name__", "")).endswith("_"):
-            self.check_in_place(node, _first(node))     # x.relu_(), torch.relu_(x); inplace=True: module_layers
+            self.check_in_place(node, first_input(node))     # x.relu_(), torch.relu_(x); inplace=True: module_layers
         try:
             m = getattr(self.nn, name)(**bound)
         except Exception as exc:  # torch's own validation of the arguments
@@ -404,7 +373,7 @@ class _Importer:
     def weighted(self, node, key, args, kwargs):
         nn, F = self.nn, self.torch.nn.functional
         conv = key is not F.linear
-        params = (("weight", _REQUIRED), ("bias", None)) + (
+        params = (("weight", REQUIRED), ("bias", None)) + (
             (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1)) if conv else ())
         x = self.tensor(node, args[0] if args else kwargs.pop("input", None))
         names = [p for p, _ in params]
@@ -444,7 +413,7 @@ class _Importer:
             self.refuse(node, f"expected two operands, got {len(given)}")
         bound = self.bind(node, params, args[2:], kwargs)
         if isinstance(node.target, str) and node.target.endswith("_"):
-            self.check_in_place(node, _first(node))
+            self.check_in_place(node, first_input(node))
         a = self.tensor(node, given["input"], "first operand")
         return a, self.tensor(node, given["other"], "second operand"), bound
 
@@ -460,7 +429,7 @@ class _Importer:
             rest.pop(k, None)
         bound = self.bind(node, params, args[2:], rest)
         if isinstance(node.target, str) and node.target.endswith("_"):
-            self.check_in_place(node, _first(node))
+            self.check_in_place(node, first_input(node))
         first = numbers_given[0]
         tensor = self.tensor(node, given[1] if first else given[0], "operand")
         return tensor, float(given[0] if first else given[1]), first, bound
@@ -534,179 +503,6 @@ class _Importer:
 
 
     # reductions, squeeze / unsqueeze, transpose / permute: layers chosen from the input's shape -----
-    def shape_of(self, node, x, what):
-        """The example shape of value ``x``; refuse where its rank is not known (no ``input_shape``)."""
-        shape = self.shapes.get(x)
-        if shape is None:
-            self.refuse(node, f"{what} needs the rank of its input {x!r}, which the import does not know here; pass "
-                              f"input_shape= (one example's shape, without the batch axis) to from_torch, e.g. "
-                              f"from_torch(model, input_shape=(200, 4))")
-        return shape
-
-    def sizes_of(self, node, shape, axes, what):
-        """Refuse unless the sizes of ``axes`` of the example shape ``shape`` are known."""
-        if any(shape[a] is None for a in axes):
-            self.refuse(node, f"{what} needs the sizes of the axes it acts on (the input's example shape is "
-                              f"{tuple('?' if d is None else d for d in shape)}, '?' unknown); pass input_shape= "
-                              f"(one example's shape, without the batch axis) to from_torch")
-
-    def axes(self, node, dims, rank, what, inserted=False):
-        """torch's ``dims`` (the batch axis 0, negatives counted from the end) as example axes; refuse
-        the batch axis. ``inserted``: the dims of unsqueeze, counted in its output (one axis more)."""
-        items = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
-        full = rank + 1 + int(inserted)
-        out = []
-        for d in items:
-            if isinstance(d, bool) or not isinstance(d, numbers.Integral) or not -full <= d < full:
-                self.refuse(node, f"{what}: dim {d!r} is not an axis of a tensor of {full} axes (the batch axis 0 "
-                                  f"and examples of rank {rank}); expected an int in {-full}..{full - 1}")
-            if int(d) % full == 0:
-                self.refuse(node, f"{what} acts on the batch axis (dim {d}); refattr keeps the batch axis where it "
-                                  f"is (attributions are per example); name axes of the example (1 or later, or "
-                                  f"negative), e.g. dim=-1")
-            out.append(int(d) % full - 1)
-        if len(set(out)) != len(out):
-            self.refuse(node, f"{what}: an axis is named twice")
-        return out
-
-    def reshaped(self, node, shape, what):
-        """Flatten() or Reshape to the example shape ``shape`` (one unknown size at most, as -1)."""
-        if not shape:
-            self.refuse(node, f"{what} leaves a scalar per example; refattr explains one vector of outputs per "
-                              f"example: keep an axis (keepdim=True, or reduce fewer axes)")
-        if len(shape) == 1:
-            return Flatten()
-        if list(shape).count(None) > 1:
-            self.sizes_of(node, shape, range(len(shape)), what)
-        return Reshape(tuple(-1 if d is None else d for d in shape))
-
-    def reduction(self, node, kind, args, kwargs):
-        """mean / sum / amax / max(dim) over axes of each example -> pooling (+ Affine for a sum)."""
-        x = self.tensor(node, args[0] if args else kwargs.pop("input", None))
-        second = args[1] if len(args) > 1 else kwargs.get("dim", kwargs.get("other"))
-        if kind == "max" and (second is None or isinstance(second, _Value) or "other" in kwargs):
-            self.refuse(node, "max without dim (over every axis, the batch with them) or of two tensors "
-                              "(element-wise) has no refattr layer; max(x, dim) over axes of each example imports "
-                              "as max pooling")
-        params = (("dim", () if kind == "amax" else _REQUIRED if kind == "max" else None), ("keepdim", False))
-        bound = self.bind(node, params + ((("dtype", None),) if kind in ("mean", "sum") else ()), args[1:], kwargs)
-        dims, keep = bound["dim"], bound["keepdim"]
-        what = f"{kind}(dim={dims!r}{', keepdim=True' if keep else ''})"
-        if bound.get("dtype") is not None:
-            self.refuse(node, f"{what} with a dtype; refattr computes in float64")
-        if dims is None or dims == () or dims == []:
-            self.refuse(node, f"{what} reduces every axis, the batch axis with them; name the axes of each "
-                              f"example, e.g. {kind}(dim=-1)")
-        shape = self.shape_of(node, x, what)
-        axes = self.axes(node, dims, len(shape), what)
-        if len(shape) > 3:
-            self.refuse(node, f"{what} on examples of shape {shape}: refattr maps reductions of features (F,), "
-                              f"sequences (C, L) and images (C, H, W)")
-        spatial = tuple(a for a in axes if a > 0)
-        layers = []
-        if kind in ("amax", "max"):
-            if 0 in axes:
-                self.refuse(node, f"{what} takes a maximum across channels (axis 1); refattr has max pooling over "
-                                  f"the trailing axes of sequences (C, L) and images (C, H, W) only, e.g. amax(dim=-1)")
-            self.sizes_of(node, shape, spatial, what)
-            layers.append(MaxPool1D(shape[1]) if len(shape) == 2 else
-                          MaxPool2D(tuple(shape[a] if a in axes else 1 for a in (1, 2))))
-        else:
-            if spatial:
-                layers.append(AdaptiveAvgPool1D(1) if len(shape) == 2 else
-                              AdaptiveAvgPool2D(tuple(1 if a in axes else None for a in (1, 2))))
-            if 0 in axes:                    # the mean over channels: weights 1 / C
-                self.sizes_of(node, shape, (0,), what)
-                c = shape[0]
-                weight = np.full((1, c) + (1,) * (len(shape) - 1), 1.0 / c)
-                layers.append((Dense, Conv1D, Conv2D)[len(shape) - 1](weight))
-            if kind == "sum":
-                self.sizes_of(node, shape, axes, what)
-                layers.append(Affine(float(math.prod(shape[a] for a in axes))))
-        if not keep:
-            layers.append(self.reshaped(node, tuple(d for i, d in enumerate(shape) if i not in axes), what))
-        value = self.emit(node, layers, x)
-        return _MaxPair(values=value) if kind == "max" else value
-
-    def shape_mean(self, node, args, kwargs):
-        return self.reduction(node, "mean", args, kwargs)
-
-    def shape_sum(self, node, args, kwargs):
-        return self.reduction(node, "sum", args, kwargs)
-
-    def shape_amax(self, node, args, kwargs):
-        return self.reduction(node, "amax", args, kwargs)
-
-    def shape_max(self, node, args, kwargs):
-        return self.reduction(node, "max", args, kwargs)
-
-    def shape_squeeze(self, node, args, kwargs):
-        x = self.tensor(node, args[0] if args else kwargs.pop("input", None))
-        dims = self.bind(node, (("dim", None),), args[1:], kwargs)["dim"]
-        if dims is None:
-            self.refuse(node, "squeeze() without dim also removes the batch axis of a batch of one example, so "
-                              "the module's output shape depends on the batch size; name the axes, e.g. "
-                              "x.squeeze(-1)")
-        what = f"squeeze({dims!r})"
-        shape = self.shape_of(node, x, what)
-        axes = self.axes(node, dims, len(shape), what)
-        self.sizes_of(node, shape, axes, what)
-        drop = [a for a in axes if shape[a] == 1]       # torch leaves an axis of another size as it is
-        if not drop:
-            return x
-        return self.emit(node, [self.reshaped(node, tuple(d for i, d in enumerate(shape) if i not in drop), what)], x)
-
-    def shape_unsqueeze(self, node, args, kwargs):
-        x = self.tensor(node, args[0] if args else kwargs.pop("input", None))
-        dim = self.bind(node, (("dim", _REQUIRED),), args[1:], kwargs)["dim"]
-        what = f"unsqueeze({dim!r})"
-        shape = self.shape_of(node, x, what)
-        if isinstance(dim, (tuple, list)):
-            self.refuse(node, f"{what}: expected one int dim")
-        (axis,) = self.axes(node, dim, len(shape), what, inserted=True)
-        return self.emit(node, [self.reshaped(node, shape[:axis] + (1,) + shape[axis:], what)], x)
-
-    def shape_transpose(self, node, args, kwargs):
-        x = self.tensor(node, args[0] if args else kwargs.pop("input", None))
-        for a, b in (("axis0", "dim0"), ("axis1", "dim1")):
-            if a in kwargs:
-                kwargs[b] = kwargs.pop(a)
-        bound = self.bind(node, (("dim0", _REQUIRED), ("dim1", _REQUIRED)), args[1:], kwargs)
-        what = f"transpose({bound['dim0']!r}, {bound['dim1']!r})"
-        shape = self.shape_of(node, x, what)
-        first, second = (self.axes(node, bound[d], len(shape), what)[0] for d in ("dim0", "dim1"))
-        dims = list(range(len(shape)))
-        dims[first], dims[second] = second, first
-        return self.permuted(node, x, tuple(dims))
-
-    def shape_permute(self, node, args, kwargs):
-        x = self.tensor(node, args[0] if args else kwargs.pop("input", None))
-        dims = tuple(args[1:]) or (kwargs.pop("dims", None),)
-        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-        what = f"permute{dims!r}"
-        full = len(dims)
-        if kwargs or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and -full <= d < full
-                             for d in dims) or sorted(int(d) % full for d in dims) != list(range(full)):
-            self.refuse(node, f"{what}: expected a permutation of the tensor's axes 0..{full - 1} (ints)")
-        shape = self.shapes.get(x)
-        if shape is not None and len(shape) + 1 != full:
-            self.refuse(node, f"{what} names {full} axes; its input has {len(shape) + 1} (the batch and examples of "
-                              f"shape {shape})")
-        normal = [int(d) % full for d in dims]
-        if normal[0] != 0:
-            self.refuse(node, f"{what} moves the batch axis (axis 0 goes to position {normal.index(0)}); refattr "
-                              f"keeps the batch axis first (attributions are per example): permute(0, ...)")
-        return self.permuted(node, x, tuple(d - 1 for d in normal[1:]))
-
-    def permuted(self, node, x, dims):
-        """``x`` itself for the identity, else a Permute node."""
-        return x if dims == tuple(range(len(dims))) else self.emit(node, [Permute(dims)], x)
-
-def _first(node):
-    """The fx node a call reads as its tensor input (the one an in-place call overwrites)."""
-    return node.args[0] if node.args else node.kwargs.get("input")
-
-
 def _fold_batchnorms(nodes, affine, output):
     """Fold each BatchNorm node into the Dense / Conv2D node it reads when nothing else reads that
     node's value (DeepLIFT's RevealCancel splits per linear layer, so folding is kept where the
