@@ -35,6 +35,7 @@ from ..network import Network, Sequential
 from . import _batchnorm as batchnorm
 from ._onnx_file import _external_location, _load, require_onnx
 from ._onnx_graph import BATCH, PATTERN_NAMES, UNKNOWN, find_patterns, shape_of
+from ._onnx_reductions import REDUCTION_ONNX, ReductionOps
 
 __all__ = ["from_onnx", "onnx_forward", "require_onnx", "supported_onnx"]
 
@@ -72,12 +73,13 @@ def supported_onnx() -> str:
             attributes = ", ".join(entry.onnx_attributes)
             names.append(SPECIAL_ONNX.get(op) or (f"{op}({attributes})" if attributes else op))
     names += [d for op, d in SPECIAL_ONNX.items() if d and op not in declared]
-    return ", ".join([*names, *JOIN_ONNX.values(), *(d for d in MERGED_ONNX.values() if d), *PATTERNS_ONNX])
+    return ", ".join([*names, *JOIN_ONNX.values(), *(d for d in MERGED_ONNX.values() if d),
+                      *(d for d in REDUCTION_ONNX.values() if d), *PATTERNS_ONNX])
 
 
 def _imported(op: str) -> bool:
     """Whether from_onnx reads op type ``op`` on its own (besides Constant and the patterns)."""
-    return (op in SPECIAL_ONNX or op in JOIN_ONNX or op in MERGED_ONNX
+    return (op in SPECIAL_ONNX or op in JOIN_ONNX or op in MERGED_ONNX or op in REDUCTION_ONNX
             or registry.by_onnx_op(op) is not None)
 
 
@@ -505,7 +507,7 @@ def from_onnx(model: OnnxModel | PathLike | bytes,
     return net
 
 
-class _Importer:
+class _Importer(ReductionOps):
     """Maps the nodes of one ONNX graph, in order, to refattr nodes (name, layer, reads).
 
     ``values`` maps each computed ONNX tensor to the refattr value holding it (Identity and
@@ -567,9 +569,9 @@ class _Importer:
     def shape(self, name):
         return self.shapes[self.values[name]]
 
-    def emit(self, node, layer, reads):
-        """Add the refattr node computing the node's first output with ``layer`` from ``reads``."""
-        name = node.output[0]
+    def emit(self, node, layer, reads, name=None):
+        """Add the refattr node computing the node's first output (or ``name``) with ``layer`` from ``reads``."""
+        name = node.output[0] if name is None else name
         ins = [reads] if isinstance(reads, str) else list(reads)
         shapes = [self.shapes[r] for r in ins]
         try:

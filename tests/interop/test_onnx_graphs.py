@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from refattr import (GELU, AdaptiveAvgPool1D, AdaptiveAvgPool2D, Add, Affine, AvgPool1D, Concat, Conv1D, Conv2D, Dense,
-                     Flatten, Graph, LogSoftmax, MaxPool1D, Mul, Reshape, Sequential, Softmax, Softplus, Swish,
+                     Flatten, Graph, LogSoftmax, MaxPool1D, MaxPool2D, Mul, Permute, Reshape, Sequential, Softmax, Softplus, Swish,
                      gradient)
 from refattr.errors import ArgumentError, ImportMismatchError, UnsupportedLayerError
 from refattr.testing import EXACT_RTOL
@@ -439,3 +439,56 @@ def test_arithmetic_with_a_scalar_imports_as_affine():
     assert [(a.scale, a.shift) for a in affine] == [(2.0, 0.0), (1.0, -1.0), (0.25, 0.0), (1.0, 0.25), (-1.0, 0.5)]
     x = RNG.normal(size=(4, 3))
     np.testing.assert_allclose(net(x), 0.5 - ((2 * np.maximum(x, 0) - 1) / 4 + 0.25), rtol=1e-15, atol=1e-16)
+
+
+class Reductions(nn.Module):
+    """One-hot DNA stored (N, L, 4): transposed, then the reductions users write for global pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv1d(4, 3, 3, padding=1), nn.Linear(3, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x.transpose(1, 2)))
+        return self.fc(h.mean(-1)) + self.fc(h.sum(-1)) - self.fc(h.amax(-1)) + self.fc(h.max(dim=-1)[0])
+
+
+class ImageReductions(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(2, 3, 3, padding=1), nn.Linear(6, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        return self.fc(torch.cat([h.mean((2, 3)), h.amax((-2, -1))], dim=1))
+
+
+@pytest.mark.parametrize("opset", [17, 18])       # 18: ReduceMean / ReduceMax take their axes as an input
+def test_reductions_and_transpose(opset):
+    """ReduceMean / ReduceSum / ReduceMax over the spatial axes and Transpose keeping the batch axis:
+    forward and gradient against torch, and the same function as from_torch's import."""
+    net = _check(_ready(Reductions()), [(10, 4)], opset=opset)
+    types = {type(layer) for layer in net.layers}
+    assert {Permute, AdaptiveAvgPool1D, MaxPool1D, Affine} <= types
+    image = _check(_ready(ImageReductions()), [(2, 5, 6)], opset=opset)
+    assert {AdaptiveAvgPool2D, MaxPool2D} <= {type(layer) for layer in image.layers}
+
+
+def test_reductions_that_mix_examples_or_channels_are_refused():
+    class OverChannels(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(4, 3, 3, padding=1)
+
+        def forward(self, x):
+            return torch.relu(self.conv(x)).mean(1)
+
+    with pytest.raises(UnsupportedLayerError, match=r"ReduceMean over axes \[1\].*global pooling"):
+        from_onnx(_export(_ready(OverChannels()), [(4, 6)]))
+
+    class BatchFirst(nn.Module):
+        def forward(self, x):
+            return x.transpose(0, 1).reshape(x.shape[1], -1)
+
+    with pytest.raises(UnsupportedLayerError, match=r"moves the batch axis"):
+        from_onnx(_export(BatchFirst(), [(3, 2)], dynamic=False))
