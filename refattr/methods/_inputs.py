@@ -38,14 +38,7 @@ def several_inputs(method: Callable) -> Callable:
         if not isinstance(net, Graph) or net.n_inputs == 1:
             return method(*args, **kwargs)
         bound = signature.bind(*args, **kwargs)
-        a = bound.arguments
-        xs = net.check_input(a["x"], "x")
-        shapes = tuple(v.shape[1:] for v in xs)
-        a["net"], a["x"] = net.packed(shapes), pack(xs)
-        if a.get("baseline", DEFAULT_BASELINE) is not DEFAULT_BASELINE:
-            a["baseline"] = _pack_baseline(net, a["baseline"], xs)
-        if a.get("baseline_samples") is not None:
-            a["baseline_samples"] = _pack_samples(net, a["baseline_samples"], shapes)
+        shapes = _pack_arguments(net, bound.arguments)
         return _split(method(*bound.args, **bound.kwargs), shapes, net.inputs)
 
     return wrapper
@@ -67,15 +60,25 @@ def several_inputs_at_layer(method: Callable) -> Callable:
         from ._values import value_index
 
         bound = signature.bind(*args, **kwargs)
-        a = bound.arguments
-        xs = net.check_input(a["x"], "x")
-        a["layer"] = value_index(net, a["layer"]) + 1      # checked on the graph as the user wrote it
-        a["net"], a["x"] = net.packed(tuple(v.shape[1:] for v in xs)), pack(xs)
-        if a.get("baseline", DEFAULT_BASELINE) is not DEFAULT_BASELINE:
-            a["baseline"] = _pack_baseline(net, a["baseline"], xs)
+        layer = value_index(net, bound.arguments["layer"]) + 1     # checked on the graph as the user wrote it
+        _pack_arguments(net, bound.arguments)
+        bound.arguments["layer"] = layer
         return method(*bound.args, **bound.kwargs)
 
     return wrapper
+
+
+def _pack_arguments(net: Graph, a: dict[str, Any]) -> tuple[tuple[int, ...], ...]:
+    """Replace, in the bound arguments ``a``, the graph by its packed form and x, the baseline and
+    the baseline samples by packed arrays; returns the inputs' example shapes."""
+    xs = net.check_input(a["x"], "x")
+    shapes = tuple(v.shape[1:] for v in xs)
+    a["net"], a["x"] = net.packed(shapes), pack(xs)
+    if a.get("baseline", DEFAULT_BASELINE) is not DEFAULT_BASELINE:
+        a["baseline"] = _pack_baseline(net, a["baseline"], xs)
+    if a.get("baseline_samples") is not None:
+        a["baseline_samples"] = _pack_samples(net, a["baseline_samples"], shapes)
+    return shapes
 
 
 def _pack_baseline(net: Graph, baseline: Any, xs: tuple[np.ndarray, ...]) -> Any:
