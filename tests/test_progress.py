@@ -350,3 +350,18 @@ def test_compare_captum_shows_the_methods_it_has_run(terminal):
     line = last_line(stderr.getvalue())
     assert line.startswith("compare with Captum: 3/3 methods [") and report.all_explained
     assert "integrated gradients" not in stderr.getvalue()      # the reference's own line stays silent inside
+
+
+def test_the_result_a_budget_reached_is_split_per_input_on_a_graph_of_two_inputs():
+    """A two-input graph t = tanh(3 relu(a + b - 0.3)): piecewise integration stopped by its budget;
+    err.partial holds one array per input, as a finished result would, and its values sum (over both
+    inputs) to the packed partial's, which is within its own estimate of t(x) - t(x')."""
+    g = Graph(("a", "b"), [("s", Add(), ("a", "b")), ("h", Dense([[1.0]], [-0.3]), "s"), ("r", ReLU(), "h"),
+                           ("u", Dense([[3.0]]), "r"), ("t", Tanh(), "u"), ("y", Dense([[1.0]]), "t")],
+              input_shape=[(1,), (1,)])
+    with pytest.raises(ResourceError) as caught:
+        integrated_gradients(g, (np.array([[0.6]]), np.array([[0.4]])), rule="piecewise", max_evaluations=40)
+    partial = caught.value.partial
+    assert isinstance(partial.values, tuple) and [v.shape for v in partial.values] == [(1, 1), (1, 1)]
+    total = partial.values[0][0, 0] + partial.values[1][0, 0]
+    assert abs(total - np.tanh(3 * 0.7)) <= partial.error_estimate[0] + 1e-12

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import RefattrError, ShapeError
 from ..graph import Graph, pack, unpack
 from ..validation import DEFAULT_BASELINE, as_float64, broadcast_baseline
 from .result import Attribution
@@ -39,7 +39,14 @@ def several_inputs(method: Callable) -> Callable:
             return method(*args, **kwargs)
         bound = signature.bind(*args, **kwargs)
         shapes = _pack_arguments(net, bound.arguments)
-        return _split(method(*bound.args, **bound.kwargs), shapes, net.inputs)
+        try:
+            result = method(*bound.args, **bound.kwargs)
+        except RefattrError as err:
+            # a budget stopped the computation: the result it reached is split as a result is
+            if isinstance(getattr(err, "partial", None), Attribution):
+                err.partial = _split(err.partial, shapes, net.inputs)
+            raise
+        return _split(result, shapes, net.inputs)
 
     return wrapper
 
