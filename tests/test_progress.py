@@ -107,15 +107,19 @@ def test_exact_shows_examples_done_and_pieces_on_standard_error_only(terminal, c
     assert capsys.readouterr().out == ""
 
 
-def test_exact_on_a_graph_reports_per_chunk(terminal):
+def test_exact_on_a_graph_reports_every_step_of_the_walk(terminal):
     stderr = terminal()
     rng = np.random.default_rng(6)
     net = Graph("x", [("h", Dense(rng.normal(size=(3, 3)), rng.normal(size=3)), "x"), ("a", ReLU(), "h"),
                       ("r", Add(), ("a", "x")), ("y", Dense(rng.normal(size=(2, 3))), "r")])
-    result = integrated_gradients(net, X, target=0, chunk_size=1)     # one example per chunk: 4 updates
-    line = last_line(stderr.getvalue())
+    result = integrated_gradients(net, X, target=0)      # the 4 examples walked together, step by step
+    text = stderr.getvalue()
+    line = last_line(text)
     assert line.startswith("integrated gradients (exact): 4/4 examples [")
     assert line.endswith(f"pieces={int(result.options['n_pieces'].sum()):,}")
+    # the 4 examples are one chunk: a line with fewer done comes from a step inside the walk
+    assert any(part.startswith("integrated gradients (exact): ") and not part.startswith(
+        "integrated gradients (exact): 4/4") for part in text.split("\r")), text
 
 
 def test_the_line_gives_elapsed_time_and_the_eta_of_the_mean_rate(terminal):

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..layers._join import JoinLayer, LinearJoin
 from ..layers.base import LinearLayer
+from ..progress import SILENT
 from ._common import one_hot
 from ._pieces import PieceLog
 
@@ -39,7 +40,7 @@ def _col(v: np.ndarray, ndim: int) -> np.ndarray:
     return v.reshape((-1,) + (1,) * (ndim - 1))
 
 
-def walk_graph(net, inputs: np.ndarray, refs: np.ndarray, targets: np.ndarray):
+def walk_graph(net, inputs: np.ndarray, refs: np.ndarray, targets: np.ndarray, bar=SILENT):
     """Exact IG of every row of (inputs, refs). Returns (values, n_pieces, breakpoints)."""
     layers, node_args = net.layers, net.node_args
     n_all = inputs.shape[0]
@@ -48,6 +49,7 @@ def walk_graph(net, inputs: np.ndarray, refs: np.ndarray, targets: np.ndarray):
     kinked = [j for j, layer in enumerate(layers) if not _linear(layer)]
     if not kinked:      # an affine network: one piece, the gradient anywhere
         trace = net.trace(refs)
+        bar.add(n_all, pieces=n_all)
         return delta * net.backward(g_top_all, trace), np.ones(n_all, dtype=np.int64), [np.empty(0)] * n_all
 
     row_id = np.arange(n_all)
@@ -98,6 +100,8 @@ def walk_graph(net, inputs: np.ndarray, refs: np.ndarray, targets: np.ndarray):
         moved = ds > 0
         S += _col(ds, S.ndim) * grads
         log.step(row_id, new_alpha, moved, done)
+        if bar:
+            bar.add(np.count_nonzero(done), pieces=np.count_nonzero(moved))
         alpha = new_alpha
         snaps = {j: (proposals[j][1], proposals[j][0] == s) for j in kinked}
         if done.any():

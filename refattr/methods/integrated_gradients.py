@@ -710,8 +710,7 @@ def _piecewise(net, inputs, refs, targets, rtol, chunk_size, t_in, t_ref, max_ev
 def _exact(net, inputs, refs, targets, chunk_size, bar=SILENT):
     """Exact IG for every row, walking chunks of rows together. Returns values, n_pieces, breakpoints.
 
-    ``bar`` hears of every finished example and piece as the chain walk goes, and of the graph walk's
-    per chunk."""
+    ``bar`` hears of every finished example and piece as the walk (chain or graph) goes."""
     m = inputs.shape[0]
     values = np.empty_like(inputs)
     pieces = np.zeros(m, dtype=np.int64)
@@ -726,8 +725,7 @@ def _exact(net, inputs, refs, targets, chunk_size, bar=SILENT):
         if isinstance(net, Sequential):
             v, p, b = _walk(net, inputs[start:stop], refs[start:stop], targets[start:stop], bar)
         else:
-            v, p, b = walk_graph(net, inputs[start:stop], refs[start:stop], targets[start:stop])
-            bar.add(stop - start, pieces=int(p.sum()))
+            v, p, b = walk_graph(net, inputs[start:stop], refs[start:stop], targets[start:stop], bar)
         values[start:stop] = v
         pieces[start:stop] = p
         breaks.extend(b)
