@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike
 from .. import __version__
 from .._typing import Target, TorchModule, TorchTensor
 from ..errors import ArgumentError, RuleError
+from ..graph import unpack
 from ..layers.max_pool import is_max_pooling
 from ..methods._common import prepare
 from ..methods.deeplift import deeplift
@@ -25,7 +26,7 @@ from ..network import Network
 from ..validation import as_baselines, as_reference_sets
 from . import shap_conventions as sc
 from .compare import (FLOAT64_RTOL, Cause, MethodComparison, Report, _as_models, _check_rtol, _classify, _gap,
-                      _numpy, relative_difference)
+                      _numpy, _packed, relative_difference)
 
 __all__ = ["compare_shap", "SHAP_METHODS"]
 
@@ -52,10 +53,12 @@ def compare_shap(model: TorchModule | Network, inputs: ArrayLike | TorchTensor, 
 
     Parameters
     ----------
-    model : torch.nn.Module or refattr.Sequential / Graph (one input)
+    model : torch.nn.Module or refattr.Sequential / Graph
         A torch module is imported with :func:`~refattr.interop.from_torch` and given to SHAP as a
         float64 copy; a refattr network is given to SHAP through :func:`~refattr.interop.to_torch`.
-    inputs : array_like or torch.Tensor, shape (N, *example_shape)
+        A model of several inputs takes tuples for ``inputs`` and ``background`` (one entry per
+        input; SHAP gets lists) and is compared for DeepExplainer, packed.
+    inputs : array_like or torch.Tensor, shape (N, *example_shape), or a tuple of them
     background : array_like or torch.Tensor, shape (K, *example_shape) or (N, K, *example_shape)
         SHAP's background data: the distribution of references x'_k. One background per example
         (N, K, ...), e.g. K shuffled copies of each sequence, is read by its rank: SHAP fixes the
@@ -121,15 +124,23 @@ def compare_shap(model: TorchModule | Network, inputs: ArrayLike | TorchTensor, 
     torch = require_torch()
     inputs, background, targets = _numpy(inputs), _numpy(background), _numpy(targets)
     net, peer_model, functions = _as_models(model, inputs)
-    if net.n_inputs != 1:
-        raise ArgumentError(f"model: compare_shap compares models of one input; this one has {net.n_inputs} "
-                            f"({list(net.inputs)})")
+    shapes = None
+    if net.n_inputs > 1:
+        # several inputs: refattr runs on the packed graph (each example's inputs end to end), SHAP on
+        # lists of tensors; results are compared packed
+        net, inputs, _, background, functions, shapes = _packed(net, inputs, 0.0, background, functions)
     x, t = prepare(net, inputs, targets, name="inputs")
     per_example = np.ndim(background) == x.ndim + 1
     bg = as_reference_sets(background, x) if per_example else as_baselines(background, x)
-    tx, tbg = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(bg))
+
+    def as_peer(a):
+        if shapes is None:
+            return torch.from_numpy(np.ascontiguousarray(a))
+        return tuple(torch.from_numpy(np.ascontiguousarray(p)) for p in unpack(a, shapes))
+
+    tx, tbg = as_peer(x), as_peer(bg)
     with torch.no_grad():
-        forward = peer_model(tx).double().numpy()
+        forward = (peer_model(*tx) if shapes else peer_model(tx)).double().numpy()
     report = Report(peer=f"shap {shap.__version__} (torch {torch.__version__})", reference=f"refattr {__version__}",
                     n_examples=x.shape[0], rtol=rtol, forward_max_rel_diff=relative_difference(forward, net(x)),
                     peer_label="SHAP's")
@@ -138,10 +149,11 @@ def compare_shap(model: TorchModule | Network, inputs: ArrayLike | TorchTensor, 
         if method == "DeepExplainer":
             report.entries.append(_deep(shap, torch, net, peer_model, functions, x, bg, t, tx, tbg, rtol, peer_name,
                                         per_example))
-        elif per_example:
+        elif per_example or shapes:
             entry = MethodComparison(method, peer_name, "-", "skipped")
             entry.notes.append("one background per example (N, K, ...) is compared for DeepExplainer only; pass one "
-                               "background (K, ...) for GradientExplainer")
+                               "background (K, ...) for GradientExplainer" if per_example else
+                               "a model of several inputs is compared for DeepExplainer only")
             report.entries.append(entry)
         else:
             report.entries += _gradient(shap, torch, net, peer_model, x, bg, t, tx, tbg, nsamples, seed, rtol,
@@ -180,6 +192,23 @@ def _per_target(values, t):
     return np.stack([values[n, ..., t[n]] for n in range(values.shape[0])])
 
 
+def _take(value, rows):
+    """Rows of a tensor, or of each tensor of a tuple (one per input)."""
+    return tuple(v[rows] for v in value) if isinstance(value, tuple) else value[rows]
+
+
+def _as_shap(value):
+    """What SHAP takes for several inputs: a list of tensors."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _packed_values(out, n):
+    """SHAP's values as one array (N, *packed example, outputs): a list per input is packed."""
+    if isinstance(out, list):
+        return np.concatenate([np.asarray(a, dtype=np.float64).reshape(n, -1, np.shape(a)[-1]) for a in out], axis=1)
+    return np.asarray(out, dtype=np.float64)
+
+
 def _calls(x, bg, per_example):
     """(rows, background) of each DeepExplainer: one for a shared background (K, ...), or one per
     example with its own background (N, K, ...) (SHAP fixes the background when it is built)."""
@@ -196,7 +225,7 @@ def _shap_deep(net, x, bg, t, per_example, **options):
 
 def _deep(shap, torch, net, peer_model, functions, x, bg, t, tx, tbg, rtol, peer_name, per_example=False):
     pool = any(is_max_pooling(layer) for layer in net.layers)
-    entry = MethodComparison("DeepExplainer", peer_name, f"refattr deeplift(rule='rescale'"
+    entry = MethodComparison("DeepExplainer", peer_name, "refattr deeplift(rule='rescale'"
                              + (", maxpool_rule='delta_routing'" if pool else "")
                              + (f", {bg.shape[1]} references per example (one DeepExplainer per example))"
                                 if per_example else f", {bg.shape[0]} baseline samples)"), "agree")
@@ -208,9 +237,10 @@ def _deep(shap, torch, net, peer_model, functions, x, bg, t, tx, tbg, rtol, peer
     def run():
         outs = []
         for rows, b in _calls(x, tbg, per_example):
-            explainers.append((shap.DeepExplainer(peer_model, b), rows))
-            outs.append(np.asarray(explainers[-1][0].shap_values(tx[rows], check_additivity=False),
-                                   dtype=np.float64))
+            explainers.append((shap.DeepExplainer(peer_model, _as_shap(b)), rows))
+            rows_x = _take(tx, rows)
+            outs.append(_packed_values(explainers[-1][0].shap_values(_as_shap(rows_x), check_additivity=False),
+                                       x[rows].shape[0]))
         return np.concatenate(outs)
 
     out = _run_peer(entry, run)
@@ -219,7 +249,7 @@ def _deep(shap, torch, net, peer_model, functions, x, bg, t, tx, tbg, rtol, peer
     all_outputs = np.asarray(out, dtype=np.float64)
     peer = _per_target(all_outputs, t)
     entry.peer_completeness_gap = _gap(net, x, None, t, peer, bg)
-    checks = [_shap_additivity(e, torch, tx[rows], all_outputs[rows]) for e, rows in explainers]
+    checks = [_shap_additivity(e, torch, _take(tx, rows), all_outputs[rows]) for e, rows in explainers]
     additivity = _additivity_text("FAILS" if any(v == "FAILS" for v, _ in checks) else "passes",
                                   max(w for _, w in checks), len(checks))
 
@@ -238,14 +268,16 @@ def _shap_additivity(explainer, torch, tx, all_outputs) -> tuple[str, float]:
     from shap.explainers._deep.deep_utils import _check_additivity
 
     with torch.no_grad():
-        outputs = explainer.explainer.model(tx)
+        outputs = explainer.explainer.model(*tx) if isinstance(tx, tuple) else explainer.explainer.model(tx)
     per_output = [all_outputs[..., i] for i in range(all_outputs.shape[-1])]
+    # several inputs: SHAP sums a list of arrays per output; the packed values are one such array
+    phis = [[p] for p in per_output] if explainer.explainer.multi_input else per_output
     sums = np.stack([p.reshape(p.shape[0], -1).sum(axis=1) for p in per_output], axis=1)
     worst = float(np.max(np.abs(outputs.double().numpy() - np.asarray(explainer.expected_value) - sums)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)    # SHAP subtracts a NumPy array from a tensor
         try:
-            _check_additivity(explainer.explainer, outputs.cpu(), per_output)
+            _check_additivity(explainer.explainer, outputs.cpu(), phis)
             verdict = "passes"
         except AssertionError:
             verdict = "FAILS"

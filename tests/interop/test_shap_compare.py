@@ -205,3 +205,39 @@ def test_softmax_and_overlapping_max_pooling_steps_are_named_and_sized():
     ours = deeplift(net, x.numpy(), target=np.arange(3), baseline_samples=bg.numpy(), maxpool_rule="delta_routing")
     np.testing.assert_allclose(ours.values.reshape(3, -1).sum(axis=1), delta, rtol=0, atol=1e-12)
     assert entry.peer_completeness_gap > 1e-6 and entry.reference_completeness_gap <= 1e-12
+
+
+def test_deep_explainer_on_a_model_of_two_inputs():
+    """forward(a, b) = Linear(relu(A a) + relu(B b)): SHAP gets lists of tensors, refattr the
+    packed graph. Independently of the comparison: SHAP's values per input equal refattr's
+    multi-baseline Rescale on the tuple inputs, and sum to f(x) - mean_k f(x'_k)."""
+
+    class TwoInputs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.head = torch.nn.Linear(3, 4), torch.nn.Linear(2, 4), torch.nn.Linear(4, 2)
+            self.ra, self.rb = torch.nn.ReLU(), torch.nn.ReLU()
+
+        def forward(self, a, b):
+            return self.head(self.ra(self.a(a)) + self.rb(self.b(b)))
+
+    torch.manual_seed(5)
+    model = TwoInputs().double().eval()
+    rng = np.random.default_rng(5)
+    xa, xb = rng.normal(size=(3, 3)), rng.normal(size=(3, 2))
+    ba, bb = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = compare_shap(model, (xa, xb), (ba, bb), targets=1)
+    deep, gradient = report.entries
+    assert deep.verdict == "agree" and deep.max_rel_diff <= 1e-12, report.table()
+    assert any("additivity check passes" in n for n in deep.notes)
+    assert gradient.verdict == "skipped" and "several inputs" in gradient.notes[0]
+    values, _ = _shap_deep(model, [torch.tensor(xa), torch.tensor(xb)], [torch.tensor(ba), torch.tensor(bb)])
+    net = from_torch(model, input_shape=[(3,), (2,)])
+    ours = deeplift(net, (xa, xb), target=1, baseline_samples=(ba, bb)).values
+    for got, want in zip(values, ours):
+        np.testing.assert_allclose(np.asarray(got)[..., 1], want, rtol=0, atol=1e-13)
+    with torch.no_grad():
+        delta = (model(torch.tensor(xa), torch.tensor(xb)) - model(torch.tensor(ba), torch.tensor(bb)).mean(0))[:, 1]
+    np.testing.assert_allclose(sum(np.asarray(v)[..., 1].sum(axis=1) for v in values), delta.numpy(), atol=1e-12)
