@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 from .. import __version__
 from .._typing import Target, TorchModule
 from ..errors import ArgumentError, RuleError
-from ..graph import Graph
+from ..graph import Graph, pack, unpack
 from ..methods._common import prepare
 from ..methods._values import network_below, value_index
 from ..layers.max_pool import is_max_pooling
@@ -31,7 +31,7 @@ from ..network import Network, Sequential
 from ..validation import broadcast_baseline
 from . import captum_conventions as cc
 from .compare import (FLOAT64_RTOL, Cause, MethodComparison, Report, _check_rtol, _classify, _deeplift_chain,
-                      _load_captum, _numpy, relative_difference)
+                      _load_captum, _numpy, _packed, relative_difference)
 
 __all__ = ["compare_captum_layer", "LAYER_METHODS", "NEURON_METHODS"]
 
@@ -39,8 +39,9 @@ LAYER_METHODS = ("LayerIntegratedGradients", "LayerConductance", "LayerGradientX
 NEURON_METHODS = ("NeuronGradient", "NeuronIntegratedGradients", "NeuronDeepLift")
 
 
-def _models(model):
-    """(refattr Graph, float64 torch module, node name -> torch submodule, function node numbers)."""
+def _models(model, inputs=None):
+    """(refattr Graph, float64 torch module, node name -> torch submodule, function node numbers);
+    a torch module is imported with the example shapes of ``inputs`` (a tuple: one per input)."""
     from .torch_graph import graph_to_torch
     from .torch_model import require_torch
 
@@ -55,7 +56,9 @@ def _models(model):
     from .torch_fx import _trace, from_traced, function_node_names
 
     peer = copy.deepcopy(model).double().eval()
-    net = from_traced(model)
+    shapes = ([np.shape(a)[1:] for a in inputs] if isinstance(inputs, tuple)
+              else None if inputs is None else np.shape(inputs)[1:])
+    net = from_traced(model, input_shape=shapes)
     modules = {}
     for node in _trace(model).nodes:
         if node.op == "call_module":
@@ -105,6 +108,9 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
     Parameters
     ----------
     model : refattr Sequential or Graph, or a torch.nn.Module that torch.fx can trace
+        A model of several inputs takes tuples for ``inputs`` and ``baseline`` (one entry per input);
+        Captum gets tuples, refattr the packed graph, and attributions to the inputs are compared
+        packed.
     layer : str or int
         The value attributed to: a node name (a traced module's call, e.g. ``"layer1_0_relu"``) or a
         value number; a value no module computes (a join, a function) is refused by name.
@@ -140,12 +146,19 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
     from .torch_model import require_torch
 
     torch = require_torch()
-    net, peer, modules, functions = _models(model)
-    inputs, baseline = _numpy(inputs), _numpy(baseline)
-    x, t = prepare(net, inputs, targets, name="inputs")
-    xr = broadcast_baseline(baseline, x)
+    inputs = tuple(_numpy(a) for a in inputs) if isinstance(inputs, tuple) else _numpy(inputs)
+    net, peer, modules, functions = _models(model, inputs)
+    baseline = tuple(_numpy(b) for b in baseline) if isinstance(baseline, tuple) else _numpy(baseline)
     v = value_index(net, layer)
     module = _submodule(net, modules, v)
+    shapes = None
+    if net.n_inputs > 1:
+        # several inputs: refattr runs on the packed graph (values keep their names, value v is v + 1
+        # there), Captum on tuples; attributions to the inputs are compared packed
+        net, inputs, baseline, _, functions, shapes = _packed(net, inputs, baseline, None, functions)
+        v += 1
+    x, t = prepare(net, inputs, targets, name="inputs")
+    xr = broadcast_baseline(baseline, x)
     if attribute_to_layer_input:      # the value the module reads: its node's (single) input
         reads = net.node_args[v - net.n_inputs]
         if len(reads) != 1:
@@ -171,8 +184,11 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
         raise ArgumentError("neuron: the neuron methods need a neuron of the layer (an int or a tuple index)")
     n_out = net(x).shape[1]
     torch_target = None if targets is None and n_out == 1 else torch.from_numpy(t)
-    tx = torch.from_numpy(x.copy()).requires_grad_()
-    tb = torch.from_numpy(xr.copy())
+    if shapes is None:
+        tx, tb = torch.from_numpy(x.copy()).requires_grad_(), torch.from_numpy(xr.copy())
+    else:
+        tx = tuple(torch.from_numpy(a).requires_grad_() for a in unpack(x, shapes))
+        tb = tuple(torch.from_numpy(a) for a in unpack(xr, shapes))
     report = Report(peer=f"captum {captum.__version__} (torch {torch.__version__})", reference=f"refattr {__version__}",
                     n_examples=x.shape[0], rtol=rtol, forward_max_rel_diff=None, forward_rtol=None, notes=[],
                     peer_label="Captum's")
@@ -182,6 +198,8 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = fn()
+        if isinstance(out, tuple):         # one attribution per input: compared packed
+            return pack([o.detach().cpu().numpy().astype(np.float64) for o in out])
         return out.detach().cpu().numpy().astype(np.float64)
 
     selector = below = index = None
