@@ -241,3 +241,29 @@ def test_deep_explainer_on_a_model_of_two_inputs():
     with torch.no_grad():
         delta = (model(torch.tensor(xa), torch.tensor(xb)) - model(torch.tensor(ba), torch.tensor(bb)).mean(0))[:, 1]
     np.testing.assert_allclose(sum(np.asarray(v)[..., 1].sum(axis=1) for v in values), delta.numpy(), atol=1e-12)
+
+
+def test_a_module_called_twice():
+    """One nn.ReLU object applied at two places: SHAP's hooks keep each call's tensors apart (its
+    values equal refattr's Rescale, where Captum refuses such a model). Checked independently:
+    SHAP's values sum to f(x) - mean_k f(x'_k) from torch's forward pass."""
+
+    class Reused(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l1, self.l2, self.l3 = torch.nn.Linear(3, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+            self.relu = torch.nn.ReLU()
+
+        def forward(self, x):
+            return self.l3(self.relu(self.l2(self.relu(self.l1(x)))))
+
+    torch.manual_seed(0)
+    model = Reused().double().eval()
+    rng = np.random.default_rng(0)
+    x, bg = rng.normal(size=(3, 3)), rng.normal(size=(4, 3))
+    report = compare_shap(model, x, bg, targets=1, methods=["DeepExplainer"])
+    assert report["DeepExplainer"].verdict == "agree" and report["DeepExplainer"].max_rel_diff <= 1e-12
+    values, _ = _shap_deep(model, torch.tensor(x), torch.tensor(bg))
+    with torch.no_grad():
+        delta = (model(torch.tensor(x)) - model(torch.tensor(bg)).mean(0))[:, 1].numpy()
+    np.testing.assert_allclose(np.asarray(values)[..., 1].sum(axis=1), delta, rtol=0, atol=1e-12)
