@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 
 from .. import __version__
 from .._typing import TorchModule, TorchTensor
-from ..errors import ArgumentError, RefattrError, ShapeError
+from ..errors import ArgumentError, NonFiniteError, RefattrError, ShapeError
 from ..layers.max_pool import is_max_pooling
 from ..methods.deeplift import deeplift
 from ..methods.hypothetical import hypothetical_contributions
@@ -103,6 +103,15 @@ def compare_tangermeme(model: TorchModule, x: ArrayLike | TorchTensor, *, refere
     extra = tuple(np.asarray(_numpy(a), dtype=np.float64) for a in (args or ()))
     if x.ndim != 3:
         raise ShapeError(f"x: expected one-hot sequences (N, alphabet, length), got shape {x.shape}")
+    if references is not None:
+        references = np.asarray(_numpy(references), dtype=np.float64)
+        if references.ndim != 4 or references.shape[0] != x.shape[0] or references.shape[2:] != x.shape[1:] \
+                or references.shape[1] < 1:
+            raise ShapeError(f"references: expected shape (N, K, {x.shape[1]}, {x.shape[2]}) = ({x.shape[0]}, K, "
+                             f"{x.shape[1]}, {x.shape[2]}) (K references per sequence, K >= 1), got "
+                             f"{references.shape}")
+        if not np.all(np.isfinite(references)):
+            raise NonFiniteError("references: holds non-finite values; expected finite float64 values")
     net, model64, functions = _as_models(model, (x,) + extra if extra else x)
     if not isinstance(model, torch.nn.Module):
         raise ArgumentError(f"model: tangermeme runs torch modules; got {type(model).__name__}")

@@ -215,3 +215,15 @@ def test_command_line_peer_tangermeme(tmp_path, capsys):
     np.save(tmp_path / "t.npy", np.array([0, 1]))
     code = main(argv + ["--targets", str(tmp_path / "t.npy")])
     assert code == 2 and "one output for the whole batch" in capsys.readouterr().err
+
+
+def test_references_of_the_wrong_shape_or_not_finite_are_refused_before_the_peer_runs():
+    from refattr.errors import NonFiniteError, ShapeError
+
+    model, x = gm.build("issue48", L), one_hot(2)
+    with pytest.raises(ShapeError, match=r"references: expected shape \(N, K, 4, 120\) = \(2, K, 4, 120\)"):
+        compare_tangermeme(model, x, references=np.zeros((2, 3, 4, 119)))
+    refs = np.repeat(x[:, None], 3, axis=1)
+    refs[0, 0, 0, 0] = np.inf
+    with pytest.raises(NonFiniteError, match="references"):
+        compare_tangermeme(model, x, references=refs)
