@@ -260,9 +260,23 @@ def _cmd_compare(args) -> int:
                                     baseline_samples=_array(args.baseline_samples, "--baseline-samples"),
                                     hypothetical=args.hypothetical, multiply_by_inputs=not args.multipliers,
                                     **({} if args.rtol is None else {"rtol": args.rtol}))
+        trace = None
+        if args.trace_delta:
+            if args.peer == "shap" or args.attributions is not None:
+                raise ArgumentError("--trace-delta: traces Captum's DeepLift / DeepLiftShap or tangermeme's "
+                                    "deep_lift_shap; drop --peer shap / --attributions")
+            from .delta_trace import trace_delta
+
+            samples = _array(args.baseline_samples, "--baseline-samples")
+            trace = trace_delta(model, inputs, baseline, targets if args.peer == "captum" else
+                                (0 if targets is None else int(np.ravel(targets)[0])),
+                                baseline_samples=samples, peer=args.peer)
     except (RefattrError, ImportError) as exc:  # bad input, or torch / captum / onnx not installed
         return fail("compare", exc)
     print(report.to_json() if args.json else report.table())
+    if trace is not None and not args.json:
+        print()
+        print(trace.table())
     if not report.ok:
         return 1
     return 3 if report.peer_correct is False else 0
@@ -351,6 +365,10 @@ def add_compare_commands(subparsers) -> None:
     compare.add_argument("--multipliers", action="store_true",
                          help="Captum's DeepLift and DeepLiftShap with multiply_by_inputs=False: compare the "
                               "multipliers instead of the contributions")
+    compare.add_argument("--trace-delta", action="store_true",
+                         help="also trace the peer's DeepLIFT convergence delta layer by layer (Captum's DeepLift, or "
+                              "DeepLiftShap with --baseline-samples; tangermeme's deep_lift_shap): the first layer "
+                              "that breaks summation-to-delta, the rule and the cells responsible, what float32 adds")
     compare.add_argument("--hypothetical", action="store_true",
                          help="with DeepLiftShap on one-hot inputs (axis 1): also compare hypothetical contributions "
                               "(Captum with the custom_attribution_func m - sum_c x'[c] m[c])")

@@ -154,3 +154,21 @@ def test_tangermeme_exact_in_float64_and_its_delta_traced_to_functions_it_treats
     assert trace.delta_peer > 1e-3 and trace.replay_diff <= 1e-12
     broken = trace.accounts[trace.first_break]
     assert "(ReLU)" in broken.layers and "treats the module (or a function in forward) as linear" in broken.rules
+
+
+def test_command_line_trace_delta(tmp_path, capsys):
+    """``refattr compare ... --trace-delta`` prints the account after the comparison's table."""
+    from refattr.cli import main
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv1d(4, 6, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool1d(4),
+                                torch.nn.Flatten(), torch.nn.Linear(6 * (L // 4), 2)).double().eval()
+    _, x, ref = setup(PoolModel)
+    torch.save(model, tmp_path / "model.pt")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "ref.npy", ref)
+    code = main(["compare", str(tmp_path / "model.pt"), "--trust-pickle", "--inputs", str(tmp_path / "x.npy"),
+                 "--baseline", str(tmp_path / "ref.npy"), "--targets", "0", "--methods", "DeepLift", "--trace-delta"])
+    out = capsys.readouterr().out
+    assert code == 3 and "Captum DeepLift replayed in float64" in out and "<- first break" in out
+    assert out.rstrip().splitlines()[-1].startswith("Captum DeepLift: delta")
