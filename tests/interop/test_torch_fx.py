@@ -6,6 +6,9 @@ output difference t(x) - t(x'), not against refattr's completeness_gap. The tole
 EXACT_RTOL (1e-12: the same float64 operations in another order; BatchNorm folding reorders them).
 """
 
+import importlib.util
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -20,6 +23,10 @@ F = nn.functional
 
 from refattr.interop import from_torch, torch_forward  # noqa: E402
 from refattr.interop.compare import relative_difference  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("users_models", pathlib.Path(__file__).with_name("users_models.py"))
+users_models = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(users_models)
 
 
 def _bn(module, seed):
@@ -83,47 +90,14 @@ def _check_everything(model, shapes, target=0, maxpool_rule=None):
     return net
 
 
-class BasicBlock(nn.Module):
-    """torchvision's ResNet BasicBlock, written out: conv-BN-ReLU-conv-BN, + shortcut, ReLU."""
-
-    def __init__(self, c_in, c_out, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.downsample = None
-        if stride != 1 or c_in != c_out:
-            self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False),
-                                            nn.BatchNorm2d(c_out))
-
-    def forward(self, x):
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        out += identity
-        return self.relu(out)
+def BasicBlock(c_in, c_out, stride=1):
+    """torchvision's ResNet BasicBlock written out, one ReLU module used twice with ``out += identity``
+    in place, as torchvision writes it (users_models.BasicBlock)."""
+    return users_models.BasicBlock(c_in, c_out, stride, shared_relu=True)
 
 
-class ResNet(nn.Module):
-    """Stem conv-BN-ReLU-maxpool, a block without and one with a 1x1 stride-2 downsample, global
-    average pooling, flatten, Linear."""
-
-    def __init__(self):
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3), nn.ReLU(),
-                                  nn.MaxPool2d(2))
-        self.layer1 = BasicBlock(3, 3)
-        self.layer2 = BasicBlock(3, 4, stride=2)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(4, 3)
-
-    def forward(self, x):
-        x = self.layer2(self.layer1(self.stem(x)))
-        return self.fc(torch.flatten(self.pool(x), 1))
+def ResNet():
+    return users_models.SmallResNet(BasicBlock)
 
 
 class Head(nn.Module):

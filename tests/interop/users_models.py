@@ -44,6 +44,25 @@ class BasicBlock(nn.Module):
         return self.relu2(out)
 
 
+class SmallResNet(nn.Module):
+    """Stem conv-BN-ReLU-maxpool (2 -> 3 channels), a block without and one with a 1x1 stride-2
+    downsample (``block(c_in, c_out, stride=1)`` builds them: the import tests pass blocks written in
+    different styles), global average pooling, flatten, Linear(4, 3). Input (2, 8, 8)."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3), nn.ReLU(),
+                                  nn.MaxPool2d(2))
+        self.layer1 = block(3, 3)
+        self.layer2 = block(3, 4, stride=2)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = self.layer2(self.layer1(self.stem(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
 class ResNet(nn.Module):
     """Stem conv3x3-BN-ReLU-MaxPool2d(2), two BasicBlocks (the second with a 1x1 stride-2
     downsample), AdaptiveAvgPool2d(1), flatten, Linear. Input (3, 16, 16), width 8."""
