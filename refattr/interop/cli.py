@@ -302,8 +302,10 @@ def add_compare_commands(subparsers) -> None:
     Each subcommand sets ``func``, called with the parsed namespace and returning the exit code.
     """
     compare = subparsers.add_parser(
-        "compare", help="diff Captum (or your own attributions) against refattr's reference",
-        description="Run Captum's methods on MODEL and classify every difference from refattr's reference as "
+        "compare", help="grade a peer (Captum, SHAP, tangermeme) or your own attributions against refattr's "
+                        "reference",
+        description="Run the peer's methods on MODEL (Captum by default; --peer shap or tangermeme) and classify "
+                    "every difference from refattr's reference as "
                     "rounding, a documented convention, the peer's approximation error, a known peer bug (named "
                     "with its issue and sized), or unexplained (exit 1). The last line says whether the peer's "
                     "results are correct and, if not, which method is off by how much. With --attributions, diff "
