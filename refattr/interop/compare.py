@@ -1048,25 +1048,33 @@ def _compare_mean_gradient(net, peer_model, cattr, x, xr, t, tx, tb, torch_targe
             continue
         peer = run_peer(entry, lambda: cattr.IntegratedGradients(peer_model, multiply_by_inputs=False).attribute(
             tx(), tb(), target=torch_target, n_steps=n_steps, method=method))
-        if peer is None:
-            continue
-        rule = cc.REFATTR_RULE[method]
-        reproduction = cc.captum_integrated_gradients(net, x, xr, t, method, n_steps, multiply=False)
-        unrounded = cc.captum_integrated_gradients(net, x, xr, t, method, n_steps, float32=False, multiply=False)
-        nodes, weights = quadrature.nodes_and_weights(rule, n_steps)
-        same_rule = cc.path_integral(net, x, xr, t, nodes, weights, multiply=False)
-        components = [Cause("convention", "Captum rounds its nodes or step weights to float32, even for float64 "
-                                          "inputs", relative_difference(reproduction, unrounded))]
-        d = relative_difference(unrounded, same_rule)
-        components.append(Cause("convention" if method == "riemann_trapezoid" else
-                                ("rounding" if d <= rtol else "unexplained"),
-                                f"Captum's formulas in float64 vs refattr's rule {rule!r}"
-                                + (" (its trapezoid weights sum to (n-1)/n)" if method == "riemann_trapezoid" else ""),
-                                d))
-        components.append(Cause("approximation", f"{method} with {n_steps} steps vs the exact mean gradient",
-                                relative_difference(same_rule, reference)))
-        _classify(entry, peer, reference, reproduction, components, rtol, "Captum's IG convention")
+        if peer is not None:
+            _compare_mean_gradient_values(entry, net, x, xr, t, method, n_steps, peer, rtol, reference)
     return entries
+
+
+def _compare_mean_gradient_values(entry, net, x, xr, t, method, n_steps, peer, rtol, reference=None):
+    """Classify a peer's mean gradient along the path (Captum's IG with multiply_by_inputs=False)
+    against the exact one of a piecewise-linear ``net``: Captum reproduced, its float32 weights,
+    its formulas against refattr's rule, and the rule's approximation of the exact mean."""
+    if reference is None:
+        reference = _exact_mean_gradient(net, x, xr, t)
+    rule = cc.REFATTR_RULE[method]
+    reproduction = cc.captum_integrated_gradients(net, x, xr, t, method, n_steps, multiply=False)
+    unrounded = cc.captum_integrated_gradients(net, x, xr, t, method, n_steps, float32=False, multiply=False)
+    nodes, weights = quadrature.nodes_and_weights(rule, n_steps)
+    same_rule = cc.path_integral(net, x, xr, t, nodes, weights, multiply=False)
+    components = [Cause("convention", "Captum rounds its nodes or step weights to float32, even for float64 "
+                                      "inputs", relative_difference(reproduction, unrounded))]
+    d = relative_difference(unrounded, same_rule)
+    components.append(Cause("convention" if method == "riemann_trapezoid" else
+                            ("rounding" if d <= rtol else "unexplained"),
+                            f"Captum's formulas in float64 vs refattr's rule {rule!r}"
+                            + (" (its trapezoid weights sum to (n-1)/n)" if method == "riemann_trapezoid" else ""),
+                            d))
+    components.append(Cause("approximation", f"{method} with {n_steps} steps vs the exact mean gradient",
+                            relative_difference(same_rule, reference)))
+    _classify(entry, peer, reference, reproduction, components, rtol, "Captum's IG convention")
 
 
 def _exact_mean_gradient(net, x, xr, t) -> np.ndarray:

@@ -21,7 +21,7 @@ from .. import __version__
 from .._typing import Target, TorchModule
 from ..errors import ArgumentError, RuleError
 from ..graph import Graph, pack, unpack
-from ..methods._common import prepare
+from ..methods._common import one_hot, prepare
 from ..methods._values import network_below, value_index
 from ..layers.max_pool import is_max_pooling
 from ..methods.layer_attribution import (layer_conductance, layer_deeplift, layer_gradient_x_activation,
@@ -101,7 +101,7 @@ def _submodule(net, modules, v):
 
 def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer: Any, baseline: ArrayLike = 0.0,
                          targets: Target = None, *, neuron: Any = None, methods: Iterable[str] | None = None,
-                         n_steps: int = 50, attribute_to_layer_input: bool = False,
+                         n_steps: int = 50, attribute_to_layer_input: bool = False, multiply_by_inputs: bool = True,
                          rtol: float = FLOAT64_RTOL) -> Report:
     """Run Captum's layer (and, with ``neuron``, neuron) methods and refattr's on the same model.
 
@@ -126,6 +126,12 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
         there multiplies by the gradient of the clone the module runs on, which skips the module's
         own DeepLIFT rule: reproduced and reported as a peer bug. Refused where another module
         reads the same input, and for NeuronDeepLift.
+    multiply_by_inputs : bool
+        Captum's constructor flag. False: LayerGradientXActivation returns the gradient at the
+        layer, NeuronDeepLift the neuron's multipliers at the input (compared where Δx != 0; at
+        Δx == 0 the multiplier is undefined, a named convention), NeuronIntegratedGradients the
+        neuron's mean gradient along the path (exact on piecewise-linear networks, else skipped);
+        LayerIntegratedGradients, LayerConductance and LayerDeepLift are then skipped with a note.
 
     Returns
     -------
@@ -211,6 +217,12 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
         index = int(np.ravel_multi_index(selector, neuron_shape))
     for method in chosen:
         entry = MethodComparison(f"{method}[{net.value_names()[v]}]", name, "", "agree")
+        if not multiply_by_inputs and method != "NeuronGradient":      # NeuronGradient has no such flag
+            entry.method += "[multiply_by_inputs=False]"
+            report.entries.append(entry)
+            _compare_unmultiplied(entry, method, cattr, peer, module, net, below, x, xr, t, v, index, selector, tx, tb,
+                                  torch_target, functions, n_steps, layer_flag, neuron_flag, peer_run, rtol)
+            continue
         if method == "LayerGradientXActivation":
             entry.reference = "refattr layer_gradient_x_activation"
             peer_values = peer_run(lambda: cattr.LayerGradientXActivation(peer, module).attribute(tx, target=torch_target,
@@ -281,3 +293,43 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
                       rtol, "Captum's NeuronIntegratedGradients")
         report.entries.append(entry)
     return report
+
+
+def _compare_unmultiplied(entry, method, cattr, peer, module, net, below, x, xr, t, v, index, selector, tx, tb,
+                          torch_target, functions, n_steps, layer_flag, neuron_flag, peer_run, rtol):
+    """One entry of :func:`compare_captum_layer` with ``multiply_by_inputs=False``."""
+    from ..methods._values import gradient_at
+    from .compare import _compare_mean_gradient_values, _undefined_multipliers
+
+    if method == "LayerGradientXActivation":
+        entry.reference = "refattr gradient at the layer"
+        trace = net.trace(x)
+        reference = gradient_at(net, trace, v, one_hot(t, trace.output.shape[1]))
+        peer_values = peer_run(lambda: cattr.LayerGradientXActivation(peer, module, multiply_by_inputs=False)
+                               .attribute(tx, target=torch_target, **layer_flag))
+        _classify(entry, peer_values, reference, None, [], rtol, "")
+    elif method == "NeuronDeepLift":
+        entry.reference = "refattr neuron_deeplift(rule='rescale'), its multipliers"
+        ref = neuron_deeplift(net, x, v, selector, xr, maxpool_rule=_pool_rule(below))
+        peer_values = peer_run(lambda: cattr.NeuronDeepLift(peer, module, multiply_by_inputs=False)
+                               .attribute(tx, selector, tb, **neuron_flag))
+        written = {net.nodes[j].name for j in functions}
+        below_functions = tuple(j for j, node in enumerate(below.nodes) if node.name in written)
+        targets = np.full(x.shape[0], index)
+        reproduction, components, pure = _deeplift_chain(below, x, xr, targets, functions=below_functions,
+                                                         output="multipliers")
+        components.append(_undefined_multipliers(below, x, targets, xr[:, None], _pool_rule(below), below_functions,
+                                                 pure, ref.multipliers, rtol, "multipliers"))
+        _classify(entry, peer_values, ref.multipliers, reproduction, components, rtol,
+                  "Captum's NeuronDeepLift convention, multipliers")
+    elif method == "NeuronIntegratedGradients" and below.piecewise_linear:
+        entry.reference = "refattr mean gradient of the neuron along the path, exact (rule='exact' pieces)"
+        peer_values = peer_run(lambda: cattr.NeuronIntegratedGradients(peer, module, multiply_by_inputs=False)
+                               .attribute(tx, selector, tb, n_steps=n_steps, **neuron_flag))
+        _compare_mean_gradient_values(entry, below, x, xr, np.full(x.shape[0], index), "gausslegendre", n_steps,
+                                      peer_values, rtol)
+    else:
+        entry.verdict = "skipped"
+        entry.notes.append(f"multiply_by_inputs=False: {method} is compared with multiply_by_inputs=True only"
+                           + (" on networks that are not piecewise linear (the mean gradient is exact on "
+                              "piecewise-linear ones)" if method == "NeuronIntegratedGradients" else ""))

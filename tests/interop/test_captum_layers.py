@@ -175,3 +175,51 @@ def test_every_layer_and_neuron_method_on_a_model_of_two_inputs():
     hidden = model.r(model.ra(model.a(ta)) + model.b(tb))[:, 2].sum()
     for got, want in zip(captum, torch.autograd.grad(hidden, (ta, tb))):
         np.testing.assert_allclose(got.detach().numpy(), want.numpy(), rtol=0, atol=1e-15)
+
+
+def test_multiply_by_inputs_false_for_the_layer_and_neuron_classes():
+    """Linear -> ReLU -> Linear -> ReLU -> Linear, layer = the first ReLU, neuron 2. Written here by
+    hand from the weights and checked against what Captum returns with the flag: the gradient at the
+    layer (w3 diag(relu' at z2) W2) and the neuron's DeepLIFT multipliers ((relu(z) - relu(z')) / Δz
+    times W1[2]); the report's agreement ties refattr to them. The neuron's mean gradient is compared
+    with refattr's exact one (tested against kinks in closed form in test_captum_multipliers.py):
+    Captum reproduced, its Gauss-Legendre sum an approximation."""
+    from torch import nn
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)).double().eval()
+    rng = np.random.default_rng(3)
+    x, b = rng.normal(size=(3, 3)) * 2, rng.normal(size=(3, 3))
+    report = compare_captum_layer(model, x, "_1", b, targets=1, neuron=(2,), multiply_by_inputs=False)
+    assert report.all_explained, report.table()
+    by_name = {e.method.split("[")[0]: e for e in report.entries}
+    for name in ("LayerIntegratedGradients", "LayerConductance", "LayerDeepLift"):
+        assert by_name[name].verdict == "skipped" and "multiply_by_inputs=False" in by_name[name].notes[0]
+    for name in ("LayerGradientXActivation", "NeuronDeepLift", "NeuronIntegratedGradients"):
+        entry = by_name[name]
+        assert "multiply_by_inputs=False" in entry.method
+        reproduced = matched(entry)
+        assert entry.verdict in ("agree", "approximation", "convention") and (not reproduced or
+                                                                                reproduced[0].size < 1e-12), entry
+    assert by_name["LayerGradientXActivation"].verdict == "agree"
+    assert by_name["NeuronDeepLift"].verdict == "agree"
+    # the quantities by hand, against what Captum returns with the flag (Captum itself, so the entries'
+    # agreement above ties refattr to them)
+    from captum.attr import LayerGradientXActivation, NeuronDeepLift
+
+    w1, c1 = model[0].weight.detach().numpy(), model[0].bias.detach().numpy()
+    w2, c2 = model[2].weight.detach().numpy(), model[2].bias.detach().numpy()
+    w3 = model[4].weight.detach().numpy()[1]
+    z1 = x @ w1.T + c1
+    z2 = np.maximum(z1, 0) @ w2.T + c2
+    grad_layer = (w3 * (z2 > 0)) @ w2
+    got = LayerGradientXActivation(model, model[1], multiply_by_inputs=False).attribute(
+        torch.tensor(x), target=1).detach().numpy()
+    np.testing.assert_allclose(got, grad_layer, rtol=0, atol=1e-14)
+    zr = b @ w1.T + c1
+    dz = z1[:, 2] - zr[:, 2]
+    m = np.where(dz != 0, (np.maximum(z1[:, 2], 0) - np.maximum(zr[:, 2], 0)) / np.where(dz != 0, dz, 1), 0.0)
+    with pytest.warns(UserWarning):
+        got = NeuronDeepLift(model, model[1], multiply_by_inputs=False).attribute(
+            torch.tensor(x), (2,), torch.tensor(b)).detach().numpy()
+    np.testing.assert_allclose(got, m[:, None] * w1[2], rtol=0, atol=1e-14)
