@@ -563,14 +563,15 @@ def _layer_at(net, points, t, v):
 
 
 def captum_layer_integrated_gradients(net, x, baseline, target, v, method="gausslegendre", n_steps=50,
-                                      float32=True, readers=None) -> np.ndarray:
+                                      float32=True, readers=None, multiply: bool = True) -> np.ndarray:
     """Captum's ``LayerIntegratedGradients(model, layer).attribute(x, baseline, target)`` at value ``v``.
 
     Captum (``captum/attr/_core/layer/layer_integrated_gradients.py``) runs the model on x with the
     layer's output overridden by a(x') + a_k (a(x) - a(x')) (with ``attribute_to_layer_input``, the
     module's input, for that module only: ``readers``), so whatever bypasses the layer stays at x:
     (a(x) - a(x')) * sum_k w_k dt/da, with Captum's nodes and float32 weights
-    (:func:`captum_ig_quadrature`)."""
+    (:func:`captum_ig_quadrature`); without the factor a(x) - a(x') when ``multiply`` is False
+    (``multiply_by_inputs=False``)."""
     from ..methods._values import network_with_value_as_input
 
     x, t = prepare(net, x, target)
@@ -585,7 +586,7 @@ def captum_layer_integrated_gradients(net, x, baseline, target, v, method="gauss
         points = a_ref + a * (a_x - a_ref)
         g = gradient(mixed, points if mixed.n_inputs == 1 else (x, points), t).values
         total += (g if mixed.n_inputs == 1 else g[1]) * w
-    return (a_x - a_ref) * total
+    return (a_x - a_ref) * total if multiply else total
 
 
 def captum_layer_conductance(net, x, baseline, target, v, n_steps=50) -> np.ndarray:

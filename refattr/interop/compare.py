@@ -1077,11 +1077,16 @@ def _compare_mean_gradient_values(entry, net, x, xr, t, method, n_steps, peer, r
     _classify(entry, peer, reference, reproduction, components, rtol, "Captum's IG convention")
 
 
-def _exact_mean_gradient(net, x, xr, t) -> np.ndarray:
+def _exact_mean_gradient(net, x, xr, t, held=None) -> np.ndarray:
     """∫ grad t(x' + α (x - x')) dα on a piecewise-linear network: the gradient at the midpoint of each
-    piece between consecutive kinks, weighted by the piece's length."""
+    piece between consecutive kinks, weighted by the piece's length. ``held``: the network has two
+    inputs, ``held`` (fixed at its value along the path) and the moving one; the gradient is the
+    moving input's."""
     integrated_gradients = reference_method("integrated_gradients")
-    breaks = integrated_gradients(net, x, xr, target=t, rule="exact").options["breakpoints"]
+    if held is None:
+        breaks = integrated_gradients(net, x, xr, target=t, rule="exact").options["breakpoints"]
+    else:
+        breaks = integrated_gradients(net, (held, x), (held, xr), target=t, rule="exact").options["breakpoints"]
     rows, points, lengths = [], [], []
     for n, b in enumerate(breaks):
         edges = np.concatenate([[0.0], np.asarray(b, dtype=np.float64), [1.0]])
@@ -1090,7 +1095,10 @@ def _exact_mean_gradient(net, x, xr, t) -> np.ndarray:
         points.append(xr[n] + mids.reshape((-1,) + (1,) * (x.ndim - 1)) * (x[n] - xr[n]))
         lengths.append(np.diff(edges))
     rows, lengths = np.concatenate(rows), np.concatenate(lengths)
-    grads = gradient(net, np.concatenate(points), t[rows]).values
+    if held is None:
+        grads = gradient(net, np.concatenate(points), t[rows]).values
+    else:
+        grads = gradient(net, (held[rows], np.concatenate(points)), t[rows]).values[1]
     out = np.zeros_like(x)
     np.add.at(out, rows, grads * lengths.reshape((-1,) + (1,) * (x.ndim - 1)))
     return out

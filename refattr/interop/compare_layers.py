@@ -130,8 +130,9 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
         Captum's constructor flag. False: LayerGradientXActivation returns the gradient at the
         layer, NeuronDeepLift the neuron's multipliers at the input (compared where Δx != 0; at
         Δx == 0 the multiplier is undefined, a named convention), NeuronIntegratedGradients the
-        neuron's mean gradient along the path (exact on piecewise-linear networks, else skipped);
-        LayerIntegratedGradients, LayerConductance and LayerDeepLift are then skipped with a note.
+        neuron's mean gradient along the path and LayerIntegratedGradients the mean gradient at the
+        layer along the layer's path (both exact on piecewise-linear networks, else skipped);
+        LayerConductance and LayerDeepLift are then skipped with a note.
 
     Returns
     -------
@@ -295,6 +296,22 @@ def compare_captum_layer(model: TorchModule | Network, inputs: ArrayLike, layer:
     return report
 
 
+def _layer_mean_gradient(net, x, xr, t, v):
+    """The exact mean of dt/da along the straight line a(x') -> a(x) in the layer's space, with what
+    bypasses the layer held at x (Captum's LayerIntegratedGradients path); None where the network
+    above the layer is not piecewise linear (or ``v`` is an input or the output)."""
+    from ..methods._values import network_with_value_as_input
+    from .compare import _exact_mean_gradient
+
+    if v < net.n_inputs or v == net.n_inputs + len(net.layers) - 1:
+        return None
+    mixed = network_with_value_as_input(net, v)
+    if not mixed.piecewise_linear:
+        return None
+    a_x, a_ref = net.trace(x).activations[v], net.trace(xr).activations[v]
+    return _exact_mean_gradient(mixed, a_x, a_ref, t, held=None if mixed.n_inputs == 1 else x)
+
+
 def _compare_unmultiplied(entry, method, cattr, peer, module, net, below, x, xr, t, v, index, selector, tx, tb,
                           torch_target, functions, n_steps, layer_flag, neuron_flag, peer_run, rtol):
     """One entry of :func:`compare_captum_layer` with ``multiply_by_inputs=False``."""
@@ -322,6 +339,20 @@ def _compare_unmultiplied(entry, method, cattr, peer, module, net, below, x, xr,
                                                  pure, ref.multipliers, rtol, "multipliers"))
         _classify(entry, peer_values, ref.multipliers, reproduction, components, rtol,
                   "Captum's NeuronDeepLift convention, multipliers")
+    elif method == "LayerIntegratedGradients" and _layer_mean_gradient(net, x, xr, t, v) is not None:
+        entry.reference = "refattr mean gradient at the layer along the layer's path, exact (rule='exact' pieces)"
+        reference = _layer_mean_gradient(net, x, xr, t, v)
+        peer_values = peer_run(lambda: cattr.LayerIntegratedGradients(peer, module, multiply_by_inputs=False)
+                               .attribute(tx, tb, target=torch_target, n_steps=n_steps, **layer_flag))
+        reproduction = cc.captum_layer_integrated_gradients(net, x, xr, t, v, n_steps=n_steps, multiply=False)
+        float64 = cc.captum_layer_integrated_gradients(net, x, xr, t, v, n_steps=n_steps, float32=False,
+                                                       multiply=False)
+        components = [Cause("convention", "Captum rounds the step weights to float32 (torch default dtype), even "
+                                          "for float64 inputs", relative_difference(reproduction, float64)),
+                      Cause("approximation", f"gausslegendre with {n_steps} steps vs the exact mean gradient",
+                            relative_difference(float64, reference))]
+        _classify(entry, peer_values, reference, reproduction, components, rtol,
+                  "Captum's LayerIntegratedGradients, mean gradient")
     elif method == "NeuronIntegratedGradients" and below.piecewise_linear:
         entry.reference = "refattr mean gradient of the neuron along the path, exact (rule='exact' pieces)"
         peer_values = peer_run(lambda: cattr.NeuronIntegratedGradients(peer, module, multiply_by_inputs=False)
@@ -332,4 +363,5 @@ def _compare_unmultiplied(entry, method, cattr, peer, module, net, below, x, xr,
         entry.verdict = "skipped"
         entry.notes.append(f"multiply_by_inputs=False: {method} is compared with multiply_by_inputs=True only"
                            + (" on networks that are not piecewise linear (the mean gradient is exact on "
-                              "piecewise-linear ones)" if method == "NeuronIntegratedGradients" else ""))
+                              "piecewise-linear ones)" if method in ("NeuronIntegratedGradients",
+                                                                    "LayerIntegratedGradients") else ""))

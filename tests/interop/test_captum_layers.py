@@ -181,7 +181,8 @@ def test_multiply_by_inputs_false_for_the_layer_and_neuron_classes():
     """Linear -> ReLU -> Linear -> ReLU -> Linear, layer = the first ReLU, neuron 2. Written here by
     hand from the weights and checked against what Captum returns with the flag: the gradient at the
     layer (w3 diag(relu' at z2) W2) and the neuron's DeepLIFT multipliers ((relu(z) - relu(z')) / Δz
-    times W1[2]); the report's agreement ties refattr to them. The neuron's mean gradient is compared
+    times W1[2]); the report's agreement ties refattr to them; the mean gradient at the layer along the
+    layer's path, by hand, against refattr's. The neuron's mean gradient is compared
     with refattr's exact one (tested against kinks in closed form in test_captum_multipliers.py):
     Captum reproduced, its Gauss-Legendre sum an approximation."""
     from torch import nn
@@ -193,9 +194,10 @@ def test_multiply_by_inputs_false_for_the_layer_and_neuron_classes():
     report = compare_captum_layer(model, x, "_1", b, targets=1, neuron=(2,), multiply_by_inputs=False)
     assert report.all_explained, report.table()
     by_name = {e.method.split("[")[0]: e for e in report.entries}
-    for name in ("LayerIntegratedGradients", "LayerConductance", "LayerDeepLift"):
+    for name in ("LayerConductance", "LayerDeepLift"):
         assert by_name[name].verdict == "skipped" and "multiply_by_inputs=False" in by_name[name].notes[0]
-    for name in ("LayerGradientXActivation", "NeuronDeepLift", "NeuronIntegratedGradients"):
+    for name in ("LayerGradientXActivation", "NeuronDeepLift", "NeuronIntegratedGradients",
+                 "LayerIntegratedGradients"):
         entry = by_name[name]
         assert "multiply_by_inputs=False" in entry.method
         reproduced = matched(entry)
@@ -223,3 +225,17 @@ def test_multiply_by_inputs_false_for_the_layer_and_neuron_classes():
         got = NeuronDeepLift(model, model[1], multiply_by_inputs=False).attribute(
             torch.tensor(x), (2,), torch.tensor(b)).detach().numpy()
     np.testing.assert_allclose(got, m[:, None] * w1[2], rtol=0, atol=1e-14)
+    # the mean gradient at the layer along a(x') -> a(x): z2 is affine in α, each unit switches at a
+    # known α, and between switches the gradient is w3 diag(open units) W2
+    from refattr.interop.compare_layers import _layer_mean_gradient
+    from refattr.interop import from_torch
+
+    a, a_ref = np.maximum(z1, 0), np.maximum(zr, 0)
+    expected = np.zeros_like(a)
+    for n in range(3):
+        s0, s1 = w2 @ a_ref[n] + c2, w2 @ (a[n] - a_ref[n])
+        edges = sorted({0.0, 1.0} | {float(-u / v) for u, v in zip(s0, s1) if v != 0 and 0 < -u / v < 1})
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            expected[n] += (hi - lo) * (w3 * ((s0 + (lo + hi) / 2 * s1) > 0)) @ w2
+    net = from_torch(model, input_shape=(3,))
+    np.testing.assert_allclose(_layer_mean_gradient(net, x, b, np.full(3, 1), 2), expected, rtol=0, atol=1e-14)
