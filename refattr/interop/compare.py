@@ -58,10 +58,14 @@ __all__ = ["Cause", "MethodComparison", "Report", "compare_captum", "compare_att
 CAPTUM_METHODS = ("Saliency", "InputXGradient", "GuidedBackprop", "Deconvolution", "IntegratedGradients",
                   "DeepLift", "DeepLiftShap")
 
-VERDICTS = ("agree", "convention", "approximation", "peer_bug", "unexplained", "peer_error", "skipped")
+VERDICTS = ("agree", "convention", "approximation", "peer_bug", "unexplained", "peer_error", "skipped",
+            "winner_flip")
 
 #: The kinds of :class:`Cause`, from harmless to unknown.
-CAUSE_KINDS = ("rounding", "convention", "approximation", "peer_bug", "unexplained")
+#: "winner_flip": a peer run in float32 picks another winner than float64 in a max-pool window
+#: whose two largest cells nearly tie; the contributions move by a visible fraction while the
+#: convergence delta stays at float32 rounding, so it is a class of its own, not rounding.
+CAUSE_KINDS = ("rounding", "convention", "approximation", "winner_flip", "peer_bug", "unexplained")
 
 #: Verdict tolerance for float64 peers: a few hundred float64 operations differ by well under
 #: 1e-12 relative (refattr.testing.tolerances.EXACT_RTOL); any real difference is far larger.
@@ -191,7 +195,8 @@ class Report:
                          f"any known convention or bug, so whether {label} results there are correct is unknown")
         if not parts:
             details = []
-            for kind, words in (("convention", "documented conventions"), ("approximation", "approximation error")):
+            for kind, words in (("convention", "documented conventions"), ("approximation", "approximation error"),
+                                ("winner_flip", "float32 winner flips at near-ties")):
                 worst = [e for e in self.entries if e.verdict == kind]
                 if worst:
                     e = max(worst, key=lambda e: e.max_rel_diff)
@@ -367,7 +372,8 @@ def _verdict(components, rtol, unmatched=False) -> str:
     """The verdict of a difference whose parts are ``components``: unexplained when the peer does not
     match the reproduction (``unmatched``) or a part is, peer_bug when a known bug changes the result by
     more than rounding, else the kind of the largest part."""
-    real = [c for c in components if c.kind in ("convention", "approximation", "peer_bug") and c.size > rtol]
+    real = [c for c in components if c.kind in ("convention", "approximation", "winner_flip", "peer_bug")
+            and c.size > rtol]
     broken = [c for c in components if c.kind == "unexplained" and c.size > rtol]
     if unmatched or broken or not real:
         return "unexplained"

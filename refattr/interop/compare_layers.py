@@ -318,6 +318,7 @@ def _compare_unmultiplied(entry, method, cattr, peer, module, net, below, x, xr,
     from ..methods._values import gradient_at
     from .compare import _compare_mean_gradient_values, _undefined_multipliers
 
+    layer_mean = _layer_mean_gradient(net, x, xr, t, v) if method == "LayerIntegratedGradients" else None
     if method == "LayerGradientXActivation":
         entry.reference = "refattr gradient at the layer"
         trace = net.trace(x)
@@ -339,9 +340,9 @@ def _compare_unmultiplied(entry, method, cattr, peer, module, net, below, x, xr,
                                                  pure, ref.multipliers, rtol, "multipliers"))
         _classify(entry, peer_values, ref.multipliers, reproduction, components, rtol,
                   "Captum's NeuronDeepLift convention, multipliers")
-    elif method == "LayerIntegratedGradients" and _layer_mean_gradient(net, x, xr, t, v) is not None:
+    elif method == "LayerIntegratedGradients" and layer_mean is not None:
+        reference = layer_mean
         entry.reference = "refattr mean gradient at the layer along the layer's path, exact (rule='exact' pieces)"
-        reference = _layer_mean_gradient(net, x, xr, t, v)
         peer_values = peer_run(lambda: cattr.LayerIntegratedGradients(peer, module, multiply_by_inputs=False)
                                .attribute(tx, tb, target=torch_target, n_steps=n_steps, **layer_flag))
         reproduction = cc.captum_layer_integrated_gradients(net, x, xr, t, v, n_steps=n_steps, multiply=False)

@@ -227,7 +227,7 @@ def _chain(net, x, refs, extra, t, functions, winners, report):
         report.notes.append(f"tangermeme's rules could not be reproduced: {exc}")
         raise
     if winners:
-        steps.append(("approximation", "float32 winner flips at near-ties: tangermeme's float32 max pools pick another "
+        steps.append(("winner_flip", "float32 winner flips at near-ties: tangermeme's float32 max pools pick another "
                       "winner than float64 in some windows (entry 'float32 winner flips')", None,
                       tc.tangermeme_multipliers(net, x, refs, t, **options)))
     linear = tc.treated_as_linear(net, functions)
@@ -330,8 +330,8 @@ def _flip_entry(flips, peer_q, quantities, version, rtol, x, refs):
                            f"contribution while its delta |sum C - Δt| is {delta:.2g}, which cannot reveal it")
         worst = max(worst, err)
     entry.max_rel_diff = worst
-    entry.verdict = "approximation" if worst > rtol else "agree"
-    entry.causes.append(Cause("approximation" if worst > rtol else "rounding",
+    entry.verdict = "winner_flip" if worst > rtol else "agree"
+    entry.causes.append(Cause("winner_flip" if worst > rtol else "rounding",
                               f"float32 winner flips at near-ties: {len(traced)} window(s) in {len(pairs)} pair(s)",
                               worst))
     return entry

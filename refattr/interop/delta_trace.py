@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike
 
 from .._typing import OnnxModel, Target, TorchModule
 from ..errors import ArgumentError
+from ..graph import Graph
 from ..layers.base import ElementwiseLayer
 from ..layers.max_pool import is_max_pooling
 from ..methods._common import pick, prepare
@@ -320,6 +321,7 @@ def _captum_delta(torch, model, xs, rs, ts, x_call, refs_call, method, dtype):
 
     inputs = torch.tensor(x_call if method == "DeepLiftShap" else xs, dtype=dtype, requires_grad=True)
     bases = torch.tensor(refs_call if method == "DeepLiftShap" else rs, dtype=dtype)
+    # DeepLiftShap takes one target per example: the pair targets repeat each example's K times
     target = torch.from_numpy(ts[:: max(1, ts.shape[0] // x_call.shape[0])] if method == "DeepLiftShap" else ts)
     explainer = DeepLiftShap(model) if method == "DeepLiftShap" else DeepLift(model)
     with warnings.catch_warnings():
@@ -360,16 +362,16 @@ def _value_label(net, names, v) -> str:
     if v == 0:
         return "input"
     if v == net.n_inputs + len(net.layers) - 1:
-        return f"output ({names[v]})" if hasattr(net, "nodes") else "output"
+        return f"output ({names[v]})" if isinstance(net, Graph) else "output"
     layer = net.layers[v - net.n_inputs]
-    return (f"{names[v]!r} ({type(layer).__name__} output)" if hasattr(net, "nodes")
+    return (f"{names[v]!r} ({type(layer).__name__} output)" if isinstance(net, Graph)
             else f"layers[{v - 1}] output ({type(layer).__name__})")
 
 
 def _layers_between(net, lo, hi) -> str:
     """The layers computing values in (lo, hi], by name (graphs) or index (chains)."""
     js = range(lo - net.n_inputs + 1, hi - net.n_inputs + 1)
-    if hasattr(net, "nodes"):
+    if isinstance(net, Graph):
         return ", ".join(f"{net.nodes[j].name!r} ({type(net.layers[j]).__name__})" for j in js)
     return ", ".join(f"layers[{j}] ({type(net.layers[j]).__name__})" for j in js)
 
@@ -438,6 +440,7 @@ def _describe_cells(reports, tolerance) -> str:
     total = sum(float(np.sum(np.abs(lk))) for lk in leaks)
     if total == 0.0:
         return ""
+    # a cell leaks when its own leak exceeds the layer's tolerance shared evenly over its cells
     cell_tol = tolerance / max(1, leaks[0].shape[1])
     n_leaking = sum(int(np.sum(np.abs(lk) > cell_tol)) for lk in leaks)
     n_cells = sum(lk.size for lk in leaks)

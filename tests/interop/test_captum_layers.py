@@ -140,7 +140,7 @@ def test_layer_deeplift_at_a_modules_input_skips_the_modules_rule():
     (bug,) = [c for c in entry.causes if "attribute_to_layer_input=True" in c.description]
     rescale = (np.maximum(z, 0) - np.maximum(zr, 0)) * w2       # DeepLIFT at the ReLU's input, by hand
     size = np.max([np.max(np.abs(p - r)) / np.max(np.abs(r)) for p, r in zip(peer, rescale)])
-    assert bug.kind == "peer_bug" and bug.size == pytest.approx(size, rel=1e-9)
+    assert bug.kind == "peer_bug" and bug.size == pytest.approx(size, rel=1e-12)
 
 
 def test_every_layer_and_neuron_method_on_a_model_of_two_inputs():
